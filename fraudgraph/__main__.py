@@ -1,0 +1,3 @@
+from fraudgraph.cli import main
+
+main()

@@ -1,0 +1,199 @@
+"""The `fraudgraph` command line.
+
+Every command has ``--help``; errors the user can act on are printed as one
+line (``error: ...``) with exit status 1, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from fraudgraph import __version__
+from fraudgraph.errors import FraudgraphError
+from fraudgraph.settings import ENV_DOCS, Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def env_epilog(*prefixes: str) -> str:
+    """An epilog listing the FRAUDGRAPH_* variables (and defaults) behind a command."""
+    rows = [f"  {name:<36} {default}" for name, (default, _) in ENV_DOCS.items()
+            if name.startswith(prefixes)]
+    return "\b\nEnvironment (default):\n" + "\n".join(rows)
+
+
+STACK_ENV = env_epilog("FRAUDGRAPH_PROFILE", "FRAUDGRAPH_DATA_DIR", "FRAUDGRAPH_CACHE_DIR",
+                       "FRAUDGRAPH_JAVA_HOME", "FRAUDGRAPH_KAFKA", "FRAUDGRAPH_NEO4J",
+                       "FRAUDGRAPH_POSTGRES")
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog=env_epilog("FRAUDGRAPH_PROFILE", "FRAUDGRAPH_DATA_DIR"))
+@click.version_option(__version__, prog_name="fraudgraph")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail to stderr.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
+    """fraudgraph: a graph-analytics fraud engine for card transactions.
+
+    Kafka streams card transactions into a Neo4j graph; rules, Cypher
+    detectors and a GNN score them; decisions go to Kafka and flagged
+    entities to a PostgreSQL blocklist.
+    """
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = load_settings()
+
+
+@cli.group(epilog=STACK_ENV)
+def stack() -> None:
+    """Run the local stack: real Kafka, Neo4j and PostgreSQL, no Docker.
+
+    Kafka 3.9 (KRaft) and Neo4j 5.26 Community run from jars fetched once from
+    Maven Central; PostgreSQL is a private cluster from the OS packages. All
+    state lives in the data folder; secrets are generated into
+    <data_dir>/secrets.env (mode 0600) in the dev profile.
+    """
+
+
+@stack.command(epilog=STACK_ENV)
+@click.pass_context
+def up(ctx: click.Context) -> None:
+    """Start the services that are not running and wait until each answers.
+
+    Idempotent: on a running stack it returns quickly and changes nothing.
+    """
+    from fraudgraph.stack import manager
+
+    started = time.monotonic()
+    _, statuses = manager.up(settings_from(ctx), report)
+    print_status(statuses)
+    out.print(f"stack up in {time.monotonic() - started:.1f}s")
+
+
+@stack.command(epilog=STACK_ENV)
+@click.pass_context
+def down(ctx: click.Context) -> None:
+    """Stop the processes the stack started (by PID). Data stays in place."""
+    from fraudgraph.stack import manager
+
+    manager.down(settings_from(ctx), report)
+
+
+@stack.command(epilog=STACK_ENV)
+@click.option("--check", is_flag=True,
+              help="Print nothing; exit 0 only if every service is healthy.")
+@click.pass_context
+def status(ctx: click.Context, check: bool) -> None:
+    """Show each service's port, PID and health."""
+    from fraudgraph.stack import manager
+
+    statuses = manager.status(settings_from(ctx))
+    healthy = all(s.health == "healthy" for s in statuses)
+    if check:
+        sys.exit(0 if healthy else 1)
+    print_status(statuses)
+    if not healthy:
+        out.print("some services are not healthy: `fraudgraph stack up` starts them; "
+                  "`fraudgraph stack logs SERVICE` shows why one failed")
+
+
+@stack.command(epilog=STACK_ENV)
+@click.argument("service", type=click.Choice(["kafka", "neo4j", "postgres"]))
+@click.option("-n", "--lines", default=40, show_default=True, help="How many lines to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+@click.pass_context
+def logs(ctx: click.Context, service: str, lines: int, follow: bool) -> None:
+    """Show the end of a service's log (<data_dir>/logs/SERVICE.log)."""
+    from fraudgraph.stack import process
+
+    path = settings_from(ctx).data_dir / "logs" / f"{service}.log"
+    if not path.exists():
+        raise FraudgraphError(f"no log for {service} yet ({path}): start it with "
+                              "`fraudgraph stack up`")
+    for line in process.tail(path, lines):
+        click.echo(line)
+    if follow:
+        with open(path, errors="replace") as handle:
+            handle.seek(0, 2)
+            while True:
+                line = handle.readline()
+                if line:
+                    click.echo(line, nl=False)
+                else:
+                    time.sleep(0.3)
+
+
+@cli.command(epilog=env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_NEO4J_URI",
+                               "FRAUDGRAPH_POSTGRES_DSN"))
+@click.pass_context
+def smoke(ctx: click.Context) -> None:
+    """Round trip through Kafka, Neo4j and PostgreSQL and report each."""
+    from fraudgraph import smoke as smoke_checks
+
+    table = Table(title="smoke round trip")
+    for column in ("service", "result", "time"):
+        table.add_column(column)
+    for check in smoke_checks.run(settings_from(ctx)):
+        table.add_row(check.service, check.detail, f"{check.seconds * 1000:.0f} ms")
+    out.print(table)
+
+
+def report(message: str) -> None:
+    """Progress line for long-running stack work."""
+    out.print(f"[dim]·[/dim] {escape(message)}")
+
+
+def print_status(statuses: list[Any]) -> None:
+    table = Table(title="fraudgraph stack")
+    for column in ("service", "ports", "pid", "health", "detail"):
+        table.add_column(column)
+    colours = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
+    for s in statuses:
+        table.add_row(s.name, s.ports, str(s.pid or "-"),
+                      f"[{colours.get(s.health, 'white')}]{s.health}[/]", escape(s.detail))
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one-line errors, no tracebacks for known failures."""
+    try:
+        cli.main(args=argv, prog_name="fraudgraph", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except FraudgraphError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line by default, the traceback with --verbose
+        args = sys.argv[1:] if argv is None else argv
+        if "-v" in args or "--verbose" in args:
+            raise
+        err.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))} "
+                  "(rerun with --verbose for the traceback)", soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
