@@ -178,8 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         err.print("aborted")
         sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        err.print(f"[red]error:[/red] {escape(exc.format_message())}{hint}", soft_wrap=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        err.print(f"[red]error:[/red] {escape(exc.format_message())}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except FraudgraphError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)

@@ -54,7 +54,8 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "FRAUDGRAPH_POSTGRES_USER": ("fraudgraph", "PostgreSQL role"),
     "FRAUDGRAPH_POSTGRES_DB": ("fraudgraph", "PostgreSQL database"),
-    "FRAUDGRAPH_POSTGRES_PASSWORD": ("dev: generated into secrets.env", "PostgreSQL password (secret)"),
+    "FRAUDGRAPH_POSTGRES_PASSWORD": (
+        "dev: generated into secrets.env", "PostgreSQL password (secret)"),
     "FRAUDGRAPH_TOPIC_TRANSACTIONS": ("transactions", "input topic"),
     "FRAUDGRAPH_TOPIC_DECISIONS": ("decisions", "one decision per transaction"),
     "FRAUDGRAPH_TOPIC_ALERTS": ("fraud-alerts", "review/block decisions"),

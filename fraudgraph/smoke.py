@@ -59,13 +59,14 @@ def _kafka(settings: Settings, token: str) -> str:
     kafka.broker_count(bootstrap, timeout=5)
     kafka.ensure_topics(bootstrap, [SMOKE_TOPIC], partitions=1)
     producer = kafka.producer(bootstrap)
-    delivered: list[tuple[int, int]] = []
+    delivered: list[tuple[int | None, int | None]] = []
     producer.produce(SMOKE_TOPIC, key=token.encode(), value=json.dumps({"token": token}).encode(),
                      on_delivery=lambda e, m: delivered.append((m.partition(), m.offset()))
                      if e is None else None)
     if producer.flush(10) != 0 or not delivered:
         raise ServiceUnavailable(f"kafka at {bootstrap} did not acknowledge the smoke message")
     partition, offset = delivered[0]
+    assert partition is not None and offset is not None
     msg = kafka.read_at(bootstrap, SMOKE_TOPIC, partition, offset)
     if msg is None or msg.key() != token.encode():
         raise ServiceUnavailable(f"kafka at {bootstrap}: the smoke message did not come back")

@@ -37,19 +37,22 @@ def up(settings: Settings, report: Report) -> tuple[Settings, list[ServiceStatus
     settings = ensure_dev_secrets(settings)
     java_home = find_java_home(settings.java_home)
     stack = services(settings, java_home, report)
+    to_start = []
     for svc in stack:
         if not svc.managed:
             report(f"{svc.name}: external, not managed by the stack")
-            continue
-        pid = svc.pid()
-        if pid is not None:
+        elif (pid := svc.pid()) is not None:
             report(f"{svc.name}: already running (pid {pid})")
-            continue
+        else:
+            to_start.append(svc)
+    # Check every port before starting anything, so a clash leaves nothing half-started.
+    for svc in to_start:
         for port in svc.ports():
             if process.port_in_use(port.number):
                 raise StackError(
                     f"{svc.name}: port {port.number} ({port.role}) is taken by another process; "
                     f"stop it or choose another port with {port.env}")
+    for svc in to_start:
         svc.install()
         pid = svc.start()
         report(f"{svc.name}: started (pid {pid}), log {svc.log_path}")

@@ -7,6 +7,7 @@ so a recycled PID is never mistaken for, or signalled as, one of ours.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -83,10 +84,8 @@ def stop(pid: int, sig: int = signal.SIGTERM, timeout: float = 60.0) -> bool:
 def _reap(pid: int) -> None:
     # When the stack was started by this very process (tests), collect the exit status
     # so the child does not linger as a zombie.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -77,7 +77,7 @@ class Service(ABC):
         return process.running_pid(self.pid_file, self.marker)
 
     # -- lifecycle ----------------------------------------------------------
-    def install(self) -> None:
+    def install(self) -> None:  # noqa: B027 - optional hook, most services need it
         """Fetch binaries and initialise storage if needed (idempotent)."""
 
     @abstractmethod
