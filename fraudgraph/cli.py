@@ -9,39 +9,20 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from fraudgraph import __version__
 from fraudgraph.errors import FraudgraphError
-from fraudgraph.settings import ENV_DOCS, Settings, load_settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-
-def env_epilog(*prefixes: str) -> str:
-    """An epilog listing the FRAUDGRAPH_* variables (and defaults) behind a command."""
-    rows = [f"  {name:<36} {default}" for name, (default, _) in ENV_DOCS.items()
-            if name.startswith(prefixes)]
-    return "\b\nEnvironment (default):\n" + "\n".join(rows)
-
+from fraudgraph.settings import load_settings
+from fraudgraph.ui import env_epilog, err, out, report, settings_from
 
 STACK_ENV = env_epilog("FRAUDGRAPH_PROFILE", "FRAUDGRAPH_DATA_DIR", "FRAUDGRAPH_CACHE_DIR",
                        "FRAUDGRAPH_JAVA_HOME", "FRAUDGRAPH_KAFKA", "FRAUDGRAPH_NEO4J",
                        "FRAUDGRAPH_POSTGRES")
-
-
-def settings_from(ctx: click.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -155,11 +136,6 @@ def smoke(ctx: click.Context) -> None:
     out.print(table)
 
 
-def report(message: str) -> None:
-    """Progress line for long-running stack work."""
-    out.print(f"[dim]·[/dim] {escape(message)}")
-
-
 def print_status(statuses: list[Any]) -> None:
     table = Table(title="fraudgraph stack")
     for column in ("service", "ports", "pid", "health", "detail"):
@@ -169,6 +145,16 @@ def print_status(statuses: list[Any]) -> None:
         table.add_row(s.name, s.ports, str(s.pid or "-"),
                       f"[{colours.get(s.health, 'white')}]{s.health}[/]", escape(s.detail))
     out.print(table)
+
+
+def _register_subcommands() -> None:
+    from fraudgraph import ingest_cli
+
+    cli.add_command(ingest_cli.generate)
+    cli.add_command(ingest_cli.produce)
+
+
+_register_subcommands()
 
 
 def main(argv: list[str] | None = None) -> None:

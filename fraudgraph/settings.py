@@ -56,6 +56,9 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "FRAUDGRAPH_POSTGRES_DB": ("fraudgraph", "PostgreSQL database"),
     "FRAUDGRAPH_POSTGRES_PASSWORD": (
         "dev: generated into secrets.env", "PostgreSQL password (secret)"),
+    "FRAUDGRAPH_DEFAULT_CURRENCY": ("USD", "currency of transactions that name none"),
+    "FRAUDGRAPH_MAX_AMOUNT": ("1000000", "larger amounts are rejected to the DLQ"),
+    "FRAUDGRAPH_MAX_MESSAGE_BYTES": ("65536", "larger messages are rejected to the DLQ"),
     "FRAUDGRAPH_TOPIC_TRANSACTIONS": ("transactions", "input topic"),
     "FRAUDGRAPH_TOPIC_DECISIONS": ("decisions", "one decision per transaction"),
     "FRAUDGRAPH_TOPIC_ALERTS": ("fraud-alerts", "review/block decisions"),
@@ -127,6 +130,13 @@ class PostgresSettings:
 
 
 @dataclass(frozen=True)
+class IngestSettings:
+    default_currency: str = "USD"
+    max_amount: float = 1_000_000.0
+    max_message_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
 class Settings:
     profile: str
     data_dir: Path
@@ -136,6 +146,7 @@ class Settings:
     neo4j: Neo4jSettings
     postgres: PostgresSettings
     topics: Topics
+    ingest: IngestSettings = IngestSettings()
 
     @property
     def secrets_path(self) -> Path:
@@ -259,11 +270,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         name: env.get(f"FRAUDGRAPH_TOPIC_{name.upper()}") or default
         for name, default in Topics().__dict__.items()
     })
+    ingest = IngestSettings(
+        default_currency=env.get("FRAUDGRAPH_DEFAULT_CURRENCY", "USD").upper(),
+        max_amount=float(_int(env, "FRAUDGRAPH_MAX_AMOUNT", 1_000_000)),
+        max_message_bytes=_int(env, "FRAUDGRAPH_MAX_MESSAGE_BYTES", 64 * 1024),
+    )
     java_home = env.get("FRAUDGRAPH_JAVA_HOME")
     return Settings(
         profile=profile, data_dir=data_dir, cache_dir=cache_dir,
         java_home=Path(java_home) if java_home else None,
-        kafka=kafka, neo4j=neo4j, postgres=postgres, topics=topics,
+        kafka=kafka, neo4j=neo4j, postgres=postgres, topics=topics, ingest=ingest,
     )
 
 

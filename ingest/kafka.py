@@ -11,10 +11,18 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["KafkaException", "broker_count", "consumer", "ensure_topics", "producer", "read_at"]
+__all__ = ["KafkaError", "KafkaException", "broker_count", "consumer", "ensure_topics",
+           "producer", "read_at"]
 
 
 def producer(bootstrap: str, **overrides: Any) -> Producer:

@@ -1,0 +1,82 @@
+"""The consuming side of the transactions topic: micro-batches of decoded transactions.
+
+Every consumer of ``transactions`` (projection, detector daemon) reads through a
+:class:`TransactionSource`.  Per batch it decodes every message; a message that
+fails goes to the dead-letter topic with its reason and never stops the stream.
+
+Commit order (at-least-once, nothing lost):
+
+1. ``poll_batch()`` consumes up to ``batch_size`` messages, decodes them and
+   queues DLQ records for the bad ones;
+2. the caller makes the batch's effects durable (Neo4j, PostgreSQL, topics);
+3. ``commit()`` flushes the DLQ records (they are effects too), then commits
+   the consumed offsets synchronously.
+
+If anything fails before step 3 completes, nothing is committed and the batch
+is redelivered: effects must therefore be idempotent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest import kafka
+from ingest.dlq import dlq_record
+from ingest.publish import Publisher
+from ingest.transaction import DecodeError, DecoderConfig, Transaction, decode
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One micro-batch: the good transactions, and how many messages were rejected."""
+
+    transactions: list[Transaction]
+    consumed: int
+    rejected: int
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+class TransactionSource:
+    def __init__(self, bootstrap: str, group_id: str, topic: str, dlq_topic: str,
+                 config: DecoderConfig | None = None, *, batch_size: int = 5000,
+                 batch_timeout: float = 0.5, **consumer_overrides: Any) -> None:
+        self.consumer = kafka.consumer(bootstrap, group_id, **consumer_overrides)
+        self.consumer.subscribe([topic])
+        self.dlq = Publisher(bootstrap)
+        self.dlq_topic = dlq_topic
+        self.config = config or DecoderConfig()
+        self.batch_size = batch_size
+        self.batch_timeout = batch_timeout
+
+    def poll_batch(self) -> Batch:
+        """Consume and decode up to ``batch_size`` messages (waits at most ``batch_timeout``)."""
+        messages = self.consumer.consume(self.batch_size, self.batch_timeout)
+        good: list[Transaction] = []
+        reasons: Counter[str] = Counter()
+        config = self.config
+        for msg in messages:
+            if msg.error():
+                raise kafka.KafkaException(msg.error())
+            raw = msg.value()
+            try:
+                good.append(decode(raw if raw is not None else b"", config))
+            except DecodeError as error:
+                reasons[error.reason] += 1
+                key, value = dlq_record(raw, msg.key(), error, msg.topic() or "",
+                                        msg.partition() or 0, msg.offset() or 0)
+                self.dlq.send(self.dlq_topic, key, value)
+        return Batch(good, len(messages), sum(reasons.values()), reasons)
+
+    def commit(self) -> None:
+        """Make DLQ records durable, then commit the consumed offsets (call after effects)."""
+        self.dlq.flush()
+        try:
+            self.consumer.commit(asynchronous=False)
+        except kafka.KafkaException as exc:
+            if exc.args[0].code() != kafka.KafkaError._NO_OFFSET:
+                raise
+
+    def close(self) -> None:
+        self.consumer.close()
