@@ -88,7 +88,10 @@ class Generator:
         odds = config.fraud_rate / (1 - config.fraud_rate)
         self.episode_probability = odds / mean_episode if weights else 0.0
         self.max_usd: dict[str, float] = {}
-        self.compromised: dict[str, list[int]] = {}  # site_id -> [remaining, episode]
+        self.compromised: dict[str, list[int]] = {}  # site_id -> [remaining, episode, start]
+        #: Closed compromise windows: (site_id, first_ms, last_ms); every transaction at the
+        #: site within a window is labelled compromised_site.
+        self.compromise_windows: list[tuple[str, int, int]] = []
         self.pending: list[tuple[int, int, Draft]] = []
         self.episodes = 0
         self.pushes = 0
@@ -112,6 +115,7 @@ class Generator:
             window[0] -= 1
             if window[0] <= 0:
                 del self.compromised[draft.site.site_id]
+                self.compromise_windows.append((draft.site.site_id, window[2], draft.event_ms))
             if self.rng.random() < scenarios.MISUSE_SHARE:
                 self._push(scenarios.misuse(self.population, self.rng, draft.event_ms,
                                             window[1], draft.card_id))
@@ -130,7 +134,8 @@ class Generator:
         if name == scenarios.COMPROMISED_SITE:
             if trigger.site.site_id not in self.compromised:
                 size = self.rng.randint(*scenarios.COMPROMISE_SIZE)
-                self.compromised[trigger.site.site_id] = [size, self.episodes]
+                self.compromised[trigger.site.site_id] = [size, self.episodes,
+                                                          trigger.event_ms + 1]
             return
         episode = scenarios.EPISODES[name]
         for draft in episode(self.population, self.rng, trigger.event_ms + 1, self.episodes,

@@ -139,6 +139,8 @@ def decode(data: bytes, config: DecoderConfig = DEFAULT_CONFIG) -> Transaction:
         wire = _DECODER.decode(data)
     except msgspec.ValidationError as exc:
         raise _validation_error(str(exc)) from None
+    except UnicodeDecodeError as bad:  # invalid UTF-8 inside a JSON string
+        raise DecodeError("not_utf8", f"message is not UTF-8 ({bad.reason})") from None
     except msgspec.DecodeError as exc:
         try:
             data.decode("utf-8")
