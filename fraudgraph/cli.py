@@ -152,6 +152,7 @@ def _register_subcommands() -> None:
 
     cli.add_command(ingest_cli.generate)
     cli.add_command(ingest_cli.produce)
+    cli.add_command(ingest_cli.bench_decode)
 
 
 _register_subcommands()

@@ -161,3 +161,45 @@ def summary(stats: RunStats, labels_path: Path) -> object:
         rows.append(["labels published", f"{stats.labels_published:,}", "fraud-labels topic"])
     rows.append(["elapsed", f"{stats.elapsed:.1f} s", f"{stats.rate:,.0f} transactions/s"])
     return table("generated", ["", "count", ""], rows)
+
+
+@click.command("bench-decode")
+@click.option("-n", "--count", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Messages to decode per case.")
+@click.option("--seed", type=int, default=42, show_default=True)
+def bench_decode(count: int, seed: int) -> None:
+    """Measure decode + validation cost per message (the hot path's first step).
+
+    Decodes COUNT generated transactions in each accepted form and a mix of
+    rejected ones, and prints microseconds per message.
+    """
+    import itertools
+    import json
+    import time
+
+    from ingest.transaction import DecodeError, decode, encode
+
+    txs = [tx for tx, _ in itertools.islice(Generator(GeneratorConfig(seed=seed)), count)]
+    canonical = [encode(tx) for tx in txs]
+    renames = {"amount": "value", "site_id": "merchant_id", "user_id": "customer_id",
+               "country": "merchant_country"}
+    legacy = []
+    for data in canonical:
+        record = {renames.get(k, k): v for k, v in json.loads(data).items()}
+        record["timestamp"] = 1767225600  # epoch seconds form
+        legacy.append(json.dumps(record).encode())
+    hostile = [data.replace(b'"country":"', b'"country":"X') for data in canonical]
+    rows = []
+    for name, messages in (("canonical JSON", canonical), ("legacy aliases, epoch", legacy),
+                           ("rejected (bad country)", hostile)):
+        started = time.perf_counter()
+        for data in messages:
+            try:
+                decode(data)
+            except DecodeError:
+                pass
+        elapsed = time.perf_counter() - started
+        rows.append([name, f"{len(messages):,}", f"{elapsed / len(messages) * 1e6:.2f} µs",
+                     f"{len(messages) / elapsed:,.0f}/s"])
+    out.print(table("decode + validate, one core", ["form", "messages", "per message",
+                                                    "throughput"], rows))

@@ -102,3 +102,33 @@ def read_at(bootstrap: str, topic: str, partition: int, offset: int,
         return None
     finally:
         reader.close()
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]:
+    """Every record currently in ``topic`` (up to each partition's high watermark), in
+    partition order. For tools and tests; consumers on the hot path use groups."""
+    reader = consumer(bootstrap, group_id="fraudgraph-reader")
+    try:
+        metadata = reader.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise KafkaException(metadata.error)
+        ends = {}
+        for partition in metadata.partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                ends[partition] = high
+        reader.assign([TopicPartition(topic, p, 0) for p in ends])
+        records: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while ends and time.monotonic() < deadline:
+            for msg in reader.consume(10_000, 0.5):
+                if msg.error():
+                    raise KafkaException(msg.error())
+                records.append(msg)
+                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                    ends.pop(msg.partition(), None)
+        if ends:
+            raise TimeoutError(f"{topic}: partitions {sorted(ends)} not read to the end")
+        return sorted(records, key=lambda m: (m.partition(), m.offset()))
+    finally:
+        reader.close()
