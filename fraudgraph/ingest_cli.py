@@ -194,7 +194,7 @@ def bench_decode(count: int, seed: int) -> None:
                            ("rejected (bad country)", hostile)):
         started = time.perf_counter()
         for data in messages:
-            try:
+            try:  # noqa: SIM105 - cheaper than contextlib.suppress inside the timed loop
                 decode(data)
             except DecodeError:
                 pass
