@@ -148,11 +148,13 @@ def print_status(statuses: list[Any]) -> None:
 
 
 def _register_subcommands() -> None:
-    from fraudgraph import ingest_cli
+    from fraudgraph import graph_cli, ingest_cli
 
     cli.add_command(ingest_cli.generate)
     cli.add_command(ingest_cli.produce)
     cli.add_command(ingest_cli.bench_decode)
+    cli.add_command(graph_cli.project)
+    cli.add_command(graph_cli.graph)
 
 
 _register_subcommands()

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from confluent_kafka import (
+    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -22,7 +23,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 
 __all__ = ["KafkaError", "KafkaException", "broker_count", "consumer", "ensure_topics",
-           "producer", "read_at"]
+           "producer", "read_all", "read_at", "rewind_on_assign"]
 
 
 def producer(bootstrap: str, **overrides: Any) -> Producer:
@@ -49,6 +50,13 @@ def consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer:
     }
     conf.update(overrides)
     return Consumer(conf)
+
+
+def rewind_on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    """An ``on_assign`` callback that starts every assigned partition from its beginning."""
+    for tp in partitions:
+        tp.offset = OFFSET_BEGINNING
+    consumer.assign(partitions)
 
 
 def broker_count(bootstrap: str, timeout: float = 5.0) -> int:
@@ -125,8 +133,8 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]
                 if msg.error():
                     raise KafkaException(msg.error())
                 records.append(msg)
-                if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                    ends.pop(msg.partition(), None)
+                if (msg.offset() or 0) + 1 >= ends.get(msg.partition() or 0, 0):
+                    ends.pop(msg.partition() or 0, None)
         if ends:
             raise TimeoutError(f"{topic}: partitions {sorted(ends)} not read to the end")
         return sorted(records, key=lambda m: (m.partition(), m.offset()))

@@ -30,20 +30,31 @@ from ingest.transaction import DecodeError, DecoderConfig, Transaction, decode
 
 @dataclass(frozen=True)
 class Batch:
-    """One micro-batch: the good transactions, and how many messages were rejected."""
+    """One micro-batch: the good transactions, and how many messages were rejected.
+
+    ``positions[i]`` is the ``(topic, partition, offset)`` of ``transactions[i]``;
+    ``high`` maps each ``(topic, partition)`` to the highest offset consumed
+    (good or bad messages alike).
+    """
 
     transactions: list[Transaction]
     consumed: int
     rejected: int
     reasons: Counter[str] = field(default_factory=Counter)
+    positions: list[tuple[str, int, int]] = field(default_factory=list)
+    high: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class TransactionSource:
     def __init__(self, bootstrap: str, group_id: str, topic: str, dlq_topic: str,
                  config: DecoderConfig | None = None, *, batch_size: int = 5000,
-                 batch_timeout: float = 0.5, **consumer_overrides: Any) -> None:
+                 batch_timeout: float = 0.5, from_beginning: bool = False,
+                 **consumer_overrides: Any) -> None:
         self.consumer = kafka.consumer(bootstrap, group_id, **consumer_overrides)
-        self.consumer.subscribe([topic])
+        if from_beginning:
+            self.consumer.subscribe([topic], on_assign=kafka.rewind_on_assign)
+        else:
+            self.consumer.subscribe([topic])
         self.dlq = Publisher(bootstrap)
         self.dlq_topic = dlq_topic
         self.config = config or DecoderConfig()
@@ -54,20 +65,38 @@ class TransactionSource:
         """Consume and decode up to ``batch_size`` messages (waits at most ``batch_timeout``)."""
         messages = self.consumer.consume(self.batch_size, self.batch_timeout)
         good: list[Transaction] = []
+        positions: list[tuple[str, int, int]] = []
+        high: dict[tuple[str, int], int] = {}
         reasons: Counter[str] = Counter()
         config = self.config
         for msg in messages:
             if msg.error():
                 raise kafka.KafkaException(msg.error())
             raw = msg.value()
+            where = (msg.topic() or "", msg.partition() or 0)
+            offset = msg.offset() or 0
+            high[where] = offset  # messages of a partition arrive in offset order
             try:
                 good.append(decode(raw if raw is not None else b"", config))
+                positions.append((where[0], where[1], offset))
             except DecodeError as error:
                 reasons[error.reason] += 1
-                key, value = dlq_record(raw, msg.key(), error, msg.topic() or "",
-                                        msg.partition() or 0, msg.offset() or 0)
+                key, value = dlq_record(raw, msg.key(), error, where[0], where[1], offset)
                 self.dlq.send(self.dlq_topic, key, value)
-        return Batch(good, len(messages), sum(reasons.values()), reasons)
+        return Batch(good, len(messages), sum(reasons.values()), reasons, positions, high)
+
+    def assigned(self) -> bool:
+        """True once the group has given this consumer partitions."""
+        return bool(self.consumer.assignment())
+
+    def lag(self) -> int:
+        """Messages not yet consumed on the assigned partitions (from cached watermarks)."""
+        total = 0
+        for tp in self.consumer.position(self.consumer.assignment()):
+            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if high is not None and high >= 0 and tp.offset >= 0:
+                total += max(0, high - tp.offset)
+        return total
 
     def commit(self) -> None:
         """Make DLQ records durable, then commit the consumed offsets (call after effects)."""

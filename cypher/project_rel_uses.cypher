@@ -1,0 +1,14 @@
+// name: project_rel_uses
+// purpose: add a batch's aggregated activity between a user and a device they used (one row per pair)
+// params: rows: list<map{a: string, b: string, count: integer, amount_minor: integer, first_ms: integer, last_ms: integer}>
+// returns: nothing
+UNWIND $rows AS r
+MATCH (a:User {id: r.a})
+MATCH (b:Device {id: r.b})
+MERGE (a)-[x:USES]->(b)
+ON CREATE SET x.count = r.count, x.amount_minor_sum = r.amount_minor,
+              x.first_seen_ms = r.first_ms, x.last_seen_ms = r.last_ms, x.fraud_count = 0
+ON MATCH SET x.count = x.count + r.count,
+             x.amount_minor_sum = x.amount_minor_sum + r.amount_minor,
+             x.first_seen_ms = CASE WHEN r.first_ms < x.first_seen_ms THEN r.first_ms ELSE x.first_seen_ms END,
+             x.last_seen_ms = CASE WHEN r.last_ms > x.last_seen_ms THEN r.last_ms ELSE x.last_seen_ms END

@@ -1,0 +1,116 @@
+"""`fraudgraph project` and `fraudgraph graph init | prune | stats`."""
+
+from __future__ import annotations
+
+import click
+
+import cypher
+from fraudgraph import projector
+from fraudgraph.errors import ServiceUnavailable
+from fraudgraph.ingest_cli import decoder_config
+from fraudgraph.settings import Settings, require_secret
+from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
+from graph import driver as neo4j_driver
+from graph.projection import GraphWriter
+
+GRAPH_ENV = env_epilog("FRAUDGRAPH_NEO4J_URI", "FRAUDGRAPH_NEO4J_USER",
+                       "FRAUDGRAPH_NEO4J_PASSWORD")
+
+
+def writer_for(settings: Settings) -> GraphWriter:
+    n = settings.neo4j
+    driver = neo4j_driver.connect(n.uri, n.user, require_secret(n.password,
+                                                                 "FRAUDGRAPH_NEO4J_PASSWORD"))
+    try:
+        driver.verify_connectivity()
+    except (neo4j_driver.ServiceUnavailable, neo4j_driver.AuthError) as exc:
+        driver.close()
+        raise ServiceUnavailable(f"neo4j at {n.uri} does not answer ({type(exc).__name__}); "
+                                 "run `fraudgraph stack up`") from None
+    return GraphWriter(driver)
+
+
+@click.command(epilog=env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC_TRANSACTIONS",
+                                 "FRAUDGRAPH_TOPIC_DLQ", "FRAUDGRAPH_NEO4J_URI"))
+@click.option("--group", default="fraudgraph-projection", show_default=True,
+              help="Kafka consumer group (run several processes to share partitions).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--from-beginning", is_flag=True,
+              help="Re-read the topic from the start (harmless: the projection is idempotent).")
+@click.option("--until-idle", type=DURATION,
+              help="Stop once no message arrived for this long (e.g. 5s).")
+@click.option("--retention", type=DURATION, default="30d", show_default=True,
+              help="Keep transaction detail this long (event time); aggregates stay.")
+@click.option("--metrics-port", type=int, default=9109, show_default=True,
+              help="Serve Prometheus metrics on 127.0.0.1:PORT (0: off).")
+@click.pass_context
+def project(ctx: click.Context, group: str, batch_size: int, from_beginning: bool,
+            until_idle: int | None, retention: int, metrics_port: int) -> None:
+    """Project the transactions topic into the Neo4j graph, in micro-batches.
+
+    Runs until Ctrl-C / SIGTERM (or --until-idle). Offsets are committed only
+    after the batch's Neo4j transaction commits; replays change nothing.
+    """
+    settings = settings_from(ctx)
+    writer_for(settings).driver.close()  # fail fast, with a clear message, if Neo4j is down
+    options = projector.ProjectorOptions(
+        group=group, batch_size=batch_size, from_beginning=from_beginning,
+        until_idle=until_idle / 1000 if until_idle is not None else None,
+        retention_ms=retention, metrics_port=metrics_port)
+    with progress_bar("projecting", None) as advance:
+        stats = projector.run(settings, options, decoder_config(settings), advance)
+    rate = stats.projected / stats.write_seconds if stats.write_seconds else 0.0
+    out.print(table("projection", ["", "count"], [
+        ["messages consumed", f"{stats.consumed:,}"],
+        ["transactions projected", f"{stats.projected:,}"],
+        ["duplicates skipped", f"{stats.duplicates:,}"],
+        ["rejected to the DLQ", f"{stats.rejected:,}"],
+        ["relationship upserts", f"{stats.relationship_rows:,}"],
+        ["batches", f"{stats.batches:,}"],
+        ["detail pruned", f"{stats.pruned:,}"],
+        ["Neo4j write rate", f"{rate:,.0f} tx/s"],
+    ]))
+
+
+@click.group(epilog=GRAPH_ENV)
+def graph() -> None:
+    """Manage the Neo4j graph: schema, retention, counts."""
+
+
+@graph.command(epilog=GRAPH_ENV)
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the graph's constraints and indexes (idempotent)."""
+    writer = writer_for(settings_from(ctx))
+    try:
+        count = writer.apply_schema()
+    finally:
+        writer.driver.close()
+    out.print(f"schema applied: {count} constraints and indexes")
+
+
+@graph.command(epilog=GRAPH_ENV)
+@click.option("--retention", type=DURATION, default="30d", show_default=True,
+              help="Keep transaction detail this long before the newest event.")
+@click.pass_context
+def prune(ctx: click.Context, retention: int) -> None:
+    """Delete transaction detail older than the retention window (aggregates stay)."""
+    writer = writer_for(settings_from(ctx))
+    try:
+        deleted = writer.prune(retention)
+    finally:
+        writer.driver.close()
+    out.print(f"pruned {deleted:,} transaction detail nodes")
+
+
+@graph.command(epilog=GRAPH_ENV)
+@click.pass_context
+def stats(ctx: click.Context) -> None:
+    """Count nodes per label and relationships per type."""
+    writer = writer_for(settings_from(ctx))
+    try:
+        records, _, _ = writer.driver.execute_query(cypher.load("graph_counts"))
+    finally:
+        writer.driver.close()
+    out.print(table("graph", ["kind", "name", "count"],
+                    [[r["kind"], r["name"], f"{r['count']:,}"] for r in records]))

@@ -1,0 +1,140 @@
+"""The projection consumer: transactions topic → Neo4j graph, in micro-batches.
+
+Commit order, per batch (at-least-once delivery, idempotent effects):
+
+1. consume up to ``batch_size`` messages and decode them; bad ones are queued
+   for the dead-letter topic (``TransactionSource.poll_batch``);
+2. drop messages at or below the partition's projection cursor (already in
+   the graph), then write the batch in ONE Neo4j transaction: drop known
+   transaction ids, MERGE entities, add aggregates, create detail, advance the
+   cursor (``GraphWriter.project``);
+3. flush the DLQ records, then commit the Kafka offsets
+   (``TransactionSource.commit``).
+
+A crash anywhere before 3 redelivers the batch, and 2 makes the replay a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fraudgraph import metrics
+from fraudgraph.settings import Settings, require_secret
+from graph import driver as neo4j_driver
+from graph.projection import GraphWriter
+from ingest.source import TransactionSource
+from ingest.transaction import DecoderConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProjectorStats:
+    consumed: int = 0
+    projected: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    relationship_rows: int = 0
+    batches: int = 0
+    pruned: int = 0
+    write_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProjectorOptions:
+    group: str = "fraudgraph-projection"
+    batch_size: int = 5000
+    batch_timeout: float = 0.5
+    from_beginning: bool = False
+    until_idle: float | None = None  # stop after this many seconds without messages
+    max_messages: int | None = None  # stop after consuming this many (benchmarks)
+    retention_ms: int = 30 * 86_400_000
+    prune_every: int = 200  # batches between retention passes
+    metrics_port: int = 0
+
+
+def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
+        progress: Callable[[int], None] = lambda _n: None,
+        stop: threading.Event | None = None) -> ProjectorStats:
+    """Project until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit)."""
+    stop = stop or _stop_on_signals()
+    metrics.serve(options.metrics_port)
+    n = settings.neo4j
+    driver = neo4j_driver.connect(n.uri, n.user, require_secret(n.password,
+                                                                 "FRAUDGRAPH_NEO4J_PASSWORD"))
+    writer = GraphWriter(driver)
+    writer.apply_schema()
+    topic = settings.topics.transactions
+    prefix = f"{options.group}:"
+    cursors = writer.load_cursors(prefix)
+    source = TransactionSource(settings.kafka.bootstrap, options.group, topic,
+                               settings.topics.dlq, decoder, batch_size=options.batch_size,
+                               batch_timeout=options.batch_timeout,
+                               from_beginning=options.from_beginning)
+    stats, idle_since = ProjectorStats(), time.monotonic()
+    try:
+        while not stop.is_set():
+            batch = source.poll_batch()                                      # step 1
+            if not batch.consumed:
+                if not source.assigned():  # still joining the group: not idle yet
+                    idle_since = time.monotonic()
+                elif options.until_idle is not None and \
+                        time.monotonic() - idle_since >= options.until_idle:
+                    break
+                continue
+            idle_since = time.monotonic()
+            fresh = [tx for tx, (t, p, offset) in zip(batch.transactions, batch.positions,
+                                                      strict=True)
+                     if offset > cursors.get(f"{prefix}{t}:{p}", -1)]
+            advanced = {f"{prefix}{t}:{p}": o for (t, p), o in batch.high.items()}
+            started = time.perf_counter()
+            result = writer.project(fresh, advanced)                         # step 2
+            elapsed = time.perf_counter() - started
+            source.commit()                                                  # step 3
+            cursors.update(advanced)
+            _account(stats, batch.consumed, batch.rejected, result.projected,
+                     result.duplicates + len(batch.transactions) - len(fresh),
+                     result.relationship_rows, elapsed, batch.reasons)
+            metrics.PROJECTION_LAG.set(source.lag())
+            progress(batch.consumed)
+            if stats.batches % options.prune_every == 0:
+                pruned = writer.prune(options.retention_ms)
+                stats.pruned += pruned
+                metrics.PROJECTION_PRUNED.inc(pruned)
+            if options.max_messages is not None and stats.consumed >= options.max_messages:
+                break
+    finally:
+        source.close()
+        driver.close()
+    return stats
+
+
+def _account(stats: ProjectorStats, consumed: int, rejected: int, projected: int,
+             duplicates: int, rows: int, elapsed: float, reasons: dict[str, int]) -> None:
+    stats.batches += 1
+    stats.consumed += consumed
+    stats.rejected += rejected
+    stats.projected += projected
+    stats.duplicates += duplicates
+    stats.relationship_rows += rows
+    stats.write_seconds += elapsed
+    metrics.PROJECTION_BATCHES.inc()
+    metrics.PROJECTION_TRANSACTIONS.inc(projected)
+    metrics.PROJECTION_DUPLICATES.inc(duplicates)
+    metrics.PROJECTION_RELATIONSHIP_ROWS.inc(rows)
+    metrics.PROJECTION_BATCH_SECONDS.observe(elapsed)
+    for reason, count in reasons.items():
+        metrics.PROJECTION_REJECTED.labels(reason).inc(count)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda _s, _f: stop.set())
+    return stop

@@ -1,0 +1,190 @@
+"""Projection of transactions into the Neo4j graph: a pure batch plan and one writer.
+
+The graph (SPEC §4):
+
+* nodes ``User``, ``Card``, ``Site`` (category, country), ``Device``, ``IP``;
+* aggregate relationships, one per entity pair, each with ``count``,
+  ``amount_minor_sum``, ``first_seen_ms``, ``last_seen_ms``, ``fraud_count``:
+  ``(User)-[:HOLDS]->(Card)``, ``(Card)-[:PAID_AT]->(Site)``,
+  ``(Card)-[:USED_ON]->(Device)``, ``(User)-[:USES]->(Device)``,
+  ``(User)-[:FROM_IP]->(IP)``;
+* transaction detail for the retention window:
+  ``(Card)-[:MADE]->(Transaction)-[:AT]->(Site)``, ``(Transaction)-[:ON]->(Device)``.
+
+Idempotency, because delivery is at-least-once: every batch is written in one
+Neo4j transaction that (1) drops transaction ids already in the graph, (2)
+MERGEs entities and adds the batch's aggregates, (3) creates the detail nodes
+and (4) records the highest offset per partition (``ProjectionCursor``).  A
+replayed message is skipped by its offset (cursor) or, if it arrives again
+under a new offset, by its ``transaction_id`` while its detail is retained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import cypher
+from graph.driver import Driver
+from ingest.transaction import Transaction
+
+#: relationship query name -> (source field, target field) of a transaction
+RELATIONSHIPS: dict[str, tuple[str, str]] = {
+    "holds": ("user_id", "card_id"),
+    "paid_at": ("card_id", "site_id"),
+    "used_on": ("card_id", "device_id"),
+    "uses": ("user_id", "device_id"),
+    "from_ip": ("user_id", "ip_address"),
+}
+ENTITY_FIELDS = {"users": "user_id", "cards": "card_id", "devices": "device_id",
+                 "ips": "ip_address", "sites": "site_id"}
+
+
+@dataclass
+class BatchPlan:
+    """What one batch writes: new entities, aggregated pair rows, detail rows."""
+
+    entities: dict[str, list[Any]] = field(default_factory=dict)
+    relationships: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    transactions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def relationship_rows(self) -> int:
+        return sum(len(rows) for rows in self.relationships.values())
+
+
+def plan_batch(transactions: Iterable[Transaction], known: dict[str, set[str]]) -> BatchPlan:
+    """Collapse a batch into entity, pair and detail rows (pure; ``known`` is not changed).
+
+    ``transactions`` must be new and unique by id.  Entities in ``known`` (the
+    writer's cache of ids already in the graph) are not MERGEd again.
+    """
+    pairs: dict[str, dict[tuple[str, str], list[int]]] = {name: {} for name in RELATIONSHIPS}
+    new: dict[str, dict[str, Any]] = {name: {} for name in ENTITY_FIELDS}
+    detail = []
+    for tx in transactions:
+        for name, attr in ENTITY_FIELDS.items():
+            value = getattr(tx, attr)
+            if value is not None and value not in known[name] and value not in new[name]:
+                new[name][value] = ({"id": value, "category": tx.merchant_category,
+                                     "country": tx.country} if name == "sites" else value)
+        for name, (a_attr, b_attr) in RELATIONSHIPS.items():
+            b = getattr(tx, b_attr)
+            if b is None:
+                continue
+            key = (getattr(tx, a_attr), b)
+            agg = pairs[name].get(key)
+            if agg is None:
+                pairs[name][key] = [1, tx.amount_minor, tx.event_ms, tx.event_ms]
+            else:
+                agg[0] += 1
+                agg[1] += tx.amount_minor
+                if tx.event_ms < agg[2]:
+                    agg[2] = tx.event_ms
+                if tx.event_ms > agg[3]:
+                    agg[3] = tx.event_ms
+        detail.append({
+            "id": tx.transaction_id, "card_id": tx.card_id, "site_id": tx.site_id,
+            "device_id": tx.device_id, "user_id": tx.user_id, "event_ms": tx.event_ms,
+            "amount_minor": tx.amount_minor, "currency": tx.currency, "country": tx.country,
+            "ip_address": tx.ip_address, "merchant_category": tx.merchant_category,
+            "card_present": tx.card_present})
+    return BatchPlan(
+        entities={name: list(values.values()) for name, values in new.items()},
+        relationships={name: [{"a": a, "b": b, "count": v[0], "amount_minor": v[1],
+                               "first_ms": v[2], "last_ms": v[3]} for (a, b), v in rows.items()]
+                       for name, rows in pairs.items()},
+        transactions=detail)
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    projected: int
+    duplicates: int
+    relationship_rows: int
+
+
+class GraphWriter:
+    """The one serialised writer of a projection process (relationship writes lock both ends).
+
+    Keeps an in-process cache of entity ids known to exist; the cache is only
+    extended after a transaction commits, and is cleared when it grows past
+    ``cache_limit`` ids.
+    """
+
+    def __init__(self, driver: Driver, database: str = "neo4j",
+                 cache_limit: int = 2_000_000) -> None:
+        self.driver = driver
+        self.database = database
+        self.cache_limit = cache_limit
+        self.known: dict[str, set[str]] = {name: set() for name in ENTITY_FIELDS}
+
+    def apply_schema(self) -> int:
+        """Create constraints and indexes if missing; return the number of statements."""
+        statements = [s.strip() for s in _strip_header(cypher.load("schema")).split(";")]
+        with self.driver.session(database=self.database) as session:
+            for statement in statements:
+                if statement:
+                    session.run(statement).consume()
+        return len([s for s in statements if s])
+
+    def load_cursors(self, prefix: str) -> dict[str, int]:
+        records, _, _ = self.driver.execute_query(cypher.load("project_cursors_load"),
+                                                  prefix=prefix, database_=self.database)
+        return {r["id"]: r["offset"] for r in records}
+
+    def project(self, transactions: list[Transaction], cursors: dict[str, int]) -> ProjectResult:
+        """Write one batch in one transaction (retried by the driver on transient errors)."""
+        unique = list({tx.transaction_id: tx for tx in transactions}.values())
+
+        def work(tx: Any) -> tuple[BatchPlan, int]:
+            ids = [t.transaction_id for t in unique]
+            known_ids = {r["id"] for r in tx.run(cypher.load("project_known_transactions"),
+                                                 ids=ids)}
+            fresh = [t for t in unique if t.transaction_id not in known_ids]
+            plan = plan_batch(fresh, self.known)
+            if any(plan.entities.values()):
+                tx.run(cypher.load("project_entities"), **plan.entities).consume()
+            for name, rows in plan.relationships.items():
+                if rows:
+                    tx.run(cypher.load(f"project_rel_{name}"), rows=rows).consume()
+            if plan.transactions:
+                tx.run(cypher.load("project_transactions"), txs=plan.transactions).consume()
+            if cursors:
+                tx.run(cypher.load("project_cursors_save"),
+                       cursors=[{"id": k, "offset": v} for k, v in cursors.items()]).consume()
+            return plan, len(unique) - len(fresh)
+
+        with self.driver.session(database=self.database) as session:
+            plan, duplicates = session.execute_write(work)
+        self._remember(plan)
+        return ProjectResult(len(plan.transactions), duplicates + len(transactions) - len(unique),
+                             plan.relationship_rows)
+
+    def _remember(self, plan: BatchPlan) -> None:
+        if sum(len(ids) for ids in self.known.values()) > self.cache_limit:
+            for ids in self.known.values():
+                ids.clear()
+        for name, values in plan.entities.items():
+            self.known[name].update(v["id"] if isinstance(v, dict) else v for v in values)
+
+    def prune(self, retention_ms: int, limit: int = 20_000) -> int:
+        """Delete transaction detail older than ``retention_ms`` before the newest event."""
+        records, _, _ = self.driver.execute_query(cypher.load("newest_transaction_ms"),
+                                                  database_=self.database)
+        if not records or records[0]["newest_ms"] is None:
+            return 0
+        cutoff = records[0]["newest_ms"] - retention_ms
+        deleted = 0
+        while True:
+            records, _, _ = self.driver.execute_query(
+                cypher.load("prune_transactions"), cutoff_ms=cutoff, limit=limit,
+                database_=self.database)
+            deleted += records[0]["deleted"]
+            if records[0]["deleted"] < limit:
+                return deleted
+
+
+def _strip_header(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("//"))

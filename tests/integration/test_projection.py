@@ -1,0 +1,207 @@
+"""Projection into Neo4j, checked against an oracle computed independently with networkx.
+
+Neo4j Community has one user database, so these tests start from an empty graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import pytest
+
+from fraudgraph import projector
+from fraudgraph.settings import Settings
+from graph import driver as neo4j_driver
+from graph.projection import GraphWriter
+from ingest import kafka
+from ingest.generator import Generator, GeneratorConfig
+from ingest.publish import Publisher
+from ingest.runs import KafkaSink, generate
+from ingest.transaction import DecoderConfig, Transaction, encode
+from tests.integration.cli_helpers import FRAUDGRAPH
+
+CONFIG = GeneratorConfig(seed=77, users=1500, sites=200, fraud_rate=0.03)
+COUNT = 25_000
+RELS = {"HOLDS": ("User", "user_id", "Card", "card_id"),
+        "PAID_AT": ("Card", "card_id", "Site", "site_id"),
+        "USED_ON": ("Card", "card_id", "Device", "device_id"),
+        "USES": ("User", "user_id", "Device", "device_id"),
+        "FROM_IP": ("User", "user_id", "IP", "ip_address")}
+
+
+def oracle(transactions: list[Transaction]) -> dict[str, Any]:
+    """The expected graph, computed from the input alone (networkx, no project code)."""
+    graphs = {rel: nx.DiGraph() for rel in RELS}
+    nodes: dict[str, set[str]] = {"User": set(), "Card": set(), "Site": set(), "Device": set(),
+                                  "IP": set()}
+    for tx in transactions:
+        for rel, (a_label, a_attr, b_label, b_attr) in RELS.items():
+            a, b = getattr(tx, a_attr), getattr(tx, b_attr)
+            nodes[a_label].add(a)
+            if b is None:
+                continue
+            nodes[b_label].add(b)
+            g = graphs[rel]
+            if g.has_edge(a, b):
+                e = g.edges[a, b]
+                e["count"] += 1
+                e["amount_minor_sum"] += tx.amount_minor
+                e["first_seen_ms"] = min(e["first_seen_ms"], tx.event_ms)
+                e["last_seen_ms"] = max(e["last_seen_ms"], tx.event_ms)
+            else:
+                g.add_edge(a, b, count=1, amount_minor_sum=tx.amount_minor,
+                           first_seen_ms=tx.event_ms, last_seen_ms=tx.event_ms, fraud_count=0)
+        nodes["Site"].add(tx.site_id)
+    return {
+        "nodes": {label: sorted(ids) for label, ids in nodes.items()},
+        "rels": {rel: {(a, b): dict(data) for a, b, data in g.edges(data=True)}
+                 for rel, g in graphs.items()},
+    }
+
+
+def graph_state(driver: Any) -> dict[str, Any]:
+    nodes = {}
+    for label in ("User", "Card", "Site", "Device", "IP"):
+        records, _, _ = driver.execute_query(f"MATCH (n:{label}) RETURN n.id AS id")
+        nodes[label] = sorted(r["id"] for r in records)
+    rels = {}
+    for rel, (a_label, _, b_label, _) in RELS.items():
+        records, _, _ = driver.execute_query(
+            f"MATCH (a:{a_label})-[r:{rel}]->(b:{b_label}) RETURN a.id AS a, b.id AS b, "
+            "properties(r) AS p")
+        rels[rel] = {(r["a"], r["b"]): r["p"] for r in records}
+    return {"nodes": nodes, "rels": rels}
+
+
+def assert_same_graph(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Equality, with a readable account of the first differences when it fails."""
+    problems = []
+    for label, ids in expected["nodes"].items():
+        got = set(actual["nodes"][label])
+        if got != set(ids):
+            problems.append(f"{label}: missing {sorted(set(ids) - got)[:3]}, "
+                            f"extra {sorted(got - set(ids))[:3]}")
+    for rel, edges in expected["rels"].items():
+        got = actual["rels"][rel]
+        wrong = [(k, got.get(k), v) for k, v in edges.items() if got.get(k) != v]
+        extra = set(got) - set(edges)
+        if wrong or extra:
+            problems.append(f"{rel}: {len(wrong)} wrong (e.g. {wrong[:2]}), {len(extra)} extra")
+    assert not problems, "\n".join(problems)
+
+
+def detail_count(driver: Any) -> int:
+    return int(driver.execute_query("MATCH (t:Transaction) RETURN count(t) AS n").records[0]["n"])
+
+
+def detail_ids(driver: Any) -> set[str]:
+    records, _, _ = driver.execute_query("MATCH (t:Transaction) RETURN t.id AS id")
+    return {r["id"] for r in records}
+
+
+@pytest.fixture
+def driver(stack: Settings) -> Iterator[Any]:
+    assert stack.neo4j.password
+    drv = neo4j_driver.connect(stack.neo4j.uri, stack.neo4j.user, stack.neo4j.password)
+    # Start from an empty graph, in bounded transactions: relationships first.
+    for query in ("MATCH ()-[r]->() WITH r LIMIT 20000 DELETE r RETURN count(*) AS deleted",
+                  "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS deleted"):
+        while drv.execute_query(query).records[0]["deleted"]:
+            pass
+    yield drv
+    drv.close()
+
+
+@pytest.fixture
+def stream(stack: Settings, unique: str, tmp_path: Path) -> tuple[Settings, list[Transaction]]:
+    """A seeded stream on this test's own topics; returns settings pointing at them."""
+    names = [f"test-proj-{unique}", f"test-proj-dlq-{unique}", f"test-proj-labels-{unique}"]
+    kafka.ensure_topics(stack.kafka.bootstrap, names, partitions=3)
+    sink = KafkaSink(Publisher(stack.kafka.bootstrap), names[0], names[2])
+    generate(Generator(CONFIG), sink, tmp_path / "labels.jsonl", count=COUNT, duration=None,
+             rate=0, progress=lambda _n: None)
+    transactions = [tx for tx, _ in itertools.islice(Generator(CONFIG), COUNT)]
+    topics = dataclasses.replace(stack.topics, transactions=names[0], dlq=names[1],
+                                 labels=names[2])
+    return dataclasses.replace(stack, topics=topics), transactions
+
+
+def run_projector(settings: Settings, group: str, **options: Any) -> projector.ProjectorStats:
+    opts = projector.ProjectorOptions(group=group, until_idle=3.0, **options)
+    return projector.run(settings, opts, DecoderConfig())
+
+
+def test_projection_equals_the_oracle_and_replays_change_nothing(
+        driver: Any, stream: tuple[Settings, list[Transaction]], unique: str) -> None:
+    settings, transactions = stream
+    expected = oracle(transactions)
+
+    stats = run_projector(settings, f"proj-{unique}", batch_size=4000)
+    assert (stats.consumed, stats.projected, stats.duplicates) == (COUNT, COUNT, 0)
+    assert graph_state(driver) == expected
+    assert detail_ids(driver) == {tx.transaction_id for tx in transactions}
+
+    # Same group from the beginning: skipped by the offset cursors.
+    again = run_projector(settings, f"proj-{unique}", from_beginning=True)
+    assert (again.consumed, again.projected, again.duplicates) == (COUNT, 0, COUNT)
+    # Another group (as if a second deployment re-read the topic): skipped by transaction id.
+    other = run_projector(settings, f"proj-other-{unique}", batch_size=7000)
+    assert (other.consumed, other.projected, other.duplicates) == (COUNT, 0, COUNT)
+    # The same transactions produced again under new offsets: skipped by transaction id.
+    publisher = Publisher(settings.kafka.bootstrap)
+    for tx in transactions[:5000]:
+        publisher.send(settings.topics.transactions, tx.card_id.encode(), encode(tx))
+    publisher.flush()
+    resent = run_projector(settings, f"proj-{unique}")
+    assert (resent.consumed, resent.projected, resent.duplicates) == (5000, 0, 5000)
+    assert graph_state(driver) == expected
+
+
+def test_sigkill_mid_stream_then_restart_equals_the_oracle(
+        driver: Any, stream: tuple[Settings, list[Transaction]], unique: str) -> None:
+    settings, transactions = stream
+    env = {**os.environ, "FRAUDGRAPH_TOPIC_TRANSACTIONS": settings.topics.transactions,
+           "FRAUDGRAPH_TOPIC_DLQ": settings.topics.dlq}
+    argv = [FRAUDGRAPH, "project", "--group", f"kill-{unique}", "--batch-size", "1000",
+            "--metrics-port", "0"]
+    kills = 0
+    for _ in range(2):
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 90
+        target = (kills + 1) * COUNT // 3
+        while time.monotonic() < deadline and detail_count(driver) < target:
+            time.sleep(0.2)
+        projected = detail_count(driver)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert 0 < projected < COUNT, "the kill must land mid-stream"
+        kills += 1
+    finished = subprocess.run([*argv, "--until-idle", "3s"], env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+    assert finished.returncode == 0, finished.stderr
+    assert_same_graph(graph_state(driver), oracle(transactions))
+    assert detail_ids(driver) == {tx.transaction_id for tx in transactions}
+
+
+def test_retention_prunes_only_old_detail_and_keeps_aggregates(
+        driver: Any, stream: tuple[Settings, list[Transaction]], unique: str) -> None:
+    settings, transactions = stream
+    run_projector(settings, f"ret-{unique}")
+    newest = max(tx.event_ms for tx in transactions)
+    window = 3 * 86_400_000
+    deleted = GraphWriter(driver).prune(window, limit=4000)
+    keep = {tx.transaction_id for tx in transactions if tx.event_ms >= newest - window}
+    assert deleted == COUNT - len(keep) > 0 and keep
+    assert detail_ids(driver) == keep
+    assert graph_state(driver) == oracle(transactions)
+    assert GraphWriter(driver).prune(window) == 0  # idempotent
