@@ -173,8 +173,7 @@ def test_sigkill_mid_stream_then_restart_equals_the_oracle(
            "FRAUDGRAPH_TOPIC_DLQ": settings.topics.dlq}
     argv = [FRAUDGRAPH, "project", "--group", f"kill-{unique}", "--batch-size", "1000",
             "--metrics-port", "0"]
-    kills = 0
-    for _ in range(2):
+    for kills in range(2):
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 90
@@ -185,7 +184,6 @@ def test_sigkill_mid_stream_then_restart_equals_the_oracle(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         assert 0 < projected < COUNT, "the kill must land mid-stream"
-        kills += 1
     finished = subprocess.run([*argv, "--until-idle", "3s"], env=env, capture_output=True,
                               text=True, timeout=300, check=False)
     assert finished.returncode == 0, finished.stderr
