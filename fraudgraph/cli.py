@@ -155,6 +155,7 @@ def _register_subcommands() -> None:
     cli.add_command(ingest_cli.bench_decode)
     cli.add_command(graph_cli.project)
     cli.add_command(graph_cli.graph)
+    cli.add_command(graph_cli.bench_projection)
 
 
 _register_subcommands()

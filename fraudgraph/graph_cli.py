@@ -9,7 +9,7 @@ from fraudgraph import projector
 from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import Settings, require_secret
-from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
+from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, report, settings_from, table
 from graph import driver as neo4j_driver
 from graph.projection import GraphWriter
 
@@ -114,3 +114,38 @@ def stats(ctx: click.Context) -> None:
         writer.driver.close()
     out.print(table("graph", ["kind", "name", "count"],
                     [[r["kind"], r["name"], f"{r['count']:,}"] for r in records]))
+
+
+@click.command("bench-projection", epilog=GRAPH_ENV)
+@click.option("-n", "--count", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Transactions per run.")
+@click.option("--batch-sizes", default="5000", show_default=True,
+              help="Comma-separated batch sizes to try, one run each.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--yes", is_flag=True, help="Do not ask before emptying the graph.")
+@click.pass_context
+def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int,
+                     yes: bool) -> None:
+    """Measure projection throughput (EMPTIES the Neo4j graph before each run).
+
+    Produces COUNT generated transactions to a fresh topic per batch size and
+    projects them; prints transactions/s and relationship upserts/s.
+    """
+    from fraudgraph import bench_projection as bench
+
+    try:
+        sizes = [int(size) for size in batch_sizes.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{batch_sizes!r} is not a list of integers",
+                                 param_hint="--batch-sizes") from None
+    if not yes:
+        click.confirm("This empties the Neo4j graph of the local stack. Continue?", abort=True)
+    settings = settings_from(ctx)
+    writer_for(settings).driver.close()
+    rows = bench.run(settings, count, sizes, seed, settings.data_dir / "labels", report)
+    out.print(table(f"projection of {count:,} transactions", [
+        "batch size", "transactions", "seconds", "tx/s", "relationship upserts/s",
+        "Neo4j write share"], [
+        [f"{r.batch_size:,}", f"{r.transactions:,}", f"{r.seconds:.1f}",
+         f"{r.tx_per_second:,.0f}", f"{r.upserts_per_second:,.0f}",
+         f"{r.write_seconds / r.seconds:.0%}"] for r in rows]))

@@ -43,6 +43,13 @@ class ProjectorStats:
     batches: int = 0
     pruned: int = 0
     write_seconds: float = 0.0
+    first_batch_at: float = 0.0  # monotonic time the first non-empty batch arrived
+    last_commit_at: float = 0.0  # monotonic time the last batch was committed
+
+    @property
+    def busy_seconds(self) -> float:
+        """From the first message to the last commit (excludes start-up and idle waiting)."""
+        return max(self.last_commit_at - self.first_batch_at, 0.0)
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,8 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
                     break
                 continue
             idle_since = time.monotonic()
+            if not stats.first_batch_at:
+                stats.first_batch_at = idle_since
             fresh = [tx for tx, (t, p, offset) in zip(batch.transactions, batch.positions,
                                                       strict=True)
                      if offset > cursors.get(f"{prefix}{t}:{p}", -1)]
@@ -96,6 +105,7 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
             result = writer.project(fresh, advanced)                         # step 2
             elapsed = time.perf_counter() - started
             source.commit()                                                  # step 3
+            stats.last_commit_at = time.monotonic()
             cursors.update(advanced)
             _account(stats, batch.consumed, batch.rejected, result.projected,
                      result.duplicates + len(batch.transactions) - len(fresh),

@@ -188,3 +188,21 @@ class GraphWriter:
 
 def _strip_header(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("//"))
+
+
+def clear_graph(driver: Driver, database: str = "neo4j", limit: int = 20_000) -> int:
+    """Delete everything, in bounded transactions (relationships first); returns nodes deleted.
+
+    For benchmarks and tests on a dedicated database: there is no undo.
+    """
+    deleted_nodes = 0
+    for name in ("clear_relationships", "clear_nodes"):
+        while True:
+            records, _, _ = driver.execute_query(cypher.load(name), limit=limit,
+                                                 database_=database)
+            deleted = records[0]["deleted"]
+            if name == "clear_nodes":
+                deleted_nodes += deleted
+            if deleted < limit:
+                break
+    return deleted_nodes

@@ -21,7 +21,7 @@ import pytest
 from fraudgraph import projector
 from fraudgraph.settings import Settings
 from graph import driver as neo4j_driver
-from graph.projection import GraphWriter
+from graph.projection import GraphWriter, clear_graph
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig
 from ingest.publish import Publisher
@@ -112,11 +112,7 @@ def detail_ids(driver: Any) -> set[str]:
 def driver(stack: Settings) -> Iterator[Any]:
     assert stack.neo4j.password
     drv = neo4j_driver.connect(stack.neo4j.uri, stack.neo4j.user, stack.neo4j.password)
-    # Start from an empty graph, in bounded transactions: relationships first.
-    for query in ("MATCH ()-[r]->() WITH r LIMIT 20000 DELETE r RETURN count(*) AS deleted",
-                  "MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS deleted"):
-        while drv.execute_query(query).records[0]["deleted"]:
-            pass
+    clear_graph(drv)  # Neo4j Community has one database: start from an empty graph
     yield drv
     drv.close()
 

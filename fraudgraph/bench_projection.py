@@ -1,0 +1,77 @@
+"""`fraudgraph bench-projection`: projection throughput on the local stack.
+
+For each batch size: empty the graph, produce COUNT generated transactions to a
+fresh topic, run the projector over it until idle, and report transactions
+per second (wall time from first to last batch, Kafka consume + decode + Neo4j
+write) and relationship upserts per second.  The graph is left holding the
+last run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from fraudgraph import projector
+from fraudgraph.settings import Settings, require_secret
+from graph import driver as neo4j_driver
+from graph.projection import clear_graph
+from ingest import kafka
+from ingest.generator import Generator, GeneratorConfig
+from ingest.publish import Publisher
+from ingest.runs import KafkaSink, generate
+from ingest.transaction import DecoderConfig
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    batch_size: int
+    transactions: int
+    seconds: float
+    write_seconds: float
+    relationship_rows: int
+
+    @property
+    def tx_per_second(self) -> float:
+        return self.transactions / self.seconds
+
+    @property
+    def upserts_per_second(self) -> float:
+        return self.relationship_rows / self.seconds
+
+
+def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, labels_dir: Path,
+        report: Callable[[str], None]) -> list[BenchRow]:
+    n = settings.neo4j
+    driver = neo4j_driver.connect(n.uri, n.user, require_secret(n.password,
+                                                                 "FRAUDGRAPH_NEO4J_PASSWORD"))
+    rows = []
+    try:
+        for batch_size in batch_sizes:
+            run_id = uuid.uuid4().hex[:8]
+            topic, dlq = f"bench-projection-{run_id}", f"bench-projection-dlq-{run_id}"
+            kafka.ensure_topics(settings.kafka.bootstrap, [topic, dlq, f"{topic}-labels"],
+                                settings.kafka.partitions)
+            report(f"batch size {batch_size}: emptying the graph")
+            clear_graph(driver)
+            report(f"batch size {batch_size}: producing {count:,} transactions to {topic}")
+            sink = KafkaSink(Publisher(settings.kafka.bootstrap), topic, f"{topic}-labels")
+            generate(Generator(GeneratorConfig(seed=seed)), sink, labels_dir / "bench.jsonl",
+                     count=count, duration=None, rate=0, progress=lambda _n: None)
+            report(f"batch size {batch_size}: projecting")
+            bench_settings = dataclasses.replace(
+                settings, topics=dataclasses.replace(settings.topics, transactions=topic,
+                                                     dlq=dlq))
+            options = projector.ProjectorOptions(
+                group=f"bench-{run_id}", batch_size=batch_size, until_idle=2.0,
+                max_messages=count, prune_every=10**9)
+            stats = projector.run(bench_settings, options, DecoderConfig())
+            rows.append(BenchRow(batch_size, stats.projected, stats.busy_seconds,
+                                 stats.write_seconds, stats.relationship_rows))
+            report(f"batch size {batch_size}: {rows[-1].tx_per_second:,.0f} tx/s")
+    finally:
+        driver.close()
+    return rows
