@@ -22,6 +22,7 @@ from fraudgraph import projector
 from fraudgraph.settings import Settings
 from graph import driver as neo4j_driver
 from graph.projection import GraphWriter, clear_graph
+from graph.reads import entity_features, export_networkx, to_arrays
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig
 from ingest.publish import Publisher
@@ -191,6 +192,7 @@ def test_retention_prunes_only_old_detail_and_keeps_aggregates(
         driver: Any, stream: tuple[Settings, list[Transaction]], unique: str) -> None:
     settings, transactions = stream
     run_projector(settings, f"ret-{unique}")
+    check_reads(driver, transactions)
     newest = max(tx.event_ms for tx in transactions)
     window = 3 * 86_400_000
     deleted = GraphWriter(driver).prune(window, limit=4000)
@@ -199,3 +201,34 @@ def test_retention_prunes_only_old_detail_and_keeps_aggregates(
     assert detail_ids(driver) == keep
     assert graph_state(driver) == oracle(transactions)
     assert GraphWriter(driver).prune(window) == 0  # idempotent
+
+
+def check_reads(driver: Any, transactions: list[Transaction]) -> None:
+    """Export and batch features agree with the oracle."""
+    expected = oracle(transactions)
+    exported = export_networkx(driver)
+    for rel, edges in expected["rels"].items():
+        a_label, _, b_label, _ = RELS[rel]
+        got = {(a, b): data for (al, a), (bl, b), key, data in exported.edges(keys=True,
+                                                                             data=True)
+               if key == rel and (al, bl) == (a_label, b_label)}
+        assert got == edges, rel
+    arrays = to_arrays(exported)
+    assert arrays.node_ids["Device"] == expected["nodes"]["Device"]
+    src, dst = arrays.edge_index[("Card", "USED_ON", "Device")]
+    assert len(src) == len(expected["rels"]["USED_ON"])
+    assert {(arrays.node_ids["Card"][i], arrays.node_ids["Device"][j])
+            for i, j in zip(src, dst, strict=True)} == set(expected["rels"]["USED_ON"])
+
+    cards_per_device: dict[str, set[str]] = {}
+    users_per_device: dict[str, set[str]] = {}
+    for tx in transactions:
+        if tx.device_id:
+            cards_per_device.setdefault(tx.device_id, set()).add(tx.card_id)
+            users_per_device.setdefault(tx.device_id, set()).add(tx.user_id)
+    shared = sorted(cards_per_device, key=lambda d: -len(cards_per_device[d]))[:50]
+    features = entity_features(driver, devices=[*shared, "no-such-device"])["devices"]
+    assert set(features) == set(shared)
+    for device in shared:
+        assert features[device]["cards"] == len(cards_per_device[device])
+        assert features[device]["users"] == len(users_per_device[device])
