@@ -34,7 +34,8 @@ def writer_for(settings: Settings) -> GraphWriter:
                                  "FRAUDGRAPH_TOPIC_DLQ", "FRAUDGRAPH_NEO4J_URI"))
 @click.option("--group", default="fraudgraph-projection", show_default=True,
               help="Kafka consumer group (run several processes to share partitions).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=10_000, show_default=True,
+              help="Messages per micro-batch (one Neo4j transaction each).")
 @click.option("--from-beginning", is_flag=True,
               help="Re-read the topic from the start (harmless: the projection is idempotent).")
 @click.option("--until-idle", type=DURATION,

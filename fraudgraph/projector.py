@@ -55,7 +55,7 @@ class ProjectorStats:
 @dataclass(frozen=True)
 class ProjectorOptions:
     group: str = "fraudgraph-projection"
-    batch_size: int = 5000
+    batch_size: int = 10_000
     batch_timeout: float = 0.5
     from_beginning: bool = False
     until_idle: float | None = None  # stop after this many seconds without messages
