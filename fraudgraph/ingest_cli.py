@@ -163,11 +163,13 @@ def summary(stats: RunStats, labels_path: Path) -> object:
     return table("generated", ["", "count", ""], rows)
 
 
-@click.command("bench-decode")
+@click.command("bench-decode", epilog=env_epilog("FRAUDGRAPH_DEFAULT_CURRENCY",
+                                                 "FRAUDGRAPH_MAX_"))
 @click.option("-n", "--count", type=click.IntRange(min=1000), default=200_000, show_default=True,
               help="Messages to decode per case.")
 @click.option("--seed", type=int, default=42, show_default=True)
-def bench_decode(count: int, seed: int) -> None:
+@click.pass_context
+def bench_decode(ctx: click.Context, count: int, seed: int) -> None:
     """Measure decode + validation cost per message (the hot path's first step).
 
     Decodes COUNT generated transactions in each accepted form and a mix of
@@ -179,6 +181,7 @@ def bench_decode(count: int, seed: int) -> None:
 
     from ingest.transaction import DecodeError, decode, encode
 
+    config = decoder_config(settings_from(ctx))
     txs = [tx for tx, _ in itertools.islice(Generator(GeneratorConfig(seed=seed)), count)]
     canonical = [encode(tx) for tx in txs]
     renames = {"amount": "value", "site_id": "merchant_id", "user_id": "customer_id",
@@ -195,7 +198,7 @@ def bench_decode(count: int, seed: int) -> None:
         started = time.perf_counter()
         for data in messages:
             try:  # noqa: SIM105 - cheaper than contextlib.suppress inside the timed loop
-                decode(data)
+                decode(data, config)
             except DecodeError:
                 pass
         elapsed = time.perf_counter() - started

@@ -72,13 +72,14 @@ def oracle(transactions: list[Transaction]) -> dict[str, Any]:
 def graph_state(driver: Any) -> dict[str, Any]:
     nodes = {}
     for label in ("User", "Card", "Site", "Device", "IP"):
-        records, _, _ = driver.execute_query(f"MATCH (n:{label}) RETURN n.id AS id")
+        records, _, _ = driver.execute_query(
+            "MATCH (n) WHERE $label IN labels(n) RETURN n.id AS id", label=label)
         nodes[label] = sorted(r["id"] for r in records)
     rels = {}
     for rel, (a_label, _, b_label, _) in RELS.items():
         records, _, _ = driver.execute_query(
-            f"MATCH (a:{a_label})-[r:{rel}]->(b:{b_label}) RETURN a.id AS a, b.id AS b, "
-            "properties(r) AS p")
+            "MATCH (a)-[r]->(b) WHERE type(r) = $rel AND $a IN labels(a) AND $b IN labels(b) "
+            "RETURN a.id AS a, b.id AS b, properties(r) AS p", rel=rel, a=a_label, b=b_label)
         rels[rel] = {(r["a"], r["b"]): r["p"] for r in records}
     return {"nodes": nodes, "rels": rels}
 
