@@ -22,8 +22,19 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-__all__ = ["KafkaError", "KafkaException", "broker_count", "consumer", "ensure_topics",
-           "producer", "read_all", "read_at", "rewind_on_assign"]
+__all__ = [
+    "KafkaError",
+    "KafkaException",
+    "broker_count",
+    "consumer",
+    "delete_topics",
+    "ensure_topics",
+    "producer",
+    "read_all",
+    "read_at",
+    "rewind_on_assign",
+    "topic_names",
+]
 
 
 def producer(bootstrap: str, **overrides: Any) -> Producer:
@@ -140,3 +151,18 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]
         return sorted(records, key=lambda m: (m.partition(), m.offset()))
     finally:
         reader.close()
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> list[str]:
+    """Delete the named topics that exist; return the names deleted."""
+    admin = _admin(bootstrap, log_level=3)
+    existing = set(admin.list_topics(timeout=timeout).topics)
+    doomed = sorted(set(names) & existing)
+    if doomed:
+        for future in admin.delete_topics(doomed, request_timeout=timeout).values():
+            future.result()
+    return doomed
+
+
+def topic_names(bootstrap: str, timeout: float = 30.0) -> list[str]:
+    return sorted(_admin(bootstrap, log_level=3).list_topics(timeout=timeout).topics)

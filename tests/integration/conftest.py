@@ -7,22 +7,32 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 
 import pytest
 
 from fraudgraph.settings import Settings, load_settings
 from fraudgraph.stack import manager
+from ingest import kafka
 
 log = logging.getLogger("tests.stack")
 
 
+#: Topic prefixes owned by tests and benchmarks; removed when the session ends so
+#: repeated runs against the same data folder do not pile up topics.
+SCRATCH_TOPICS = ("test-", "bench-")
+
+
 @pytest.fixture(scope="session")
-def stack() -> Settings:
+def stack() -> Iterator[Settings]:
     """Settings of the running default stack (secrets filled in)."""
     settings, statuses = manager.up(load_settings(), log.info)
     unhealthy = [s for s in statuses if s.health != "healthy"]
     assert not unhealthy, f"stack not healthy: {unhealthy}"
-    return settings
+    yield settings
+    scratch = [t for t in kafka.topic_names(settings.kafka.bootstrap)
+               if t.startswith(SCRATCH_TOPICS)]
+    kafka.delete_topics(settings.kafka.bootstrap, scratch)
 
 
 @pytest.fixture
