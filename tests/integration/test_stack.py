@@ -97,3 +97,18 @@ def test_logs_command_shows_the_service_log(stack: Settings) -> None:
     assert "Started." in result.stdout
     assert process.tail(stack.data_dir / "logs" / "neo4j.log", 200) == \
         result.stdout.splitlines()[-200:]
+
+
+def test_an_existing_postgres_server_is_checked_not_managed(stack: Settings) -> None:
+    env = {"FRAUDGRAPH_POSTGRES_DSN": stack.postgres.dsn()}
+    result = run_cli("stack", "status", env=env)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("│ postgres"))
+    assert "external" in row and "healthy" in row and "unhealthy" not in row
+    assert stack.postgres.password not in result.stdout  # the DSN's password stays hidden
+    up = run_cli("stack", "up", env=env)
+    assert up.returncode == 0, up.stderr
+    assert "postgres: external, not managed by the stack" in up.stdout
+    bad = run_cli("stack", "status", "--check",
+                  env={"FRAUDGRAPH_POSTGRES_DSN": "host=127.0.0.1 port=1 connect_timeout=2"})
+    assert bad.returncode == 1
