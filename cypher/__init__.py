@@ -23,3 +23,9 @@ def load(name: str) -> str:
     if not path.is_file():
         raise KeyError(f"no query named {name!r} in {LIBRARY}")
     return path.read_text()
+
+
+def statements(name: str) -> list[str]:
+    """The ``;``-separated statements of a multi-statement file, header comments removed."""
+    body = "\n".join(line for line in load(name).splitlines() if not line.startswith("//"))
+    return [statement.strip() for statement in body.split(";") if statement.strip()]

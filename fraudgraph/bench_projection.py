@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fraudgraph import projector
-from fraudgraph.settings import Settings, require_secret
-from graph import driver as neo4j_driver
+from fraudgraph import connect, projector
+from fraudgraph.settings import Settings
 from graph.projection import clear_graph
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig
@@ -45,9 +44,7 @@ class BenchRow:
 
 def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, labels_dir: Path,
         report: Callable[[str], None]) -> list[BenchRow]:
-    n = settings.neo4j
-    driver = neo4j_driver.connect(n.uri, n.user, require_secret(n.password,
-                                                                 "FRAUDGRAPH_NEO4J_PASSWORD"))
+    driver = connect.neo4j(settings)
     rows = []
     try:
         for batch_size in batch_sizes:

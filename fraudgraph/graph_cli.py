@@ -5,12 +5,10 @@ from __future__ import annotations
 import click
 
 import cypher
-from fraudgraph import projector
-from fraudgraph.errors import ServiceUnavailable
+from fraudgraph import connect, projector
 from fraudgraph.ingest_cli import decoder_config
-from fraudgraph.settings import Settings, require_secret
+from fraudgraph.settings import Settings
 from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, report, settings_from, table
-from graph import driver as neo4j_driver
 from graph.projection import GraphWriter
 
 GRAPH_ENV = env_epilog("FRAUDGRAPH_NEO4J_URI", "FRAUDGRAPH_NEO4J_USER",
@@ -18,16 +16,7 @@ GRAPH_ENV = env_epilog("FRAUDGRAPH_NEO4J_URI", "FRAUDGRAPH_NEO4J_USER",
 
 
 def writer_for(settings: Settings) -> GraphWriter:
-    n = settings.neo4j
-    driver = neo4j_driver.connect(n.uri, n.user, require_secret(n.password,
-                                                                 "FRAUDGRAPH_NEO4J_PASSWORD"))
-    try:
-        driver.verify_connectivity()
-    except (neo4j_driver.ServiceUnavailable, neo4j_driver.AuthError) as exc:
-        driver.close()
-        raise ServiceUnavailable(f"neo4j at {n.uri} does not answer ({type(exc).__name__}); "
-                                 "run `fraudgraph stack up`") from None
-    return GraphWriter(driver)
+    return GraphWriter(connect.neo4j(settings))
 
 
 @click.command(epilog=env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC_TRANSACTIONS",
@@ -53,7 +42,6 @@ def project(ctx: click.Context, group: str, batch_size: int, from_beginning: boo
     after the batch's Neo4j transaction commits; replays change nothing.
     """
     settings = settings_from(ctx)
-    writer_for(settings).driver.close()  # fail fast, with a clear message, if Neo4j is down
     options = projector.ProjectorOptions(
         group=group, batch_size=batch_size, from_beginning=from_beginning,
         until_idle=until_idle / 1000 if until_idle is not None else None,
@@ -142,7 +130,6 @@ def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int
     if not yes:
         click.confirm("This empties the Neo4j graph of the local stack. Continue?", abort=True)
     settings = settings_from(ctx)
-    writer_for(settings).driver.close()
     rows = bench.run(settings, count, sizes, seed, settings.data_dir / "labels", report)
     out.print(table(f"projection of {count:,} transactions", [
         "batch size", "transactions", "seconds", "tx/s", "relationship upserts/s",

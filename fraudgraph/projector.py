@@ -23,9 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fraudgraph import metrics
-from fraudgraph.settings import Settings, require_secret
-from graph import driver as neo4j_driver
+from fraudgraph import connect, metrics
+from fraudgraph.settings import Settings
 from graph.projection import GraphWriter
 from ingest.source import TransactionSource
 from ingest.transaction import DecoderConfig
@@ -71,9 +70,7 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
     """Project until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit)."""
     stop = stop or _stop_on_signals()
     metrics.serve(options.metrics_port)
-    n = settings.neo4j
-    driver = neo4j_driver.connect(n.uri, n.user, require_secret(n.password,
-                                                                 "FRAUDGRAPH_NEO4J_PASSWORD"))
+    driver = connect.neo4j(settings)
     writer = GraphWriter(driver)
     writer.apply_schema()
     topic = settings.topics.transactions

@@ -122,12 +122,11 @@ class GraphWriter:
 
     def apply_schema(self) -> int:
         """Create constraints and indexes if missing; return the number of statements."""
-        statements = [s.strip() for s in _strip_header(cypher.load("schema")).split(";")]
+        statements = cypher.statements("schema")
         with self.driver.session(database=self.database) as session:
             for statement in statements:
-                if statement:
-                    session.run(statement).consume()
-        return len([s for s in statements if s])
+                session.run(statement).consume()
+        return len(statements)
 
     def load_cursors(self, prefix: str) -> dict[str, int]:
         records, _, _ = self.driver.execute_query(cypher.load("project_cursors_load"),
@@ -184,10 +183,6 @@ class GraphWriter:
             deleted += records[0]["deleted"]
             if records[0]["deleted"] < limit:
                 return deleted
-
-
-def _strip_header(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith("//"))
 
 
 def clear_graph(driver: Driver, database: str = "neo4j", limit: int = 20_000) -> int:

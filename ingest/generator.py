@@ -9,6 +9,7 @@ across scenarios by ``mix`` (shares of fraudulent transactions).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from collections.abc import Iterator, Mapping
@@ -119,9 +120,7 @@ class Generator:
             if self.rng.random() < scenarios.MISUSE_SHARE:
                 self._push(scenarios.misuse(self.population, self.rng, draft.event_ms,
                                             window[1], draft.card_id))
-            return Draft(draft.event_ms, draft.user_id, draft.card_id, draft.site, draft.country,
-                         draft.device_id, draft.ip_address, draft.usd, draft.currency,
-                         scenarios.COMPROMISED_SITE)
+            return dataclasses.replace(draft, scenario=scenarios.COMPROMISED_SITE)
         if draft.usd > self.max_usd.get(draft.user_id, 0.0):
             self.max_usd[draft.user_id] = draft.usd
         if self.rng.random() < self.episode_probability:

@@ -74,15 +74,18 @@ def test_configured_mix_and_rate_are_followed() -> None:
                 if s]
 
 
-def by(rows, scenario):  # type: ignore[no-untyped-def]
-    return [tx for tx, s in rows if s == scenario]
+def episodes(rows, scenario, key):  # type: ignore[no-untyped-def]
+    """A scenario's transactions grouped by ``key(tx)`` (its episode), in stream order."""
+    groups: dict[str, list[Transaction]] = defaultdict(list)
+    for tx, s in rows:
+        if s == scenario:
+            groups[key(tx)].append(tx)
+    return groups
 
 
 def test_card_testing_is_bursts_of_tiny_amounts_across_sites(stream) -> None:  # type: ignore[no-untyped-def]
     _, rows = stream
-    bursts = defaultdict(list)
-    for tx in by(rows, "card_testing"):
-        bursts[tx.device_id].append(tx)
+    bursts = episodes(rows, "card_testing", lambda tx: tx.device_id)
     assert len(bursts) >= 10
     for burst in bursts.values():
         assert len(burst) >= 6
@@ -111,10 +114,7 @@ def test_account_takeover_is_new_device_foreign_country_and_amount_spike(stream)
 
 def test_fraud_ring_users_share_devices_and_pass_cards_around(stream) -> None:  # type: ignore[no-untyped-def]
     _, rows = stream
-    ring_tx = by(rows, "fraud_ring")
-    rings = defaultdict(list)
-    for tx in ring_tx:
-        rings[tx.user_id[:7]].append(tx)  # "ur" + episode number
+    rings = episodes(rows, "fraud_ring", lambda tx: tx.user_id[:7])  # "ur" + episode number
     complete = [r for r in rings.values() if len(r) >= 15]  # not cut off by the stream's end
     assert len(complete) >= 3
     for members_tx in complete:
@@ -133,9 +133,7 @@ def test_fraud_ring_users_share_devices_and_pass_cards_around(stream) -> None:  
 
 def test_device_farm_device_has_many_cards(stream) -> None:  # type: ignore[no-untyped-def]
     _, rows = stream
-    farms = defaultdict(list)
-    for tx in by(rows, "device_farm"):
-        farms[tx.device_id].append(tx)
+    farms = episodes(rows, "device_farm", lambda tx: tx.device_id)
     assert len(farms) >= 3
     for farm in farms.values():
         assert len({tx.card_id for tx in farm}) >= 15
@@ -167,9 +165,7 @@ def test_compromised_site_window_is_all_fraud_and_cards_are_misused_later(stream
 
 def test_velocity_burst_is_many_distinct_amounts_within_minutes(stream) -> None:  # type: ignore[no-untyped-def]
     _, rows = stream
-    bursts = defaultdict(list)
-    for tx in by(rows, "velocity_burst"):
-        bursts[tx.card_id].append(tx)
+    bursts = episodes(rows, "velocity_burst", lambda tx: tx.card_id)
     assert len(bursts) >= 10
     for burst in bursts.values():
         assert len(burst) >= 5
