@@ -90,8 +90,9 @@ class Generator:
         self.episode_probability = odds / mean_episode if weights else 0.0
         self.max_usd: dict[str, float] = {}
         self.compromised: dict[str, list[int]] = {}  # site_id -> [remaining, episode, start]
-        #: Closed compromise windows: (site_id, first_ms, last_ms); every transaction at the
-        #: site within a window is labelled compromised_site.
+        #: Closed compromise windows: (site_id, first_ms, last_ms); the cards paying at the
+        #: site within a window are exposed, and some are misused days later (the
+        #: misuse is labelled compromised_site; the exposing purchases are genuine).
         self.compromise_windows: list[tuple[str, int, int]] = []
         self.pending: list[tuple[int, int, Draft]] = []
         self.episodes = 0
@@ -110,7 +111,9 @@ class Generator:
             yield self._transaction(draft), draft.scenario
 
     def _observe(self, draft: Draft) -> Draft:
-        """Label a genuine draft at a compromised site, track history, maybe start fraud."""
+        """Track a genuine draft (history, compromise windows), maybe start fraud."""
+        if draft.usd > self.max_usd.get(draft.user_id, 0.0):
+            self.max_usd[draft.user_id] = draft.usd
         window = self.compromised.get(draft.site.site_id)
         if window is not None:
             window[0] -= 1
@@ -120,9 +123,9 @@ class Generator:
             if self.rng.random() < scenarios.MISUSE_SHARE:
                 self._push(scenarios.misuse(self.population, self.rng, draft.event_ms,
                                             window[1], draft.card_id))
-            return dataclasses.replace(draft, scenario=scenarios.COMPROMISED_SITE)
-        if draft.usd > self.max_usd.get(draft.user_id, 0.0):
-            self.max_usd[draft.user_id] = draft.usd
+            # The purchase itself is the card holder's own (the card is skimmed, not
+            # used by fraudsters yet): it stays genuine, the later misuse is the fraud.
+            return draft
         if self.rng.random() < self.episode_probability:
             self._start_episode(draft)
         return draft

@@ -33,3 +33,9 @@ CURRENCY_EXPONENT: dict[str, int] = {
     code: exponent for exponent, codes in _CURRENCY_EXPONENTS.items() for code in codes.split()
 }
 CURRENCIES: frozenset[str] = frozenset(CURRENCY_EXPONENT)
+
+#: Approximate units of each currency per US dollar (reference rates: the generator
+#: draws amounts in USD; the detectors compare amounts across currencies in USD).
+PER_USD = {"USD": 1.0, "GBP": 0.79, "EUR": 0.92, "CAD": 1.36, "BRL": 5.0, "MXN": 17.0,
+           "INR": 83.0, "JPY": 150.0, "AUD": 1.5, "SEK": 10.5, "PLN": 4.0, "RON": 4.6,
+           "NGN": 1500.0, "UAH": 39.0, "VND": 24500.0, "IDR": 15700.0, "THB": 36.0, "TRY": 32.0}

@@ -14,6 +14,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from ingest.iso import PER_USD
+
 #: Home countries of the population, with weights, and their currency.
 COUNTRY_WEIGHTS = {"US": 30, "GB": 12, "DE": 10, "FR": 8, "CA": 6, "ES": 5, "IT": 5, "NL": 4,
                    "BR": 4, "MX": 3, "IN": 3, "JP": 3, "AU": 3, "SE": 2, "PL": 2}
@@ -21,10 +23,6 @@ CURRENCY_OF = {"US": "USD", "GB": "GBP", "DE": "EUR", "FR": "EUR", "CA": "CAD", 
                "IT": "EUR", "NL": "EUR", "BR": "BRL", "MX": "MXN", "IN": "INR", "JP": "JPY",
                "AU": "AUD", "SE": "SEK", "PL": "PLN", "RO": "RON", "NG": "NGN", "UA": "UAH",
                "VN": "VND", "ID": "IDR", "TH": "THB", "TR": "TRY"}
-#: Approximate units of each currency per US dollar (amounts are drawn in USD).
-PER_USD = {"USD": 1.0, "GBP": 0.79, "EUR": 0.92, "CAD": 1.36, "BRL": 5.0, "MXN": 17.0,
-           "INR": 83.0, "JPY": 150.0, "AUD": 1.5, "SEK": 10.5, "PLN": 4.0, "RON": 4.6,
-           "NGN": 1500.0, "UAH": 39.0, "VND": 24500.0, "IDR": 15700.0, "THB": 36.0, "TRY": 32.0}
 ZERO_DECIMAL = frozenset({"JPY", "VND"})
 #: Countries where fraudsters operate from in the scenarios.
 FRAUD_COUNTRIES = ("RO", "NG", "UA", "VN", "ID", "BR", "TR", "TH")

@@ -28,7 +28,7 @@ DEFAULT_MIX = {CARD_TESTING: 0.2, ACCOUNT_TAKEOVER: 0.15, FRAUD_RING: 0.15, DEVI
                COMPROMISED_SITE: 0.2, VELOCITY_BURST: 0.15}
 #: Mean number of fraudulent transactions per episode (used to pace episodes).
 MEAN_SIZE = {CARD_TESTING: 13.0, ACCOUNT_TAKEOVER: 3.5, FRAUD_RING: 30.0, DEVICE_FARM: 37.5,
-             COMPROMISED_SITE: 20 * 1.6, VELOCITY_BURST: 8.5}
+             COMPROMISED_SITE: 20 * 0.6, VELOCITY_BURST: 8.5}
 COMPROMISE_SIZE = (10, 30)  # transactions at the site during its compromise window
 MISUSE_SHARE = 0.6  # share of exposed cards misused later
 MINUTE = 60_000

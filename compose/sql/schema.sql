@@ -1,0 +1,68 @@
+-- fraudgraph PostgreSQL schema: blocklist, its history, flagged transactions, fraud labels.
+-- Idempotent: BlocklistStore.migrate() runs this file on every start, under an advisory lock.
+
+CREATE TABLE IF NOT EXISTS blocklist (
+    entity_type text             NOT NULL
+        CHECK (entity_type IN ('card', 'user', 'device', 'site', 'ip')),
+    entity_id   text             NOT NULL,
+    reason      text             NOT NULL,
+    source      text             NOT NULL
+        CHECK (source IN ('rule', 'cypher', 'gnn', 'label', 'manual')),
+    score       double precision NOT NULL,
+    evidence    jsonb            NOT NULL DEFAULT '{}'::jsonb,
+    created_at  timestamptz      NOT NULL DEFAULT now(),
+    updated_at  timestamptz      NOT NULL DEFAULT now(),
+    expires_at  timestamptz      NULL,      -- TTL; NULL: never expires
+    revoked_at  timestamptz      NULL,
+    revoked_by  text             NULL,
+    PRIMARY KEY (entity_type, entity_id)
+);
+
+-- The stream's cache polls "updated_at > watermark".
+CREATE INDEX IF NOT EXISTS blocklist_updated_at_idx ON blocklist (updated_at);
+
+CREATE TABLE IF NOT EXISTS blocklist_history (
+    id          bigserial        PRIMARY KEY,
+    entity_type text             NOT NULL,
+    entity_id   text             NOT NULL,
+    action      text             NOT NULL CHECK (action IN ('add', 'update', 'revoke')),
+    reason      text             NULL,
+    source      text             NULL,
+    score       double precision NULL,
+    evidence    jsonb            NULL,
+    expires_at  timestamptz      NULL,
+    actor       text             NOT NULL,
+    at          timestamptz      NOT NULL DEFAULT now()
+);
+
+CREATE INDEX IF NOT EXISTS blocklist_history_entity_idx
+    ON blocklist_history (entity_type, entity_id, id);
+
+CREATE TABLE IF NOT EXISTS flagged_transactions (
+    transaction_id text             PRIMARY KEY,
+    decision       text             NOT NULL CHECK (decision IN ('review', 'block')),
+    score          double precision NOT NULL,
+    reasons        jsonb            NOT NULL DEFAULT '[]'::jsonb,
+    card_id        text             NULL,
+    user_id        text             NULL,
+    site_id        text             NULL,
+    device_id      text             NULL,
+    amount_minor   bigint           NULL,
+    currency       text             NULL,
+    event_time     timestamptz      NOT NULL,
+    decided_at     timestamptz      NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS flagged_transactions_event_time_idx
+    ON flagged_transactions (event_time);
+
+CREATE TABLE IF NOT EXISTS fraud_labels (
+    transaction_id text        PRIMARY KEY,
+    label          text        NOT NULL CHECK (label IN ('fraud', 'genuine')),
+    source         text        NOT NULL,
+    reported_at    timestamptz NOT NULL,
+    card_id        text        NULL,
+    user_id        text        NULL,
+    site_id        text        NULL,
+    received_at    timestamptz NOT NULL DEFAULT now()
+);

@@ -1,0 +1,507 @@
+"""The PostgreSQL blocklist: entries, their history, flagged transactions, fraud labels.
+
+One row per ``(entity_type, entity_id)``; every write is an ``ON CONFLICT``
+upsert, so replays after an at-least-once redelivery change nothing. The
+stream never queries per transaction: :class:`BlocklistCache` holds the active
+entries in process and polls :meth:`BlocklistStore.changed_since` at most once
+per ``refresh_seconds``.
+
+An entry is *active* at ``now`` when it is not revoked and its ``expires_at``
+is NULL (never) or later than ``now``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import psycopg2
+from psycopg2.extensions import connection as Connection
+from psycopg2.extras import Json, execute_values
+
+log = logging.getLogger(__name__)
+
+OperationalError = psycopg2.OperationalError
+
+ENTITY_TYPES = ("card", "user", "device", "site", "ip")
+SOURCES = ("rule", "cypher", "gnn", "label", "manual")
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "compose" / "sql" / "schema.sql"
+#: changed_since() re-reads rows this much older than the watermark: a transaction
+#: stamps updated_at with its start time and may commit after a reader moved past it.
+WATERMARK_MARGIN = timedelta(seconds=5)
+_SCHEMA_LOCK = 7_244_318_001  # pg_advisory_xact_lock key: one migrate() at a time
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entity to put on the blocklist; ``ttl_seconds=None`` never expires."""
+
+    entity_type: str
+    entity_id: str
+    reason: str
+    source: str
+    score: float
+    evidence: dict[str, Any]
+    ttl_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.entity_type not in ENTITY_TYPES:
+            raise ValueError(f"entity_type {self.entity_type!r} is not one of {ENTITY_TYPES}")
+        if self.source not in SOURCES:
+            raise ValueError(f"source {self.source!r} is not one of {SOURCES}")
+        if self.ttl_seconds is not None and self.ttl_seconds <= 0:
+            raise ValueError(f"ttl_seconds must be positive or None, not {self.ttl_seconds}")
+
+    @property
+    def key(self) -> Key:
+        return (self.entity_type, self.entity_id)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A blocklist row as stored (timestamps are timezone-aware)."""
+
+    entity_type: str
+    entity_id: str
+    reason: str
+    source: str
+    score: float
+    evidence: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+    @property
+    def key(self) -> Key:
+        return (self.entity_type, self.entity_id)
+
+    def active_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass(frozen=True)
+class FlaggedTransaction:
+    """A transaction decided ``review`` or ``block``, kept for reporting."""
+
+    transaction_id: str
+    decision: str
+    score: float
+    reasons: list[dict[str, Any]]
+    card_id: str | None
+    user_id: str | None
+    site_id: str | None
+    device_id: str | None
+    amount_minor: int | None
+    currency: str | None
+    event_ms: int
+    decided_ms: int
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """Late feedback on a transaction; ``reported_at`` is ISO 8601 (with an offset)."""
+
+    transaction_id: str
+    label: str
+    source: str
+    reported_at: str
+    card_id: str | None = None
+    user_id: str | None = None
+    site_id: str | None = None
+
+
+EntryLoader = Callable[[datetime | None], tuple[list[Entry], datetime | None]]
+
+
+def collapse(entries: Iterable[NewEntry]) -> list[NewEntry]:
+    """One entry per key: the highest score wins (the first on ties); a TTL of
+    None (never) beats any TTL, otherwise the longest TTL is kept. Order of first
+    appearance is preserved."""
+    merged: dict[Key, NewEntry] = {}
+    for entry in entries:
+        old = merged.get(entry.key)
+        if old is None:
+            merged[entry.key] = entry
+            continue
+        winner = entry if entry.score > old.score else old
+        ttl = (None if old.ttl_seconds is None or entry.ttl_seconds is None
+               else max(old.ttl_seconds, entry.ttl_seconds))
+        merged[entry.key] = dataclasses.replace(winner, ttl_seconds=ttl)
+    return builtins.list(merged.values())
+
+
+# -- SQL (parameters only; execute_values fills the single VALUES %s) ----------
+
+# A row is re-activated (takes the incoming values) when it is revoked or expired;
+# an active row keeps the higher score (with its reason, source and evidence) and
+# the later expiry (NULL: never). A replay that changes nothing touches no row.
+_UPSERT = """
+WITH incoming (entity_type, entity_id, reason, source, score, evidence, ttl_seconds, actor) AS (
+    VALUES %s
+), upserted AS (
+    INSERT INTO blocklist AS b (entity_type, entity_id, reason, source, score, evidence,
+                                created_at, updated_at, expires_at)
+    SELECT entity_type, entity_id, reason, source, score, evidence, now(), now(),
+           now() + make_interval(secs => ttl_seconds)
+    FROM incoming
+    WHERE true
+    ON CONFLICT (entity_type, entity_id) DO UPDATE SET
+        reason = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
+                        OR EXCLUDED.score > b.score THEN EXCLUDED.reason ELSE b.reason END,
+        source = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
+                        OR EXCLUDED.score > b.score THEN EXCLUDED.source ELSE b.source END,
+        evidence = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
+                          OR EXCLUDED.score > b.score THEN EXCLUDED.evidence ELSE b.evidence END,
+        score = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
+                     THEN EXCLUDED.score ELSE greatest(b.score, EXCLUDED.score) END,
+        expires_at = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
+                          THEN EXCLUDED.expires_at
+                          WHEN b.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL
+                          ELSE greatest(b.expires_at, EXCLUDED.expires_at) END,
+        updated_at = now(),
+        revoked_at = NULL,
+        revoked_by = NULL
+    WHERE b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
+       OR EXCLUDED.score > b.score
+       OR (b.expires_at IS NOT NULL
+           AND (EXCLUDED.expires_at IS NULL OR EXCLUDED.expires_at > b.expires_at))
+    RETURNING b.entity_type, b.entity_id, b.reason, b.source, b.score, b.evidence,
+              b.expires_at, (b.xmax = 0) AS inserted
+)
+INSERT INTO blocklist_history (entity_type, entity_id, action, reason, source, score,
+                               evidence, expires_at, actor)
+SELECT u.entity_type, u.entity_id, CASE WHEN u.inserted THEN 'add' ELSE 'update' END,
+       u.reason, u.source, u.score, u.evidence, u.expires_at, i.actor
+FROM upserted u JOIN incoming i USING (entity_type, entity_id)
+RETURNING action
+"""
+_UPSERT_TEMPLATE = "(%s, %s, %s, %s, %s::double precision, %s::jsonb, %s::integer, %s::text)"
+
+_REVOKE = """
+WITH revoked AS (
+    UPDATE blocklist SET revoked_at = now(), revoked_by = %(actor)s, updated_at = now()
+    WHERE entity_type = %(entity_type)s AND entity_id = %(entity_id)s
+      AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+    RETURNING entity_type, entity_id, source, score, evidence, expires_at
+)
+INSERT INTO blocklist_history (entity_type, entity_id, action, reason, source, score,
+                               evidence, expires_at, actor)
+SELECT entity_type, entity_id, 'revoke', %(reason)s, source, score, evidence, expires_at,
+       %(actor)s
+FROM revoked
+RETURNING id
+"""
+
+_GET = """
+SELECT entity_type, entity_id, reason, source, score, evidence, created_at, updated_at,
+       expires_at, revoked_at, revoked_by
+FROM blocklist WHERE entity_type = %s AND entity_id = %s
+"""
+
+_HISTORY = """
+SELECT id, action, reason, source, score, evidence, expires_at, actor, at
+FROM blocklist_history WHERE entity_type = %s AND entity_id = %s ORDER BY id
+"""
+
+_LIST = """
+SELECT entity_type, entity_id, reason, source, score, evidence, created_at, updated_at,
+       expires_at, revoked_at, revoked_by
+FROM blocklist
+WHERE (%(entity_type)s::text IS NULL OR entity_type = %(entity_type)s)
+  AND (%(source)s::text IS NULL OR source = %(source)s)
+  AND (%(include_inactive)s OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())))
+ORDER BY updated_at DESC, entity_type, entity_id
+LIMIT %(limit)s
+"""
+
+_CHANGED_SINCE = """
+SELECT entity_type, entity_id, reason, source, score, evidence, created_at, updated_at,
+       expires_at, revoked_at, revoked_by
+FROM blocklist
+WHERE %(since)s::timestamptz IS NULL OR updated_at > %(since)s::timestamptz
+ORDER BY updated_at, entity_type, entity_id
+"""
+
+_RECORD_FLAGGED = """
+INSERT INTO flagged_transactions (transaction_id, decision, score, reasons, card_id, user_id,
+                                  site_id, device_id, amount_minor, currency, event_time,
+                                  decided_at)
+VALUES %s
+ON CONFLICT (transaction_id) DO NOTHING
+RETURNING transaction_id
+"""
+_FLAGGED_TEMPLATE = ("(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, "
+                     "to_timestamp(%s::bigint / 1000.0), to_timestamp(%s::bigint / 1000.0))")
+
+# Within one call the latest report per transaction wins; across calls an older
+# report never overwrites a newer one, and a replay changes nothing.
+_RECORD_LABELS = """
+WITH incoming (transaction_id, label, source, reported_at, card_id, user_id, site_id) AS (
+    VALUES %s
+)
+INSERT INTO fraud_labels AS l (transaction_id, label, source, reported_at, card_id, user_id,
+                               site_id)
+SELECT DISTINCT ON (transaction_id) transaction_id, label, source, reported_at, card_id,
+       user_id, site_id
+FROM incoming
+ORDER BY transaction_id, reported_at DESC
+ON CONFLICT (transaction_id) DO UPDATE SET
+    label = EXCLUDED.label, source = EXCLUDED.source, reported_at = EXCLUDED.reported_at,
+    card_id = coalesce(EXCLUDED.card_id, l.card_id),
+    user_id = coalesce(EXCLUDED.user_id, l.user_id),
+    site_id = coalesce(EXCLUDED.site_id, l.site_id)
+WHERE EXCLUDED.reported_at >= l.reported_at
+  AND (EXCLUDED.label, EXCLUDED.source, EXCLUDED.reported_at)
+      IS DISTINCT FROM (l.label, l.source, l.reported_at)
+RETURNING transaction_id
+"""
+_LABELS_TEMPLATE = "(%s::text, %s::text, %s::text, %s::timestamptz, %s::text, %s::text, %s::text)"
+
+_COUNTS = """
+SELECT (SELECT count(*) FROM blocklist), (SELECT count(*) FROM blocklist_history),
+       (SELECT count(*) FROM flagged_transactions), (SELECT count(*) FROM fraud_labels)
+"""
+
+
+def _entry(row: tuple[Any, ...]) -> Entry:
+    return Entry(row[0], row[1], row[2], row[3], float(row[4]), row[5] or {}, *row[6:11])
+
+
+class BlocklistStore:
+    """The blocklist tables over one psycopg2 connection (not thread-safe).
+
+    Every method runs in its own transaction: writes commit on success and roll
+    back (then re-raise) on an exception; reads end their transaction too, so a
+    long-lived store never sits idle in a transaction. All writes are idempotent.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def open(cls, dsn: str) -> BlocklistStore:
+        """Connect to ``dsn``; raises :data:`OperationalError` when it does not answer."""
+        return cls(psycopg2.connect(dsn))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> BlocklistStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def migrate(self) -> None:
+        """Apply compose/sql/schema.sql (idempotent; concurrent callers take turns)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            cur.execute(SCHEMA_PATH.read_text())
+        log.debug("blocklist schema applied from %s", SCHEMA_PATH)
+
+    def upsert(self, entries: builtins.list[NewEntry], actor: str) -> int:
+        """Add or refresh entries in one statement; return how many rows were
+        inserted or changed (each also gets one history row, 'add' or 'update').
+
+        Duplicate keys in ``entries`` are collapsed first (see :func:`collapse`).
+        A revoked or expired row is re-activated with the incoming values (its
+        created_at is kept); an active row keeps the higher score and the later
+        expiry (NULL, never, wins). Re-sending what is stored changes nothing.
+        """
+        rows = [(e.entity_type, e.entity_id, e.reason, e.source, float(e.score),
+                 Json(e.evidence), e.ttl_seconds, actor) for e in collapse(entries)]
+        if not rows:
+            return 0
+        with self.conn, self.conn.cursor() as cur:
+            actions = execute_values(cur, _UPSERT, rows, template=_UPSERT_TEMPLATE,
+                                     page_size=len(rows), fetch=True)
+        return len(actions)
+
+    def revoke(self, entity_type: str, entity_id: str, actor: str, reason: str) -> bool:
+        """Revoke the active entry (history 'revoke'); False when none is active."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_REVOKE, {"entity_type": entity_type, "entity_id": entity_id,
+                                  "actor": actor, "reason": reason})
+            return cur.fetchone() is not None
+
+    def get(self, entity_type: str, entity_id: str) -> Entry | None:
+        """The stored row, active or not; None when there is none."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_GET, (entity_type, entity_id))
+            row = cur.fetchone()
+        return _entry(row) if row else None
+
+    def history(self, entity_type: str, entity_id: str) -> builtins.list[dict[str, Any]]:
+        """Every recorded change of one entity, oldest first: dicts with id, action
+        ('add' | 'update' | 'revoke'), reason, source, score, evidence, expires_at,
+        actor, at."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_HISTORY, (entity_type, entity_id))
+            names = [d[0] for d in cur.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+    def list(self, entity_type: str | None = None, source: str | None = None,
+             include_inactive: bool = False, limit: int = 100) -> builtins.list[Entry]:
+        """Entries, most recently updated first; only active ones unless include_inactive."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_LIST, {"entity_type": entity_type, "source": source,
+                                "include_inactive": include_inactive, "limit": limit})
+            return [_entry(row) for row in cur.fetchall()]
+
+    def changed_since(self, watermark: datetime | None
+                      ) -> tuple[builtins.list[Entry], datetime | None]:
+        """Rows updated after ``watermark`` (all rows when None), oldest change first,
+        and the next watermark (the newest updated_at seen, else ``watermark``).
+
+        Rows up to :data:`WATERMARK_MARGIN` older than the watermark are read
+        again, so a transaction that committed late is not missed; callers must
+        treat re-reads as harmless (they are: each row is the current state).
+        """
+        since = None if watermark is None else watermark - WATERMARK_MARGIN
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_CHANGED_SINCE, {"since": since})
+            entries = [_entry(row) for row in cur.fetchall()]
+        newest = max((e.updated_at for e in entries), default=watermark)
+        if watermark is not None and newest is not None:
+            newest = max(newest, watermark)
+        return entries, newest
+
+    def record_flagged(self, rows: builtins.list[FlaggedTransaction]) -> int:
+        """Store flagged transactions; ones already stored are left as they are.
+        Returns how many were inserted."""
+        values = [(r.transaction_id, r.decision, float(r.score), Json(r.reasons), r.card_id,
+                   r.user_id, r.site_id, r.device_id, r.amount_minor, r.currency, r.event_ms,
+                   r.decided_ms) for r in rows]
+        if not values:
+            return 0
+        with self.conn, self.conn.cursor() as cur:
+            inserted = execute_values(cur, _RECORD_FLAGGED, values, template=_FLAGGED_TEMPLATE,
+                                      page_size=len(values), fetch=True)
+        return len(inserted)
+
+    def record_labels(self, rows: builtins.list[LabelRow]) -> int:
+        """Insert or update labels (label, source, reported_at; ids only fill gaps).
+        An older report never overwrites a newer one. Returns rows inserted or changed."""
+        values = [(r.transaction_id, r.label, r.source, r.reported_at, r.card_id, r.user_id,
+                   r.site_id) for r in rows]
+        if not values:
+            return 0
+        with self.conn, self.conn.cursor() as cur:
+            changed = execute_values(cur, _RECORD_LABELS, values, template=_LABELS_TEMPLATE,
+                                     page_size=len(values), fetch=True)
+        return len(changed)
+
+    def counts(self) -> dict[str, int]:
+        """Row count of each table."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_COUNTS)
+            row = cur.fetchone()
+        assert row is not None
+        names = ("blocklist", "blocklist_history", "flagged_transactions", "fraud_labels")
+        return {name: int(count) for name, count in zip(names, row, strict=True)}
+
+
+class BlocklistCache:
+    """The active blocklist entries, in process; no database access of its own.
+
+    ``store_loader`` is :meth:`BlocklistStore.changed_since` (or a fake): it gets
+    the last watermark and returns the rows changed since then and the next
+    watermark. :meth:`refresh` calls it at most once per ``refresh_seconds``, so
+    the stream costs about one query a second, never one per transaction.
+
+    Among states of one key the newest ``updated_at`` wins, so a row loaded from
+    before a local add (whose database write may still be in flight) does not
+    undo it; this assumes the database and this process share a clock (same
+    host or NTP). A later revoke or expiry removes the entry.
+    """
+
+    def __init__(self, store_loader: EntryLoader, refresh_seconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._load = store_loader
+        self.refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._now = now
+        self._entries: dict[Key, Entry] = {}
+        self._watermark: datetime | None = None
+        self._last_refresh: float | None = None
+
+    @property
+    def watermark(self) -> datetime | None:
+        return self._watermark
+
+    def refresh(self, force: bool = False) -> int:
+        """Apply the rows changed since the last refresh; return how many were loaded.
+
+        Returns 0 without calling the loader when less than ``refresh_seconds``
+        passed since the previous call (unless ``force``). A loader error
+        propagates; the next attempt is throttled all the same.
+        """
+        started = self._clock()
+        if (not force and self._last_refresh is not None
+                and started - self._last_refresh < self.refresh_seconds):
+            return 0
+        self._last_refresh = started
+        entries, self._watermark = self._load(self._watermark)
+        now = self._now()
+        for entry in entries:
+            cached = self._entries.get(entry.key)
+            if cached is not None and entry.updated_at < cached.updated_at:
+                continue  # an older state than what this process already holds
+            if entry.active_at(now):
+                self._entries[entry.key] = entry
+            elif cached is not None:
+                del self._entries[entry.key]
+        for key in [k for k, e in self._entries.items() if not e.active_at(now)]:
+            del self._entries[key]
+        return len(entries)
+
+    def add_local(self, entries: builtins.list[NewEntry]) -> None:
+        """Make ``entries`` active in this process at once (merged with a cached
+        entry like :meth:`BlocklistStore.upsert` merges rows)."""
+        now = self._now()
+        for new in entries:
+            expires = None if new.ttl_seconds is None else now + timedelta(seconds=new.ttl_seconds)
+            old = self._entries.get(new.key)
+            if old is None or not old.active_at(now):
+                self._entries[new.key] = Entry(
+                    new.entity_type, new.entity_id, new.reason, new.source, float(new.score),
+                    new.evidence, now, now, expires, None, None)
+                continue
+            winner_is_new = new.score > old.score
+            self._entries[new.key] = dataclasses.replace(
+                old,
+                reason=new.reason if winner_is_new else old.reason,
+                source=new.source if winner_is_new else old.source,
+                evidence=new.evidence if winner_is_new else old.evidence,
+                score=max(old.score, float(new.score)),
+                expires_at=(None if old.expires_at is None or expires is None
+                            else max(old.expires_at, expires)),
+                updated_at=now)
+
+    def hit(self, entity_type: str, entity_id: str) -> Entry | None:
+        """The active entry for this entity, or None (expiry is checked now)."""
+        entry = self._entries.get((entity_type, entity_id))
+        if entry is None:
+            return None
+        if not entry.active_at(self._now()):
+            del self._entries[(entity_type, entity_id)]
+            return None
+        return entry
+
+    def __len__(self) -> int:
+        now = self._now()
+        return sum(1 for entry in self._entries.values() if entry.active_at(now))

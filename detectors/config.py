@@ -1,0 +1,304 @@
+"""Detector configuration: rules, weights, thresholds, windows, read once from TOML.
+
+``load(name_or_path)`` accepts a preset name (``default``, ``legacy``: files in
+``detectors/presets/``) or a path to a TOML file.  A file may name a ``preset``
+to start from and override single values.  Everything is validated at load
+time: an unknown key, a wrong type or a value out of range is one
+:class:`ConfigError` naming the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+ENTITY_TYPES = ("card", "user", "device", "site", "ip")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
+
+
+class ConfigError(ValueError):
+    """The detector configuration is invalid; the message names the key."""
+
+
+def parse_duration_ms(text: str) -> int:
+    """``"90s"`` → 90000; a bare number means seconds.  Raises ValueError."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (examples: 500ms, 90s, 10m, 2h, 30d)")
+    return round(float(match.group(1)) * _UNIT_MS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    review_threshold: float = 0.5
+    block_threshold: float = 0.8
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    max_cards: int = 500_000
+    max_users: int = 500_000
+    max_devices: int = 200_000
+    max_ips: int = 200_000
+    history_per_card: int = 32
+
+
+@dataclass(frozen=True)
+class BlocklistConfig:
+    ttl_ms: int = 30 * 86_400_000
+    refresh_seconds: float = 1.0
+    flag_on_block: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BlocklistHitRule:
+    enabled: bool = True
+    weights: tuple[tuple[str, float], ...] = (("card", 1.0), ("user", 1.0), ("device", 1.0),
+                                              ("ip", 0.9), ("site", 0.3))
+
+
+@dataclass(frozen=True)
+class VelocityRule:
+    enabled: bool = True
+    window_ms: int = 600_000
+    min_transactions: int = 3
+    require_different_amount: bool = False
+    weight: float = 0.55
+    flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AmountSpikeRule:
+    enabled: bool = True
+    factor: float = 2.5
+    min_history: int = 3
+    weight: float = 0.45
+    flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CountryHopRule:
+    enabled: bool = True
+    window_ms: int = 7_200_000
+    weight: float = 0.45
+    flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnfamiliarCountryRule:
+    enabled: bool = True
+    min_history: int = 1
+    weight: float = 0.5
+    flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CardTestingRule:
+    enabled: bool = True
+    window_ms: int = 600_000
+    small_amount_usd: float = 5.0
+    min_small: int = 3
+    min_sites: int = 2
+    weight: float = 0.9
+    flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewDeviceRule:
+    enabled: bool = True
+    high_amount_usd: float = 100.0
+    min_history: int = 1
+    weight: float = 0.6
+    flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SharedDeviceRule:
+    enabled: bool = True
+    max_cards: int = 3
+    max_users: int = 2
+    weight: float = 0.6
+    flag: tuple[str, ...] = ("device",)
+
+
+@dataclass(frozen=True)
+class SharedIpRule:
+    enabled: bool = True
+    max_users: int = 2
+    weight: float = 0.5
+    flag: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RulesConfig:
+    blocklist_hit: BlocklistHitRule = BlocklistHitRule()
+    velocity: VelocityRule = VelocityRule()
+    amount_spike: AmountSpikeRule = AmountSpikeRule()
+    country_hop: CountryHopRule = CountryHopRule()
+    unfamiliar_country: UnfamiliarCountryRule = UnfamiliarCountryRule()
+    card_testing: CardTestingRule = CardTestingRule()
+    new_device_high_amount: NewDeviceRule = NewDeviceRule()
+    shared_device: SharedDeviceRule = SharedDeviceRule()
+    shared_ip: SharedIpRule = SharedIpRule()
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    enabled: bool = True
+    shared_device_cards: int = 3
+    shared_device_users: int = 2
+    shared_device_weight: float = 0.6
+    shared_card_weight: float = 0.7
+    ring_weight: float = 0.85
+    compromised_site_window_ms: int = 14 * 86_400_000
+    compromised_site_min_frauds: int = 2
+    compromised_site_weight: float = 0.35
+    near_fraud_weight: float = 0.35
+    gnn_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class RingsConfig:
+    sweep_every_ms: int = 30_000
+    min_users: int = 3
+    max_device_users: int = 10
+    flag: tuple[str, ...] = ("user",)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    name: str = "default"
+    decision: DecisionConfig = DecisionConfig()
+    state: StateConfig = StateConfig()
+    blocklist: BlocklistConfig = BlocklistConfig()
+    rules: RulesConfig = RulesConfig()
+    graph: GraphConfig = GraphConfig()
+    rings: RingsConfig = RingsConfig()
+
+
+def presets() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load(name_or_path: str | Path = "default") -> DetectorConfig:
+    """Read a preset or a TOML file into a validated :class:`DetectorConfig`."""
+    raw, name = _read_chain(str(name_or_path), seen=())
+    return build(raw, name)
+
+
+def build(raw: dict[str, Any], name: str = "custom") -> DetectorConfig:
+    """Validate a parsed TOML document (without ``preset``) into a config."""
+    config = _section(DetectorConfig, {k: v for k, v in raw.items() if k != "preset"}, "")
+    config = _replace(config, name=name)
+    if not 0 < config.decision.review_threshold <= config.decision.block_threshold <= 1:
+        raise ConfigError("decision: need 0 < review_threshold <= block_threshold <= 1")
+    return config
+
+
+def _read_chain(ref: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], str]:
+    path = Path(ref) if ref.endswith(".toml") or "/" in ref else PRESETS_DIR / f"{ref}.toml"
+    if not path.is_file():
+        raise ConfigError(f"no detector config {ref!r}: give a .toml path or one of the "
+                          f"presets {', '.join(presets())}")
+    if str(path) in seen:
+        raise ConfigError(f"{path}: presets refer to each other in a loop")
+    try:
+        doc = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    base_name = doc.get("preset")
+    if base_name is None:
+        return doc, path.stem
+    if not isinstance(base_name, str):
+        raise ConfigError(f"{path}: preset must be a string")
+    base, _ = _read_chain(base_name, seen + (str(path),))
+    return _merge(base, doc), path.stem
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if key == "preset":
+            continue
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "weights":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+T = TypeVar("T")
+
+
+def _replace(obj: T, **changes: Any) -> T:
+    import dataclasses
+    return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
+
+
+def _section(cls: type[T], raw: Any, where: str) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    by_key = {_toml_key(n): n for n in known}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = by_key.get(key)
+        if name is None:
+            raise ConfigError(f"{where}{key}: unknown setting (known: {', '.join(sorted(by_key))})")
+        default = getattr(cls(), name)
+        values[name] = _value(default, value, f"{where}{key}")
+    return cls(**values)
+
+
+def _toml_key(field_name: str) -> str:
+    return field_name.removesuffix("_ms")
+
+
+def _value(default: Any, value: Any, where: str) -> Any:
+    if hasattr(default, "__dataclass_fields__"):
+        return _section(type(default), value, f"{where}.")
+    if where.endswith(("window", "ttl", "sweep_every")):
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a duration string such as \"10m\"")
+        try:
+            return parse_duration_ms(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    if where.endswith("weights"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table of entity type = weight")
+        for entity, weight in value.items():
+            if entity not in ENTITY_TYPES:
+                raise ConfigError(f"{where}.{entity}: not an entity type ({', '.join(ENTITY_TYPES)})")
+            _weight(weight, f"{where}.{entity}")
+        return tuple((k, float(v)) for k, v in value.items())
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or any(v not in ENTITY_TYPES for v in value):
+            raise ConfigError(f"{where}: expected a list of entity types "
+                              f"({', '.join(ENTITY_TYPES)})")
+        return tuple(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: expected a whole number >= 1")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}: expected a number >= 0")
+        if "weight" in where or "threshold" in where:
+            _weight(value, where)
+        return float(value)
+    raise ConfigError(f"{where}: unsupported setting")  # pragma: no cover - schema bug
+
+
+def _weight(value: Any, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{where}: expected a number between 0 and 1")

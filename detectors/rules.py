@@ -1,0 +1,237 @@
+"""Streaming rules (SPEC §5): stateful per card, user, device and IP, bounded memory.
+
+:class:`RuleEngine` is pure: ``evaluate(tx, blocked)`` returns the reasons a
+transaction triggers against the state *before* it, then folds the
+transaction into the state.  Windows run on event time (``tx.event_ms``), so a
+backtest over last year's stream gives the decisions live traffic would have,
+and a moderately late event is compared with what happened around its own
+time.  Every state table is a bounded LRU: the least recently seen keys go
+first, so memory stays flat however many cards pass through.
+
+Per-user and per-device state is exact when one process sees all of an
+entity's transactions; with several daemons sharing partitions (keyed by
+card) each sees a part of a user's or device's history.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from detectors.config import DetectorConfig
+from detectors.decision import RULE, Reason
+from ingest.iso import CURRENCY_EXPONENT, PER_USD
+from ingest.transaction import Transaction
+
+#: ``blocked(entity_type, entity_id)`` → a short description of the active
+#: blocklist entry, or None.
+BlockedLookup = Callable[[str, str], str | None]
+SET_CAP = 64  # distinct members remembered per device / IP / user devices
+USD_PER_MINOR = {code: 1 / (10 ** CURRENCY_EXPONENT[code] * rate)
+                 for code, rate in PER_USD.items()}
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Lru(Generic[K, V]):
+    """A dict bounded to ``limit`` keys; reading or writing a key makes it recent."""
+
+    def __init__(self, limit: int, factory: Callable[[], V]) -> None:
+        self.limit, self.factory = limit, factory
+        self.data: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V:
+        value = self.data.get(key)
+        if value is None:
+            value = self.data[key] = self.factory()
+            if len(self.data) > self.limit:
+                self.data.popitem(last=False)
+        else:
+            self.data.move_to_end(key)
+        return value
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@dataclass
+class UserState:
+    count: int = 0
+    max_usd: float = 0.0
+    devices: set[str] = field(default_factory=set)
+    countries: set[str] = field(default_factory=set)
+    recent: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=8))
+
+
+def to_usd(amount_minor: int, currency: str) -> float | None:
+    """The amount in US dollars at reference rates; None for a currency without a rate."""
+    factor = USD_PER_MINOR.get(currency)
+    return None if factor is None else amount_minor * factor
+
+
+class RuleEngine:
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        s = config.state
+        history = s.history_per_card
+        self.cards: Lru[str, deque[tuple[int, int, float, str]]] = Lru(
+            s.max_cards, lambda: deque(maxlen=history))
+        self.users: Lru[str, UserState] = Lru(s.max_users, UserState)
+        self.device_cards: Lru[str, set[str]] = Lru(s.max_devices, set)
+        self.device_users: Lru[str, set[str]] = Lru(s.max_devices, set)
+        self.ip_users: Lru[str, set[str]] = Lru(s.max_ips, set)
+
+    def state_sizes(self) -> dict[str, int]:
+        return {"cards": len(self.cards), "users": len(self.users),
+                "devices": len(self.device_cards), "ips": len(self.ip_users)}
+
+    def evaluate(self, tx: Transaction, blocked: BlockedLookup) -> list[Reason]:
+        """The reasons ``tx`` triggers; then ``tx`` joins the activity state (card
+        history, device and IP members).  Called once per transaction, in stream order,
+        followed by :meth:`learn` once the transaction is decided."""
+        rules = self.config.rules
+        reasons: list[Reason] = []
+        usd = to_usd(tx.amount_minor, tx.currency)
+        card = self.cards.get(tx.card_id)
+        user = self.users.get(tx.user_id)
+        if rules.blocklist_hit.enabled:
+            reasons.extend(self._blocklist_hits(tx, blocked))
+        if rules.velocity.enabled:
+            reasons.extend(self._velocity(tx, card))
+        if rules.card_testing.enabled and usd is not None:
+            reasons.extend(self._card_testing(tx, usd, card))
+        if rules.amount_spike.enabled and usd is not None:
+            r = rules.amount_spike
+            if user.count >= r.min_history and usd > r.factor * user.max_usd:
+                reasons.append(Reason("amount_spike", RULE,
+                                      f"{usd:.2f} USD > {r.factor:g} x the user's previous "
+                                      f"maximum {user.max_usd:.2f} USD", r.weight, r.flag))
+        if rules.country_hop.enabled:
+            reasons.extend(self._country_hop(tx, user))
+        if rules.unfamiliar_country.enabled:
+            r1 = rules.unfamiliar_country
+            if user.count >= r1.min_history and tx.country not in user.countries:
+                reasons.append(Reason("unfamiliar_country", RULE,
+                                      f"first transaction of the user in {tx.country}",
+                                      r1.weight, r1.flag))
+        if rules.new_device_high_amount.enabled and usd is not None and tx.device_id:
+            r2 = rules.new_device_high_amount
+            if (user.count >= r2.min_history and tx.device_id not in user.devices
+                    and usd >= r2.high_amount_usd):
+                reasons.append(Reason("new_device_high_amount", RULE,
+                                      f"first use of this device by the user, {usd:.2f} USD",
+                                      r2.weight, r2.flag))
+        self._remember_activity(tx, usd, card)
+        if rules.shared_device.enabled and tx.device_id:
+            reasons.extend(self._shared_device(tx.device_id))
+        if rules.shared_ip.enabled and tx.ip_address:
+            r3 = rules.shared_ip
+            users = len(self.ip_users.get(tx.ip_address))
+            if users > r3.max_users:
+                reasons.append(Reason("shared_ip", RULE, f"IP used by {users} users",
+                                      r3.weight, r3.flag))
+        return reasons
+
+    def _blocklist_hits(self, tx: Transaction, blocked: BlockedLookup) -> list[Reason]:
+        found = []
+        for entity_type, weight in self.config.rules.blocklist_hit.weights:
+            entity_id = _entity(tx, entity_type)
+            if entity_id is None:
+                continue
+            entry = blocked(entity_type, entity_id)
+            if entry is not None:
+                found.append(Reason(f"blocklist_{entity_type}", RULE,
+                                    f"{entity_type} on the blocklist ({entry})", weight))
+        return found
+
+    def _velocity(self, tx: Transaction, card: deque[tuple[int, int, float, str]]
+                  ) -> list[Reason]:
+        r = self.config.rules.velocity
+        since = tx.event_ms - r.window_ms
+        recent = [e for e in card if since <= e[0] <= tx.event_ms]
+        if len(recent) + 1 < r.min_transactions:
+            return []
+        if r.require_different_amount and all(e[1] == tx.amount_minor for e in recent):
+            return []
+        return [Reason("velocity", RULE, f"{len(recent) + 1} transactions on the card within "
+                       f"{r.window_ms // 1000}s", r.weight, r.flag)]
+
+    def _card_testing(self, tx: Transaction, usd: float,
+                      card: deque[tuple[int, int, float, str]]) -> list[Reason]:
+        r = self.config.rules.card_testing
+        if usd > r.small_amount_usd:
+            return []
+        since = tx.event_ms - r.window_ms
+        small = [e for e in card if since <= e[0] <= tx.event_ms and e[2] <= r.small_amount_usd]
+        sites = {e[3] for e in small} | {tx.site_id}
+        if len(small) + 1 < r.min_small or len(sites) < r.min_sites:
+            return []
+        return [Reason("card_testing", RULE, f"{len(small) + 1} payments under "
+                       f"{r.small_amount_usd:g} USD at {len(sites)} sites within "
+                       f"{r.window_ms // 1000}s", r.weight, r.flag)]
+
+    def _country_hop(self, tx: Transaction, user: UserState) -> list[Reason]:
+        r = self.config.rules.country_hop
+        previous = max((e for e in user.recent if e[0] <= tx.event_ms), default=None)
+        if previous is None or previous[1] == tx.country or \
+                tx.event_ms - previous[0] > r.window_ms:
+            return []
+        minutes = (tx.event_ms - previous[0]) // 60_000
+        return [Reason("country_hop", RULE, f"{previous[1]} → {tx.country} within "
+                       f"{minutes} min", r.weight, r.flag)]
+
+    def _shared_device(self, device_id: str) -> list[Reason]:
+        r = self.config.rules.shared_device
+        cards, users = len(self.device_cards.get(device_id)), len(self.device_users.get(device_id))
+        if cards > r.max_cards or users > r.max_users:
+            return [Reason("shared_device", RULE, f"device used by {cards} cards of {users} users",
+                           r.weight, r.flag)]
+        return []
+
+    def learn(self, tx: Transaction, flagged: bool) -> None:
+        """Fold a decided transaction into the user's profile (history count, maximum
+        amount, devices, countries, last country).  A flagged (review/block)
+        transaction is not learnt: a fraudster's device, country and amounts must not
+        become the victim's normal."""
+        if flagged:
+            return
+        user = self.users.get(tx.user_id)
+        usd = to_usd(tx.amount_minor, tx.currency)
+        user.count += 1
+        if usd is not None and usd > user.max_usd:
+            user.max_usd = usd
+        user.recent.append((tx.event_ms, tx.country))
+        if len(user.countries) < SET_CAP:
+            user.countries.add(tx.country)
+        if tx.device_id and len(user.devices) < SET_CAP:
+            user.devices.add(tx.device_id)
+
+    def _remember_activity(self, tx: Transaction, usd: float | None,
+                           card: deque[tuple[int, int, float, str]]) -> None:
+        card.append((tx.event_ms, tx.amount_minor, usd if usd is not None else float("inf"),
+                     tx.site_id))
+        if tx.device_id:
+            _add_capped(self.device_cards.get(tx.device_id), tx.card_id)
+            _add_capped(self.device_users.get(tx.device_id), tx.user_id)
+        if tx.ip_address:
+            _add_capped(self.ip_users.get(tx.ip_address), tx.user_id)
+
+
+def _add_capped(members: set[str], value: str) -> None:
+    if len(members) < SET_CAP:
+        members.add(value)
+
+
+def _entity(tx: Transaction, entity_type: str) -> str | None:
+    if entity_type == "card":
+        return tx.card_id
+    if entity_type == "user":
+        return tx.user_id
+    if entity_type == "device":
+        return tx.device_id
+    if entity_type == "ip":
+        return tx.ip_address
+    return tx.site_id
