@@ -9,4 +9,5 @@ CREATE CONSTRAINT device_id IF NOT EXISTS FOR (n:Device) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT ip_id IF NOT EXISTS FOR (n:IP) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT transaction_id IF NOT EXISTS FOR (n:Transaction) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT projection_cursor_id IF NOT EXISTS FOR (n:ProjectionCursor) REQUIRE n.id IS UNIQUE;
+CREATE CONSTRAINT fraud_label_id IF NOT EXISTS FOR (n:FraudLabel) REQUIRE n.id IS UNIQUE;
 CREATE INDEX transaction_event_ms IF NOT EXISTS FOR (n:Transaction) ON (n.event_ms)

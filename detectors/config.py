@@ -36,7 +36,7 @@ def parse_duration_ms(text: str) -> int:
 @dataclass(frozen=True)
 class DecisionConfig:
     review_threshold: float = 0.5
-    block_threshold: float = 0.8
+    block_threshold: float = 0.82
 
 
 @dataclass(frozen=True)
@@ -216,7 +216,7 @@ def _read_chain(ref: str, seen: tuple[str, ...]) -> tuple[dict[str, Any], str]:
         return doc, path.stem
     if not isinstance(base_name, str):
         raise ConfigError(f"{path}: preset must be a string")
-    base, _ = _read_chain(base_name, seen + (str(path),))
+    base, _ = _read_chain(base_name, (*seen, str(path)))
     return _merge(base, doc), path.stem
 
 
@@ -274,7 +274,8 @@ def _value(default: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a table of entity type = weight")
         for entity, weight in value.items():
             if entity not in ENTITY_TYPES:
-                raise ConfigError(f"{where}.{entity}: not an entity type ({', '.join(ENTITY_TYPES)})")
+                raise ConfigError(f"{where}.{entity}: not an entity type "
+                                  f"({', '.join(ENTITY_TYPES)})")
             _weight(weight, f"{where}.{entity}")
         return tuple((k, float(v)) for k, v in value.items())
     if isinstance(default, tuple):

@@ -138,7 +138,7 @@ class RuleEngine:
     def _blocklist_hits(self, tx: Transaction, blocked: BlockedLookup) -> list[Reason]:
         found = []
         for entity_type, weight in self.config.rules.blocklist_hit.weights:
-            entity_id = _entity(tx, entity_type)
+            entity_id = entity_of(tx, entity_type)
             if entity_id is None:
                 continue
             entry = blocked(entity_type, entity_id)
@@ -225,7 +225,7 @@ def _add_capped(members: set[str], value: str) -> None:
         members.add(value)
 
 
-def _entity(tx: Transaction, entity_type: str) -> str | None:
+def entity_of(tx: Transaction, entity_type: str) -> str | None:
     if entity_type == "card":
         return tx.card_id
     if entity_type == "user":

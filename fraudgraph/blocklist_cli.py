@@ -9,35 +9,16 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from detectors.blocklist import ENTITY_TYPES, SOURCES, BlocklistStore, Entry, NewEntry
-from detectors.blocklist import OperationalError as PostgresOperationalError
-from fraudgraph.errors import FraudgraphError, ServiceUnavailable
-from fraudgraph.settings import Settings
+from detectors.blocklist import ENTITY_TYPES, SOURCES, Entry, NewEntry
+from fraudgraph import connect
+from fraudgraph.errors import FraudgraphError
 from fraudgraph.ui import DURATION, env_epilog, out, settings_from
 
 BLOCKLIST_ENV = env_epilog("FRAUDGRAPH_POSTGRES")
 ENTITY_TYPE = click.Choice(ENTITY_TYPES)
 
 
-def open_store(settings: Settings) -> BlocklistStore:
-    """An open store with the schema applied (the caller closes it).
-
-    Raises ServiceUnavailable, one line, when PostgreSQL does not answer.
-    """
-    where = (f"127.0.0.1:{settings.postgres.port}" if settings.postgres.managed
-             else "FRAUDGRAPH_POSTGRES_DSN")
-    try:
-        store = BlocklistStore.open(settings.postgres.dsn())
-    except PostgresOperationalError as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ServiceUnavailable(f"postgresql at {where} cannot be reached ({reason}); "
-                                 "run `fraudgraph stack up`") from None
-    try:
-        store.migrate()
-    except BaseException:
-        store.close()
-        raise
-    return store
+open_store = connect.blocklist
 
 
 def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:

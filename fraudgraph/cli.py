@@ -148,7 +148,7 @@ def print_status(statuses: list[Any]) -> None:
 
 
 def _register_subcommands() -> None:
-    from fraudgraph import graph_cli, ingest_cli
+    from fraudgraph import blocklist_cli, detector_cli, graph_cli, ingest_cli
 
     cli.add_command(ingest_cli.generate)
     cli.add_command(ingest_cli.produce)
@@ -156,6 +156,8 @@ def _register_subcommands() -> None:
     cli.add_command(graph_cli.project)
     cli.add_command(graph_cli.graph)
     cli.add_command(graph_cli.bench_projection)
+    cli.add_command(detector_cli.run)
+    cli.add_command(blocklist_cli.blocklist)
 
 
 _register_subcommands()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from detectors.blocklist import BlocklistStore, OperationalError
 from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.settings import Settings, require_secret
 from graph import driver as neo4j_driver
@@ -19,3 +20,24 @@ def neo4j(settings: Settings) -> neo4j_driver.Driver:
         raise ServiceUnavailable(f"neo4j at {n.uri} does not answer ({type(exc).__name__}); "
                                  "run `fraudgraph stack up`") from None
     return driver
+
+
+def blocklist(settings: Settings) -> BlocklistStore:
+    """An open store with the schema applied (the caller closes it).
+
+    Raises ServiceUnavailable, one line, when PostgreSQL does not answer.
+    """
+    where = (f"127.0.0.1:{settings.postgres.port}" if settings.postgres.managed
+             else "FRAUDGRAPH_POSTGRES_DSN")
+    try:
+        store = BlocklistStore.open(settings.postgres.dsn())
+    except OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServiceUnavailable(f"postgresql at {where} cannot be reached ({reason}); "
+                                 "run `fraudgraph stack up`") from None
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -10,7 +10,7 @@ import click
 from fraudgraph.errors import ConfigError, FraudgraphError
 from fraudgraph.settings import Settings
 from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
-from ingest import runs, scenarios
+from ingest import kafka, runs, scenarios
 from ingest.generator import DEFAULT_START, Generator, GeneratorConfig
 from ingest.publish import Publisher, PublishError
 from ingest.runs import FileSink, KafkaSink, RunStats
@@ -94,6 +94,9 @@ def generate(ctx: click.Context, count: int | None, duration: int | None, rate: 
                        settings.data_dir / "labels" / f"seed{seed}.jsonl")
     labels_path.parent.mkdir(parents=True, exist_ok=True)
     generator = Generator(config)
+    if out_path is None:  # idempotent: the topics may be renamed by FRAUDGRAPH_TOPIC_*
+        kafka.ensure_topics(settings.kafka.bootstrap, settings.topics.all(),
+                            settings.kafka.partitions)
     target = str(out_path) if out_path else f"Kafka topic {settings.topics.transactions}"
     with progress_bar(f"generating → {target}", count) as advance:
         if out_path is not None:

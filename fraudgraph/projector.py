@@ -68,7 +68,7 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
         progress: Callable[[int], None] = lambda _n: None,
         stop: threading.Event | None = None) -> ProjectorStats:
     """Project until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     metrics.serve(options.metrics_port)
     driver = connect.neo4j(settings)
     writer = GraphWriter(driver)
@@ -139,7 +139,7 @@ def _account(stats: ProjectorStats, consumed: int, rejected: int, projected: int
         metrics.PROJECTION_REJECTED.labels(reason).inc(count)
 
 
-def _stop_on_signals() -> threading.Event:
+def stop_on_signals() -> threading.Event:
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from neo4j import Driver, GraphDatabase
-from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, TransientError
 
-__all__ = ["AuthError", "Neo4jError", "ServiceUnavailable", "connect", "ping"]
+__all__ = ["AuthError", "Neo4jError", "ServiceUnavailable", "TransientError", "connect", "ping"]
 
 
 def connect(uri: str, user: str, password: str, **config: object) -> Driver:
     """Create the process's driver (the caller closes it)."""
+    config.setdefault("notifications_min_severity", "OFF")  # hints belong in tests, not logs
     return GraphDatabase.driver(uri, auth=(user, password), **config)  # type: ignore[arg-type]
 
 

@@ -21,12 +21,13 @@ under a new offset, by its ``transaction_id`` while its detail is retained.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import cypher
-from graph.driver import Driver
+from graph.driver import Driver, TransientError
 from ingest.transaction import Transaction
 
 #: relationship query name -> (source field, target field) of a transaction
@@ -125,7 +126,14 @@ class GraphWriter:
         statements = cypher.statements("schema")
         with self.driver.session(database=self.database) as session:
             for statement in statements:
-                session.run(statement).consume()
+                for attempt in range(10):  # two processes starting together may deadlock
+                    try:
+                        session.run(statement).consume()
+                        break
+                    except TransientError:
+                        if attempt == 9:
+                            raise
+                        time.sleep(0.2 * (attempt + 1))
         return len(statements)
 
     def load_cursors(self, prefix: str) -> dict[str, int]:

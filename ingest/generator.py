@@ -95,6 +95,9 @@ class Generator:
         #: misuse is labelled compromised_site; the exposing purchases are genuine).
         self.compromise_windows: list[tuple[str, int, int]] = []
         self.pending: list[tuple[int, int, Draft]] = []
+        #: card id -> event time its fraud is reported; the holder's later purchases use
+        #: the replacement card ``<card id>r`` (as issuers reissue a compromised card)
+        self.reissued: dict[str, int] = {}
         self.episodes = 0
         self.pushes = 0
         self.sequence = 0
@@ -107,11 +110,18 @@ class Generator:
                 draft = heapq.heappop(pending)[2]
             else:
                 draft, genuine = self._observe(genuine), population.next_purchase()
+            if draft.scenario is not None:  # the issuer replaces a card once its fraud is reported
+                reported = draft.event_ms + self.config.label_delay_ms
+                self.reissued[draft.card_id] = min(self.reissued.get(draft.card_id, reported),
+                                                   reported)
             self.sequence += 1
             yield self._transaction(draft), draft.scenario
 
     def _observe(self, draft: Draft) -> Draft:
         """Track a genuine draft (history, compromise windows), maybe start fraud."""
+        replaced_at = self.reissued.get(draft.card_id)
+        if replaced_at is not None and draft.event_ms >= replaced_at:
+            draft = dataclasses.replace(draft, card_id=f"{draft.card_id}r")
         if draft.usd > self.max_usd.get(draft.user_id, 0.0):
             self.max_usd[draft.user_id] = draft.usd
         window = self.compromised.get(draft.site.site_id)

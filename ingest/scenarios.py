@@ -131,7 +131,7 @@ def velocity_burst(pop: Population, rng: random.Random, t0: int, k: int,
 
 def misuse(pop: Population, rng: random.Random, t0: int, k: int, card_id: str) -> Draft:
     """A card exposed at a compromised site, used days later by the fraudsters."""
-    user = pop.card_owner[card_id]
+    user = pop.card_owner[card_id.rstrip("r")]  # a replacement card has its holder
     site = pop.random_online_site(("electronics", "gift_cards", "travel"))
     return Draft(t0 + rng.randint(1 * DAY, 5 * DAY), user.user_id, card_id, site,
                  rng.choice(FRAUD_COUNTRIES), f"dxcs{k:06d}", _fraud_ip(rng),

@@ -34,7 +34,8 @@ class Batch:
 
     ``positions[i]`` is the ``(topic, partition, offset)`` of ``transactions[i]``;
     ``high`` maps each ``(topic, partition)`` to the highest offset consumed
-    (good or bad messages alike).
+    (good or bad messages alike); ``produced_ms[i]`` is the Kafka timestamp of
+    ``transactions[i]`` (when it was produced: the start of end-to-end latency).
     """
 
     transactions: list[Transaction]
@@ -43,6 +44,7 @@ class Batch:
     reasons: Counter[str] = field(default_factory=Counter)
     positions: list[tuple[str, int, int]] = field(default_factory=list)
     high: dict[tuple[str, int], int] = field(default_factory=dict)
+    produced_ms: list[int] = field(default_factory=list)
 
 
 class TransactionSource:
@@ -66,6 +68,7 @@ class TransactionSource:
         messages = self.consumer.consume(self.batch_size, self.batch_timeout)
         good: list[Transaction] = []
         positions: list[tuple[str, int, int]] = []
+        produced: list[int] = []
         high: dict[tuple[str, int], int] = {}
         reasons: Counter[str] = Counter()
         config = self.config
@@ -79,11 +82,13 @@ class TransactionSource:
             try:
                 good.append(decode(raw if raw is not None else b"", config))
                 positions.append((where[0], where[1], offset))
+                produced.append(msg.timestamp()[1])
             except DecodeError as error:
                 reasons[error.reason] += 1
                 key, value = dlq_record(raw, msg.key(), error, where[0], where[1], offset)
                 self.dlq.send(self.dlq_topic, key, value)
-        return Batch(good, len(messages), sum(reasons.values()), reasons, positions, high)
+        return Batch(good, len(messages), sum(reasons.values()), reasons, positions, high,
+                     produced)
 
     def assigned(self) -> bool:
         """True once the group has given this consumer partitions."""

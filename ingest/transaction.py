@@ -165,7 +165,7 @@ def decode(data: bytes, config: DecoderConfig = DEFAULT_CONFIG) -> Transaction:
                           "code")
     return Transaction(
         transaction_id=_id(wire.transaction_id, "transaction_id"),
-        event_ms=_event_ms(wire.timestamp),
+        event_ms=parse_event_ms(wire.timestamp),
         amount_minor=_amount_minor(amount, currency, exponent, config.max_amount),
         currency=currency,
         card_id=_id(wire.card_id, "card_id"),
@@ -245,7 +245,7 @@ def _category(value: str) -> str:
     return value
 
 
-def _event_ms(value: str | int | float) -> int:
+def parse_event_ms(value: str | int | float) -> int:
     if isinstance(value, str):
         if _NUMERIC.fullmatch(value):
             seconds = float(value)

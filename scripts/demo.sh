@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The end-to-end demo on a fresh machine: install, start the local stack, check
-# a round trip through Kafka, Neo4j and PostgreSQL, stream 50,000 generated
-# card transactions with labelled fraud into Kafka and project them into the
-# Neo4j graph.  The stack keeps running afterwards: `fraudgraph stack status`,
+# a round trip through Kafka, Neo4j and PostgreSQL, stream 100,000 generated
+# card transactions with labelled fraud (every scenario) into Kafka, project
+# them into Neo4j while the detector daemon decides each one, and print the
+# decisions, throughput, latency and per-scenario recall against ground truth.  The stack keeps running afterwards: `fraudgraph stack status`,
 # `fraudgraph stack down`.  Running it again is harmless: the same seed gives
 # the same transactions, and the projection skips what it already has.
 set -euo pipefail
@@ -11,9 +12,18 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 fraudgraph stack up
 fraudgraph smoke
-fraudgraph generate --count "${DEMO_COUNT:-50000}" --seed 42
-fraudgraph project --until-idle 5s --metrics-port 0
+RUN="demo-$(date +%Y%m%d%H%M%S)"
+for topic in TRANSACTIONS DECISIONS ALERTS TRAINING LABELS DLQ; do
+  # fresh topics per demo run, so its summary counts only this run's stream
+  export "FRAUDGRAPH_TOPIC_${topic}=${RUN}-${topic,,}"
+done
+fraudgraph generate --count "${DEMO_COUNT:-100000}" --seed 42 --labels "/tmp/${RUN}-truth.jsonl"
+fraudgraph project --until-idle 10s --metrics-port 0 --group "${RUN}-projection" &
+PROJECTOR=$!
+fraudgraph run --until-idle 10s --metrics-port 0 --group "${RUN}-detector" --truth "/tmp/${RUN}-truth.jsonl"
+wait "$PROJECTOR"
 fraudgraph graph stats
 echo
 echo "Neo4j Browser: http://127.0.0.1:${FRAUDGRAPH_NEO4J_HTTP_PORT:-7474}/browser/ (user neo4j; password in the data folder's secrets.env)"
-echo "Try: MATCH (d:Device)<-[u:USED_ON]-(c:Card) WITH d, count(c) AS cards WHERE cards > 3 RETURN d.id, cards ORDER BY cards DESC LIMIT 10"
+echo "A flagged ring: MATCH (u:User) WHERE u.ring_id IS NOT NULL WITH u.ring_id AS ring, collect(u) AS members ORDER BY size(members) DESC LIMIT 1 UNWIND members AS u MATCH p=(u)-[:HOLDS|USES|FROM_IP]->() RETURN p"
+echo "Shared devices: MATCH (d:Device)<-[:USED_ON]-(c:Card) WITH d, count(c) AS cards WHERE cards > 3 RETURN d.id, d.blocked, cards ORDER BY cards DESC LIMIT 10"

@@ -1,0 +1,126 @@
+"""One micro-batch through the detectors (pure): rules + graph facts → decisions + flags.
+
+:class:`Detector` holds the rule state; :meth:`Detector.decide_batch` decides
+every transaction of a batch in stream order.  Entities that a firing reason
+flags (``Reason.flag``, and ``blocklist.flag_on_block`` for blocked
+transactions) become blocklist entries; they are added to the blocklist view at
+once, so the next transaction of the same batch already sees them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from detectors import graph_checks
+from detectors.blocklist import Entry, FlaggedTransaction, NewEntry
+from detectors.config import DetectorConfig
+from detectors.decision import ALLOW, BLOCK, DecisionRecord, ReasonRecord, Verdict, decide
+from detectors.rules import RuleEngine, entity_of
+from ingest.transaction import Transaction, iso_from_ms
+
+
+class BlocklistView(Protocol):
+    def hit(self, entity_type: str, entity_id: str) -> Entry | None: ...
+
+    def add_local(self, entries: list[NewEntry]) -> None: ...
+
+
+class GraphFacts(Protocol):
+    @property
+    def devices(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def cards(self) -> dict[str, dict[str, Any]]: ...
+
+    @property
+    def sites(self) -> dict[str, dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class Decided:
+    transaction: Transaction
+    verdict: Verdict
+    record: DecisionRecord
+
+
+def rules_version(config: DetectorConfig) -> str:
+    """``<name>-<hash of every setting>``: two daemons with equal versions decide alike."""
+    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()
+    return f"{config.name}-{digest[:10]}"
+
+
+class Detector:
+    def __init__(self, config: DetectorConfig) -> None:
+        self.config = config
+        self.engine = RuleEngine(config)
+        self.version = rules_version(config)
+
+    def decide_batch(self, transactions: list[Transaction], facts: GraphFacts | None,
+                     blocklist: BlocklistView, now_ms: int
+                     ) -> tuple[list[Decided], list[NewEntry]]:
+        """Decide each transaction; return the decisions and the entities newly flagged."""
+        config = self.config
+        flags: dict[tuple[str, str], NewEntry] = {}
+
+        def blocked(entity_type: str, entity_id: str) -> str | None:
+            entry = blocklist.hit(entity_type, entity_id)
+            return None if entry is None else f"{entry.source}: {entry.reason}"
+
+        decided = []
+        for tx in transactions:
+            reasons = self.engine.evaluate(tx, blocked)
+            if facts is not None and config.graph.enabled:
+                reasons += graph_checks.reasons_for(tx, facts.devices, facts.cards, facts.sites,
+                                                    config.graph)
+            verdict = decide(reasons, config.decision)
+            self.engine.learn(tx, verdict.decision != ALLOW)
+            if verdict.decision != ALLOW:
+                new = self._flags(tx, verdict, blocked)
+                if new:
+                    blocklist.add_local(new)
+                    flags.update((e.key, e) for e in new)
+            decided.append(Decided(tx, verdict, self.record(tx, verdict, now_ms)))
+        return decided, list(flags.values())
+
+    def _flags(self, tx: Transaction, verdict: Verdict,
+               blocked: Any) -> list[NewEntry]:
+        wanted: dict[str, tuple[str, str, str]] = {}
+        for reason in verdict.reasons:
+            for entity_type in reason.flag:
+                wanted.setdefault(entity_type, (reason.code, reason.detector, reason.detail))
+        if verdict.decision == BLOCK and verdict.reasons:
+            top = verdict.reasons[0]
+            for entity_type in self.config.blocklist.flag_on_block:
+                wanted.setdefault(entity_type, (top.code, top.detector, top.detail))
+        new = []
+        for entity_type, (code, detector, detail) in wanted.items():
+            entity_id = entity_of(tx, entity_type)
+            if entity_id is None or blocked(entity_type, entity_id) is not None:
+                continue
+            new.append(NewEntry(entity_type, entity_id, code, detector, verdict.score,
+                                {"transaction_id": tx.transaction_id, "detail": detail,
+                                 "rules_version": self.version},
+                                self.config.blocklist.ttl_ms // 1000))
+        return new
+
+    def record(self, tx: Transaction, verdict: Verdict, now_ms: int) -> DecisionRecord:
+        return DecisionRecord(
+            transaction_id=tx.transaction_id, decision=verdict.decision, score=verdict.score,
+            reasons=[ReasonRecord(r.code, r.detector, r.detail) for r in verdict.reasons],
+            card_id=tx.card_id, user_id=tx.user_id, site_id=tx.site_id,
+            device_id=tx.device_id, ip_address=tx.ip_address, amount_minor=tx.amount_minor,
+            currency=tx.currency, country=tx.country, event_time=iso_from_ms(tx.event_ms),
+            event_ms=tx.event_ms, decided_ms=now_ms, rules_version=self.version)
+
+
+def flagged_row(d: Decided) -> FlaggedTransaction:
+    r = d.record
+    return FlaggedTransaction(
+        transaction_id=r.transaction_id, decision=r.decision, score=r.score,
+        reasons=[{"code": x.code, "detector": x.detector, "detail": x.detail} for x in r.reasons],
+        card_id=r.card_id, user_id=r.user_id, site_id=r.site_id, device_id=r.device_id,
+        amount_minor=r.amount_minor, currency=r.currency, event_ms=r.event_ms,
+        decided_ms=r.decided_ms)

@@ -1,0 +1,232 @@
+"""The streaming detector daemon (`fraudgraph run`): transactions → decisions.
+
+Commit order, per micro-batch (at-least-once delivery, idempotent effects):
+
+1. consume up to ``batch_size`` messages and decode them; bad ones are queued
+   for the dead-letter topic (``TransactionSource.poll_batch``);
+2. refresh the in-process blocklist view (at most one PostgreSQL query per
+   ``refresh_seconds``, never one per transaction);
+3. read graph facts for the batch's cards, devices and sites (three Neo4j
+   queries per batch);
+4. decide every transaction (pure: rules, graph checks, combiner);
+5. queue ``decisions`` (every transaction), ``fraud-alerts`` (review/block) and
+   ``training`` (allow) records, keyed by ``transaction_id``;
+6. PostgreSQL: upsert flagged transactions and newly flagged entities; Neo4j:
+   mark the newly blocked nodes;
+7. flush the producer (every output acknowledged by Kafka);
+8. flush the DLQ records, then commit the consumed offsets.
+
+A crash before 8 redelivers the batch: outputs carry deterministic keys and
+the stores upsert, so a replay duplicates nothing but records.  Steps 3 and
+5-8 are retried with backoff while a service is away; the batch is decided
+once.  Labels (``fraud-labels``) and the periodic ring sweep run between
+batches (``fraudgraph.feedback``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+
+from detectors.blocklist import BlocklistCache, BlocklistStore, NewEntry
+from detectors.config import DetectorConfig
+from detectors.decision import ALLOW
+from detectors.pipeline import Decided, Detector, flagged_row
+from fraudgraph import connect, metrics
+from fraudgraph.feedback import Feedback, retrying
+from fraudgraph.projector import stop_on_signals
+from fraudgraph.settings import Settings
+from graph import detect
+from graph.projection import GraphWriter
+from ingest import kafka
+from ingest.publish import Publisher
+from ingest.source import TransactionSource
+from ingest.transaction import DecoderConfig, encode
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_ENCODER = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    group: str = "fraudgraph-detector"
+    batch_size: int = 5000
+    batch_timeout: float = 0.02
+    from_beginning: bool = False
+    until_idle: float | None = None
+    max_messages: int | None = None
+    metrics_port: int = 0
+    labels: bool = True
+    keep_decisions: bool = False  # remember every decision (for a summary at the end)
+
+
+@dataclass
+class DaemonStats:
+    consumed: int = 0
+    rejected: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    flagged_entities: int = 0
+    labels: int = 0
+    rings: int = 0
+    batches: int = 0
+    first_batch_at: float = 0.0
+    last_commit_at: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    decisions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def busy_seconds(self) -> float:
+        return max(self.last_commit_at - self.first_batch_at, 0.0)
+
+
+def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
+        decoder: DecoderConfig, progress: Callable[[int], None] = lambda _n: None,
+        stop: threading.Event | None = None) -> DaemonStats:
+    """Decide until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit)."""
+    stop = stop or stop_on_signals()
+    driver = connect.neo4j(settings)
+    GraphWriter(driver).apply_schema()
+    store = connect.blocklist(settings)
+    cache = BlocklistCache(store.changed_since, config.blocklist.refresh_seconds)
+    topics = settings.topics
+    kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
+    source = TransactionSource(settings.kafka.bootstrap, options.group, topics.transactions,
+                               topics.dlq, decoder, batch_size=options.batch_size,
+                               batch_timeout=options.batch_timeout,
+                               from_beginning=options.from_beginning)
+    out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
+    feedback = Feedback(settings, config, options.group, driver, store, cache,
+                        from_beginning=options.from_beginning, labels=options.labels)
+    detector = Detector(config)
+    stats, idle_since, watermark_ms = DaemonStats(), time.monotonic(), 0
+    last_ok = [time.monotonic()]
+    server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))
+    try:
+        while not stop.is_set():
+            last_ok[0] = time.monotonic()
+            t0 = time.perf_counter()
+            batch = source.poll_batch()                                            # 1
+            if not batch.consumed:
+                stats.labels += feedback.between_batches(stop, watermark_ms)
+                if not source.assigned():
+                    idle_since = time.monotonic()
+                elif options.until_idle is not None and \
+                        time.monotonic() - idle_since >= options.until_idle:
+                    break
+                continue
+            idle_since = time.monotonic()
+            stats.first_batch_at = stats.first_batch_at or idle_since
+            t1 = time.perf_counter()
+            retrying("postgres", stop, cache.refresh)                              # 2
+            txs = batch.transactions
+            watermark_ms = max([watermark_ms, *(t.event_ms for t in txs)])
+            facts = None
+            if config.graph.enabled and txs:
+                facts = retrying("neo4j", stop, detect.batch_features, driver,     # 3
+                                 list({t.card_id for t in txs}),
+                                 list({t.device_id for t in txs if t.device_id}),
+                                 list({t.site_id for t in txs}))
+            t2 = time.perf_counter()
+            decided, flags = detector.decide_batch(txs, facts, cache,              # 4
+                                                   int(time.time() * 1000))
+            t3 = time.perf_counter()
+            for d in decided:                                                      # 5
+                _publish(out, topics, d)
+            retrying("postgres", stop, _store, store, driver, decided, flags)      # 6
+            t4 = time.perf_counter()
+            retrying("kafka", stop, out.flush)                                     # 7
+            retrying("kafka", stop, source.commit)                                 # 8
+            t5 = time.perf_counter()
+            stats.last_commit_at = time.monotonic()
+            _account(stats, batch.consumed, batch.rejected, batch.reasons, decided, flags,
+                     batch.produced_ms, options.keep_decisions,
+                     {"consume": t1 - t0, "graph": t2 - t1, "decide": t3 - t2,
+                      "store": t4 - t3, "commit": t5 - t4})
+            metrics.DETECTOR_LAG.set(source.lag())
+            for table, size in detector.engine.state_sizes().items():
+                metrics.DETECTOR_RULE_STATE.labels(table).set(size)
+            metrics.DETECTOR_BLOCKLIST.set(len(cache))
+            progress(batch.consumed)
+            stats.labels += feedback.between_batches(stop, watermark_ms)
+            if options.max_messages is not None and stats.consumed >= options.max_messages:
+                break
+        stats.rings = feedback.rings_found
+    finally:
+        if server is not None:
+            server.shutdown()
+        feedback.close()
+        source.close()
+        store.close()
+        driver.close()
+    return stats
+
+
+def _publish(out: Publisher, topics: Any, d: Decided) -> None:
+    key = d.record.transaction_id.encode()
+    value = _ENCODER.encode(d.record)
+    out.send(topics.decisions, key, value)
+    if d.verdict.decision == ALLOW:
+        out.send(topics.training, key, encode(d.transaction))
+    else:
+        out.send(topics.alerts, key, value)
+
+
+def _store(store: BlocklistStore, driver: Any, decided: list[Decided],
+           flags: list[NewEntry]) -> None:
+    flagged = [flagged_row(d) for d in decided if d.verdict.decision != ALLOW]
+    if flagged:
+        store.record_flagged(flagged)
+    if flags:
+        store.upsert(flags, actor="daemon")
+        detect.mark_blocked(driver, [(e.entity_type, e.entity_id, e.reason, e.source)
+                                     for e in flags])
+
+
+def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[str],
+             decided: list[Decided], flags: list[NewEntry], produced_ms: list[int],
+             keep: bool, stages: dict[str, float]) -> None:
+    now_ms = time.time() * 1000
+    stats.batches += 1
+    stats.consumed += consumed
+    stats.rejected += rejected
+    stats.flagged_entities += len(flags)
+    metrics.DETECTOR_BATCH_SIZE.observe(consumed)
+    for stage, seconds in stages.items():
+        stats.stage_seconds[stage] = stats.stage_seconds.get(stage, 0.0) + seconds
+        metrics.DETECTOR_STAGE_SECONDS.labels(stage).observe(seconds)
+    for code, count in reasons.items():
+        metrics.DETECTOR_REJECTED.labels(code).inc(count)
+    for entry in flags:
+        metrics.DETECTOR_FLAGGED.labels(entry.entity_type, entry.source).inc()
+    for d, produced in zip(decided, produced_ms, strict=True):
+        outcome = d.verdict.decision
+        stats.outcomes[outcome] += 1
+        metrics.DETECTOR_DECISIONS.labels(outcome).inc()
+        if outcome != ALLOW:
+            for reason in d.verdict.reasons:
+                metrics.DETECTOR_REASONS.labels(reason.code).inc()
+        latency = max(now_ms - produced, 0.0)
+        metrics.DETECTOR_LATENCY.observe(latency / 1000)
+        if len(stats.latencies_ms) < 2_000_000:
+            stats.latencies_ms.append(latency)
+        if keep:
+            stats.decisions[d.record.transaction_id] = outcome
+
+
+def _health(last_ok: list[float], stats: DaemonStats) -> tuple[bool, dict[str, Any]]:
+    stalled = time.monotonic() - last_ok[0]
+    degraded = {s: True for s in ("kafka", "neo4j", "postgres")
+                if metrics.DETECTOR_DEGRADED.labels(s)._value.get()}
+    ok = stalled < 30 and not degraded
+    return ok, {"status": "ok" if ok else "degraded", "degraded": sorted(degraded),
+                "seconds_since_progress": round(stalled, 1), "consumed": stats.consumed}
+

@@ -1,0 +1,204 @@
+"""What the daemon does between micro-batches: apply fraud labels, sweep for rings.
+
+Labels (``fraud-labels``, own consumer group ``<group>-labels``), per poll:
+store them in PostgreSQL (upsert), mark confirmed fraud in Neo4j once per
+transaction (card, user, device; the site's fraud count, which drives the
+compromised-site check), blocklist the card (source ``label``), then commit.
+
+Ring sweep, every ``rings.sweep_every``: read the user links from Neo4j, find
+connected groups of at least ``rings.min_users`` users (networkx), record
+``ring_id`` / ``ring_size`` on the members and blocklist them (source
+``cypher``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from detectors.blocklist import (
+    BlocklistCache,
+    BlocklistStore,
+    LabelRow,
+    NewEntry,
+    OperationalError,
+)
+from detectors.config import DetectorConfig
+from detectors.rings import find_rings
+from fraudgraph import metrics
+from fraudgraph.settings import Settings
+from graph import detect
+from graph.driver import Neo4jError, ServiceUnavailable
+from ingest import kafka
+from ingest.dlq import dlq_record
+from ingest.labels import decode_label
+from ingest.publish import Publisher, PublishError
+from ingest.transaction import DecodeError, parse_event_ms
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRYABLE: tuple[type[BaseException], ...] = (
+    ServiceUnavailable, Neo4jError, OperationalError, PublishError, kafka.KafkaException)
+MAX_PENDING_LABELS = 200_000  # labels waiting for the stream's event time; then stop reading
+LOG_EVERY = 30.0  # seconds between repeated outage log lines
+
+
+def retrying(service: str, stop: threading.Event, action: Callable[..., T], *args: Any) -> T:
+    """Run ``action(*args)`` until it succeeds, backing off while ``service`` is away.
+
+    Logs the outage once per ``LOG_EVERY`` seconds and sets the degraded gauge;
+    gives up (re-raises) only when ``stop`` is set.
+    """
+    delay, logged_at = 0.25, 0.0
+    gauge = metrics.DETECTOR_DEGRADED.labels(service)
+    while True:
+        try:
+            result = action(*args)
+        except RETRYABLE as exc:
+            gauge.set(1)
+            if stop.is_set():
+                raise
+            if time.monotonic() - logged_at >= LOG_EVERY:
+                log.warning("%s unavailable (%s: %s); retrying with backoff", service,
+                            type(exc).__name__, str(exc).splitlines()[0][:200])
+                logged_at = time.monotonic()
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        if delay > 0.25:
+            log.warning("%s is back", service)
+        gauge.set(0)
+        return result
+
+
+class Feedback:
+    def __init__(self, settings: Settings, config: DetectorConfig, group: str, driver: Any,
+                 store: BlocklistStore, cache: BlocklistCache, *, from_beginning: bool,
+                 labels: bool) -> None:
+        self.settings, self.config, self.driver = settings, config, driver
+        self.store, self.cache = store, cache
+        self.consumer = None
+        if labels:
+            self.consumer = kafka.consumer(settings.kafka.bootstrap, f"{group}-labels")
+            if from_beginning:
+                self.consumer.subscribe([settings.topics.labels],
+                                        on_assign=kafka.rewind_on_assign)
+            else:
+                self.consumer.subscribe([settings.topics.labels])
+        self.dlq = Publisher(settings.kafka.bootstrap)
+        self.next_sweep = time.monotonic() + config.rings.sweep_every_ms / 1000
+        self.rings_found = 0
+        #: (topic, partition) -> FIFO of (reported_ms | None, offset, (row, event_ms) | None)
+        self.pending: dict[tuple[str, int], deque[tuple[int | None, int, Any]]] = {}
+
+    def between_batches(self, stop: threading.Event, watermark_ms: int) -> int:
+        """Apply due labels and, when due, sweep for rings; returns labels applied."""
+        applied = 0
+        if self.consumer is not None:
+            applied = self.poll_labels(stop, watermark_ms)
+        if self.config.graph.enabled and time.monotonic() >= self.next_sweep:
+            self.next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000
+            retrying("neo4j", stop, self.sweep_rings)
+        return applied
+
+    def poll_labels(self, stop: threading.Event, watermark_ms: int) -> int:
+        """Take new label messages into per-partition queues, then apply (in arrival
+        order) those reported at or before ``watermark_ms``: the newest event time the
+        daemon has seen.  So a backtest applies a label when its stream reaches the
+        report time, as live traffic would, and never sees the future."""
+        assert self.consumer is not None
+        if sum(len(q) for q in self.pending.values()) < MAX_PENDING_LABELS:
+            for msg in self.consumer.consume(1000, 0.0):
+                if msg.error():
+                    raise kafka.KafkaException(msg.error())
+                self._take(msg)
+        due: list[tuple[LabelRow, int | None]] = []
+        commit: list[kafka.TopicPartition] = []
+        for (topic, partition), queue in self.pending.items():
+            last = None
+            while queue and (queue[0][0] is None or queue[0][0] <= watermark_ms):
+                _, offset, row = queue.popleft()
+                last = offset
+                if row is not None:
+                    due.append(row)
+            if last is not None:
+                commit.append(kafka.TopicPartition(topic, partition, last + 1))
+        if not commit:
+            return 0
+        if due:
+            retrying("postgres", stop, self._apply, due)
+        retrying("kafka", stop, self.dlq.flush)
+        retrying("kafka", stop, self._commit_labels, commit)
+        return len(due)
+
+    def _take(self, msg: Any) -> None:
+        raw = msg.value() or b""
+        where = (msg.topic() or "", msg.partition() or 0)
+        queue = self.pending.setdefault(where, deque())
+        try:
+            label, event_ms = decode_label(raw)
+            reported_ms = parse_event_ms(label.reported_at)
+        except DecodeError as error:
+            key, value = dlq_record(raw, msg.key(), error, where[0], where[1], msg.offset() or 0)
+            self.dlq.send(self.settings.topics.dlq, key, value)
+            metrics.DETECTOR_REJECTED.labels(error.reason).inc()
+            queue.append((None, msg.offset() or 0, None))  # committed with its neighbours
+            return
+        row = LabelRow(label.transaction_id, label.label, label.source, label.reported_at,
+                       label.card_id, label.user_id)
+        queue.append((reported_ms, msg.offset() or 0, (row, event_ms)))
+
+    def _commit_labels(self, offsets: list[kafka.TopicPartition]) -> None:
+        assert self.consumer is not None
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+
+    def _apply(self, rows: list[tuple[LabelRow, int | None]]) -> None:
+        self.store.record_labels([row for row, _ in rows])
+        fraud = [{"transaction_id": r.transaction_id, "card_id": r.card_id,
+                  "user_id": r.user_id, "event_ms": ms, "source": r.source}
+                 for r, ms in rows if r.label == "fraud"]
+        for r, _ in rows:
+            metrics.DETECTOR_LABELS.labels(r.label).inc()
+        if not fraud:
+            return
+        applied = detect.label_fraud(self.driver, fraud)
+        entries = [NewEntry("card", a["card_id"], "confirmed_fraud", "label", 1.0,
+                            {"transaction_id": a["transaction_id"]},
+                            self.config.blocklist.ttl_ms // 1000)
+                   for a in applied if a["card_id"]]
+        if entries:
+            self.store.upsert(entries, actor="labels")
+            self.cache.add_local(entries)
+            detect.mark_blocked(self.driver, [(e.entity_type, e.entity_id, e.reason, e.source)
+                                              for e in entries])
+
+    def sweep_rings(self) -> int:
+        rings_config = self.config.rings
+        rings = find_rings(detect.ring_links(self.driver, rings_config.max_device_users),
+                           rings_config.min_users)
+        members: list[dict[str, Any]] = [
+            {"id": user, "ring_id": ring.ring_id, "ring_size": len(ring.users)}
+            for ring in rings for user in ring.users]
+        detect.save_rings(self.driver, members)
+        self.rings_found = len(rings)
+        metrics.DETECTOR_RINGS.set(len(rings))
+        entries = [NewEntry("user", m["id"], "fraud_ring", "cypher", 0.9,
+                            {"ring_id": m["ring_id"], "ring_size": m["ring_size"]},
+                            self.config.blocklist.ttl_ms // 1000)
+                   for m in members if "user" in rings_config.flag
+                   and self.cache.hit("user", m["id"]) is None]
+        if entries:
+            self.store.upsert(entries, actor="ring-sweep")
+            self.cache.add_local(entries)
+            detect.mark_blocked(self.driver, [(e.entity_type, e.entity_id, e.reason, e.source)
+                                              for e in entries])
+        log.info("ring sweep: %d rings, %d members", len(rings), len(members))
+        return len(rings)
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close()

@@ -1,0 +1,69 @@
+"""Neo4j reads and writes of the detectors: per-batch entity checks, the ring sweep's
+links and marks, blocklist marks and fraud labels.  Queries come from ``cypher/``.
+
+Per micro-batch the daemon calls :func:`batch_features` once: three queries in
+one read transaction, whatever the batch size (never one per transaction).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cypher
+from graph.driver import Driver
+
+LABEL_OF = {"card": "cards", "user": "users", "device": "devices", "ip": "ips", "site": "sites"}
+
+
+@dataclass(frozen=True)
+class BatchFeatures:
+    """Graph facts about the entities of one batch, keyed by entity id."""
+
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sites: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: list[str],
+                   database: str = "neo4j") -> BatchFeatures:
+    def work(tx: Any) -> BatchFeatures:
+        return BatchFeatures(
+            devices={r["id"]: dict(r) for r in tx.run(cypher.load("detect_devices"), ids=devices)},
+            cards={r["id"]: dict(r) for r in tx.run(cypher.load("detect_cards"), ids=cards)},
+            sites={r["id"]: dict(r) for r in tx.run(cypher.load("detect_sites"), ids=sites)})
+
+    with driver.session(database=database) as session:
+        result: BatchFeatures = session.execute_read(work)
+        return result
+
+
+def ring_links(driver: Driver, max_device_users: int,
+               database: str = "neo4j") -> list[tuple[str, str, list[str]]]:
+    records, _, _ = driver.execute_query(cypher.load("ring_links"),
+                                         max_device_users=max_device_users, database_=database)
+    return [(r["via"], r["through"], list(r["users"])) for r in records]
+
+
+def save_rings(driver: Driver, members: list[dict[str, Any]],
+               database: str = "neo4j") -> tuple[int, int]:
+    records, _, _ = driver.execute_query(cypher.load("ring_save"), members=members,
+                                         database_=database)
+    return records[0]["marked"], records[0]["cleared"]
+
+
+def mark_blocked(driver: Driver, entries: list[tuple[str, str, str, str]],
+                 database: str = "neo4j") -> None:
+    """``entries``: (entity_type, entity_id, reason, source); sets ``blocked`` on the nodes."""
+    rows: dict[str, list[dict[str, str]]] = {name: [] for name in LABEL_OF.values()}
+    for entity_type, entity_id, reason, source in entries:
+        rows[LABEL_OF[entity_type]].append({"id": entity_id, "reason": reason, "source": source})
+    driver.execute_query(cypher.load("mark_blocked"), rows, database_=database)
+
+
+def label_fraud(driver: Driver, rows: list[dict[str, Any]],
+                database: str = "neo4j") -> list[dict[str, Any]]:
+    """Apply new fraud labels; returns the resolved entities of those applied now."""
+    records, _, _ = driver.execute_query(cypher.load("label_fraud"), rows=rows,
+                                         database_=database)
+    return [dict(r) for r in records]

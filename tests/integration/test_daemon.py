@@ -1,0 +1,159 @@
+"""The detector daemon against the real stack: decisions on the topics, PostgreSQL rows,
+Neo4j marks.  Every test uses its own topics, consumer group and entity ids."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import Counter
+
+import msgspec
+import pytest
+
+from detectors import config as detector_config
+from detectors.blocklist import NewEntry
+from detectors.decision import DecisionRecord
+from fraudgraph import connect, daemon
+from fraudgraph.settings import Settings
+from graph.projection import GraphWriter
+from ingest import kafka
+from ingest.publish import Publisher
+from ingest.transaction import DecoderConfig, Transaction, encode
+
+T0 = 1_767_225_600_000
+MIN = 60_000
+DECISION = msgspec.json.Decoder(DecisionRecord)
+
+
+def scratch(settings: Settings, unique: str) -> Settings:
+    topics = {name: f"test-daemon-{unique}-{name}" for name in
+              ("transactions", "decisions", "alerts", "training", "labels", "dlq")}
+    settings = dataclasses.replace(settings, topics=dataclasses.replace(settings.topics,
+                                                                        **topics))
+    kafka.ensure_topics(settings.kafka.bootstrap, settings.topics.all(), 2)
+    return settings
+
+
+def tx(unique: str, n: int, minute: float, card: str = "a", amount_minor: int = 2500,
+       device: str = "home") -> Transaction:
+    return Transaction(transaction_id=f"{unique}-t{n}", event_ms=T0 + round(minute * MIN),
+                       amount_minor=amount_minor, currency="USD", card_id=f"{unique}-{card}",
+                       user_id=f"{unique}-u{card}", site_id=f"{unique}-site",
+                       country="US", device_id=f"{unique}-{device}{card}",
+                       ip_address=f"ip-{unique}-{card}")
+
+
+def run_daemon(settings: Settings, unique: str, messages: int | None) -> daemon.DaemonStats:
+    options = daemon.DaemonOptions(group=f"test-daemon-{unique}", batch_size=500,
+                                   until_idle=3.0, max_messages=messages)
+    return daemon.run(settings, detector_config.load("default"), options, DecoderConfig(),
+                      stop=threading.Event())
+
+
+def decisions(settings: Settings) -> dict[str, DecisionRecord]:
+    records = [DECISION.decode(m.value()) for m in
+               kafka.read_all(settings.kafka.bootstrap, settings.topics.decisions, timeout=20)]
+    keys = Counter(r.transaction_id for r in records)
+    assert max(keys.values()) == 1, "a transaction was decided twice"
+    return {r.transaction_id: r for r in records}
+
+
+def produce(settings: Settings, items: list[bytes], topic: str | None = None) -> None:
+    """Send with one key, so the records keep their order (one partition)."""
+    out = Publisher(settings.kafka.bootstrap)
+    for value in items:
+        out.send(topic or settings.topics.transactions, b"k", value)
+    out.flush()
+
+
+def test_blocklisted_card_is_blocked_and_every_transaction_has_one_decision(
+        stack: Settings, unique: str) -> None:
+    settings = scratch(stack, unique)
+    store = connect.blocklist(settings)
+    try:
+        store.upsert([NewEntry("card", f"{unique}-stolen", "reported stolen", "manual", 1.0, {},
+                               3600)], actor="test")
+        txs = [tx(unique, i, i * 30, card="ok") for i in range(5)]
+        txs += [tx(unique, 10, 1, card="stolen")]
+        produce(settings, [encode(t) for t in txs] + [b'{"not": "a transaction"}'])
+        stats = run_daemon(settings, unique, 7)
+        got = decisions(settings)
+        assert set(got) == {t.transaction_id for t in txs}
+        blocked = got[f"{unique}-t10"]
+        assert blocked.decision == "block" and blocked.score == 1.0
+        assert [r.code for r in blocked.reasons] == ["blocklist_card"]
+        assert {got[f"{unique}-t{i}"].decision for i in range(5)} == {"allow"}
+        assert stats.rejected == 1 and stats.outcomes == Counter(allow=5, block=1)
+        alerts = kafka.read_all(settings.kafka.bootstrap, settings.topics.alerts, timeout=20)
+        training = kafka.read_all(settings.kafka.bootstrap, settings.topics.training, timeout=20)
+        assert [m.key() for m in alerts] == [f"{unique}-t10".encode()]
+        assert len(training) == 5
+        with store.conn.cursor() as cur:
+            cur.execute("SELECT decision, reasons FROM flagged_transactions "
+                        "WHERE transaction_id = %s", (f"{unique}-t10",))
+            row = cur.fetchone()
+        store.conn.rollback()
+        assert row is not None and row[0] == "block" and row[1][0]["code"] == "blocklist_card"
+    finally:
+        store.close()
+
+
+def test_rules_flag_a_velocity_burst_and_a_card_testing_run(stack: Settings,
+                                                            unique: str) -> None:
+    settings = scratch(stack, unique)
+    burst = [tx(unique, i, 600 + i, card="burst", amount_minor=3000 + 700 * i)
+             for i in range(5)]
+    testing = [msgspec.structs.replace(tx(unique, 20 + i, 900 + i * 0.5, card="probe",
+                                      amount_minor=150 + i),
+                                   site_id=f"{unique}-shop{i}") for i in range(6)]
+    produce(settings, [encode(t) for t in burst + testing])
+    run_daemon(settings, unique, len(burst) + len(testing))
+    got = decisions(settings)
+    assert [got[t.transaction_id].decision for t in burst] == ["allow", "allow", "review",
+                                                               "review", "review"]
+    assert all("velocity" in {r.code for r in got[t.transaction_id].reasons} for t in burst[2:])
+    assert [got[t.transaction_id].decision for t in testing] == ["allow", "allow", "block",
+                                                                 "block", "block", "block"]
+    assert all(got[t.transaction_id].reasons[0].code == "card_testing" for t in testing[2:])
+
+
+def test_fraud_label_blocklists_the_card_and_marks_the_graph(stack: Settings,
+                                                            unique: str) -> None:
+    settings = scratch(stack, unique)
+    first, later = tx(unique, 1, 0, card="victim"), tx(unique, 2, 5 * 24 * 60, card="victim")
+    driver = connect.neo4j(settings)
+    store = connect.blocklist(settings)
+    try:
+        writer = GraphWriter(driver)
+        writer.apply_schema()
+        writer.project([first], {})
+        label = {"transaction_id": first.transaction_id, "label": "fraud", "source": "chargeback",
+                 "reported_at": "2026-01-03T00:00:00Z"}
+        produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
+        produce(settings, [encode(first)])
+        run_daemon(settings, unique, 1)  # the stream is at Jan 1: the label is not due yet
+        assert store.get("card", first.card_id) is None
+        produce(settings, [encode(later)])  # Jan 4: past the report time
+        stats = run_daemon(settings, unique, None)  # until idle: the labels group joins too
+        assert stats.labels == 1
+        entry = store.get("card", first.card_id)
+        assert entry is not None and entry.source == "label" and entry.reason == "confirmed_fraud"
+        records, _, _ = driver.execute_query(
+            "MATCH (c:Card {id: $card}) MATCH (s:Site {id: $site}) "
+            "RETURN c.fraud_confirmed_ms AS card, c.blocked AS blocked, s.fraud_count AS site",
+            card=first.card_id, site=first.site_id)
+        assert dict(records[0]) == {"card": first.event_ms, "blocked": True, "site": 1}
+        # replaying the label changes nothing (one FraudLabel per transaction)
+        produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
+        run_daemon(settings, unique, None)
+        records, _, _ = driver.execute_query("MATCH (s:Site {id: $site}) RETURN s.fraud_count "
+                                             "AS n", site=first.site_id)
+        assert records[0]["n"] == 1
+    finally:
+        store.close()
+        driver.close()
+
+
+@pytest.mark.parametrize("ref", ["default", "legacy"])
+def test_presets_load(ref: str) -> None:
+    assert detector_config.load(ref).name == ref

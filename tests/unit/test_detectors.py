@@ -1,0 +1,223 @@
+"""Streaming rules, the decision combiner, config validation and ring finding (pure)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from detectors import config as cfg
+from detectors.decision import BLOCK, REVIEW, Reason, decide
+from detectors.graph_checks import reasons_for
+from detectors.quality import measure, percentile
+from detectors.rings import find_rings
+from detectors.rules import RuleEngine
+from ingest.iso import CURRENCY_EXPONENT
+from ingest.transaction import Transaction
+
+T0 = 1_767_225_600_000  # 2026-01-01
+MIN = 60_000
+
+
+def tx(n: int, minute: float, amount: float = 20.0, *, card: str = "c1", user: str = "u1",
+       site: str = "s1", country: str = "US", device: str | None = "d1",
+       ip: str | None = "10.0.0.1", currency: str = "USD") -> Transaction:
+    minor = round(amount * 10 ** CURRENCY_EXPONENT[currency])
+    return Transaction(transaction_id=f"t{n}", event_ms=T0 + round(minute * MIN),
+                       amount_minor=minor, currency=currency, card_id=card, user_id=user,
+                       site_id=site, country=country, device_id=device,
+                       ip_address=ip)
+
+
+def codes(engine: RuleEngine, t: Transaction, blocked: dict[tuple[str, str], str] | None = None,
+          flagged: bool = False) -> list[str]:
+    reasons = engine.evaluate(t, lambda kind, key: (blocked or {}).get((kind, key)))
+    engine.learn(t, flagged)
+    return sorted(r.code for r in reasons)
+
+
+def only(rule: str, **changes: object) -> cfg.DetectorConfig:
+    """The default config with every streaming rule off except ``rule`` (changed as given)."""
+    rules = cfg.DetectorConfig().rules
+    off = {f.name: dataclasses.replace(getattr(rules, f.name), enabled=False)
+           for f in dataclasses.fields(rules)}
+    off[rule] = dataclasses.replace(getattr(rules, rule), **changes)
+    return cfg.DetectorConfig(rules=dataclasses.replace(rules, **off))
+
+
+def test_default_preset_file_equals_the_documented_defaults() -> None:
+    assert dataclasses.replace(cfg.load("default"), name="default") == cfg.DetectorConfig()
+
+
+def test_legacy_preset_is_the_three_old_rules() -> None:
+    legacy = cfg.load("legacy")
+    enabled = [f.name for f in dataclasses.fields(legacy.rules)
+               if getattr(legacy.rules, f.name).enabled]
+    assert enabled == ["blocklist_hit", "velocity", "amount_spike", "country_hop"]
+    velocity = legacy.rules.velocity
+    assert velocity.window_ms == 5 * MIN and velocity.min_transactions == 2
+    assert legacy.rules.amount_spike.factor == 2.0 and legacy.rules.amount_spike.min_history == 1
+    assert legacy.rules.country_hop.window_ms == 120 * MIN and not legacy.graph.enabled
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[decision]\nreview_treshold = 0.5", "decision.review_treshold: unknown setting"),
+    ("[rules.velocity]\nwindow = 10", "rules.velocity.window: expected a duration"),
+    ("[rules.velocity]\nweight = 1.5", "rules.velocity.weight: expected a number between 0 and 1"),
+    ("[rules.velocity]\nmin_transactions = 0", "expected a whole number >= 1"),
+    ("[blocklist]\nflag_on_block = [\"planet\"]", "expected a list of entity types"),
+    ("[decision]\nreview_threshold = 0.9\nblock_threshold = 0.5", "review_threshold <= block"),
+    ("preset = \"nope\"", "no detector config 'nope'"),
+    ("[rules", "not valid TOML"),
+])
+def test_invalid_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(cfg.ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        cfg.load(path)
+
+
+def test_override_file_starts_from_a_preset(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('preset = "legacy"\n[rules.velocity]\nwindow = "90s"\n')
+    loaded = cfg.load(path)
+    assert loaded.name == "mine" and loaded.rules.velocity.window_ms == 90_000
+    assert loaded.rules.velocity.require_different_amount  # from the legacy preset
+
+
+def test_legacy_velocity_another_transaction_within_5_minutes_with_a_different_amount() -> None:
+    engine = RuleEngine(cfg.load("legacy"))
+    assert codes(engine, tx(1, 0, 20)) == []
+    assert codes(engine, tx(2, 3, 20)) == []  # same amount: not the legacy pattern
+    assert codes(engine, tx(3, 4, 35)) == ["velocity"]
+    assert codes(engine, tx(4, 20, 50)) == []  # 16 minutes later
+
+
+def test_legacy_amount_spike_above_twice_the_previous_maximum() -> None:
+    engine = RuleEngine(cfg.load("legacy"))
+    assert codes(engine, tx(1, 0, 100)) == []
+    assert codes(engine, tx(2, 600, 200)) == []  # exactly 2x is not above
+    assert codes(engine, tx(3, 1200, 401)) == ["amount_spike"]
+
+
+def test_legacy_country_hop_within_2_hours() -> None:
+    engine = RuleEngine(cfg.load("legacy"))
+    assert codes(engine, tx(1, 0, country="US")) == []
+    assert codes(engine, tx(2, 90, country="FR")) == ["country_hop"]
+    assert codes(engine, tx(3, 400, country="DE")) == []  # > 2 h after the previous
+
+
+def test_velocity_counts_the_window_in_event_time_even_out_of_order() -> None:
+    engine = RuleEngine(only("velocity", min_transactions=3, window_ms=10 * MIN))
+    assert codes(engine, tx(1, 0)) == []
+    assert codes(engine, tx(2, 30)) == []
+    assert codes(engine, tx(3, 5)) == []  # late: only t1 lies within its 10 minutes
+    assert codes(engine, tx(4, 8)) == ["velocity"]  # t1, t3 and itself
+
+
+def test_card_testing_needs_small_amounts_at_several_sites() -> None:
+    engine = RuleEngine(only("card_testing"))
+    assert codes(engine, tx(1, 0, 1.0, site="a")) == []
+    assert codes(engine, tx(2, 1, 1.5, site="a")) == []
+    assert codes(engine, tx(3, 2, 2.0, site="a")) == []  # one site only
+    assert codes(engine, tx(4, 3, 0.9, site="b")) == ["card_testing"]
+    assert codes(engine, tx(5, 4, 60.0, site="c")) == []  # not small
+
+
+def test_amounts_compare_in_usd_across_currencies() -> None:
+    engine = RuleEngine(only("amount_spike", min_history=1, factor=2.0))
+    assert codes(engine, tx(1, 0, 100.0, currency="USD")) == []
+    assert codes(engine, tx(2, 60, 15000.0, currency="JPY")) == []  # 100 USD
+    assert codes(engine, tx(3, 120, 40000.0, currency="JPY")) == ["amount_spike"]  # ~267 USD
+
+
+def test_new_device_high_amount_and_flagged_transactions_are_not_learnt() -> None:
+    engine = RuleEngine(only("new_device_high_amount"))
+    assert codes(engine, tx(1, 0, 50, device="home")) == []
+    assert codes(engine, tx(2, 60, 500, device="evil"), flagged=True) == ["new_device_high_amount"]
+    # the flagged use did not make "evil" one of the user's devices
+    assert codes(engine, tx(3, 70, 500, device="evil")) == ["new_device_high_amount"]
+    assert codes(engine, tx(4, 80, 50, device="other")) == []  # low amount
+
+
+def test_unfamiliar_country_after_some_history() -> None:
+    engine = RuleEngine(only("unfamiliar_country"))
+    assert codes(engine, tx(1, 0, country="US")) == []  # no history yet
+    assert codes(engine, tx(2, 600, country="US")) == []
+    assert codes(engine, tx(3, 1200, country="RO")) == ["unfamiliar_country"]
+
+
+def test_shared_device_and_shared_ip_count_distinct_members() -> None:
+    engine = RuleEngine(only("shared_device", max_cards=3, max_users=9))
+    for i in range(3):
+        assert codes(engine, tx(i, i, card=f"c{i}", user=f"u{i}", device="farm")) == []
+    assert codes(engine, tx(9, 9, card="c1", user="u1", device="farm")) == []  # seen card
+    assert codes(engine, tx(10, 10, card="c9", user="u9", device="farm")) == ["shared_device"]
+    engine = RuleEngine(only("shared_ip", max_users=2))
+    assert [codes(engine, tx(i, i, user=f"u{i}", card=f"c{i}", ip="203.0.113.9"))
+            for i in range(3)] == [[], [], ["shared_ip"]]
+
+
+def test_blocklist_hit_uses_the_weight_of_the_entity_type() -> None:
+    engine = RuleEngine(only("blocklist_hit"))
+    reasons = engine.evaluate(tx(1, 0), lambda kind, key: "manual: stolen"
+                              if (kind, key) in {("card", "c1"), ("site", "s1")} else None)
+    assert {(r.code, r.weight) for r in reasons} == {("blocklist_card", 1.0),
+                                                     ("blocklist_site", 0.3)}
+
+
+def test_rule_state_is_bounded() -> None:
+    small = dataclasses.replace(cfg.DetectorConfig(), state=cfg.StateConfig(
+        max_cards=50, max_users=50, max_devices=50, max_ips=50))
+    engine = RuleEngine(small)
+    for i in range(1000):
+        codes(engine, tx(i, i, card=f"c{i}", user=f"u{i}", device=f"d{i}", ip=f"ip{i}"))
+    assert engine.state_sizes() == {"cards": 50, "users": 50, "devices": 50, "ips": 50}
+
+
+def test_combiner_noisy_or_thresholds_and_one_reason_per_code() -> None:
+    config = cfg.DecisionConfig(review_threshold=0.5, block_threshold=0.82)
+    allow = decide([Reason("a", "rule", "", 0.3)], config)
+    assert (allow.decision, allow.score) == ("allow", 0.3)
+    review = decide([Reason("a", "rule", "", 0.6), Reason("b", "rule", "", 0.5)], config)
+    assert (review.decision, review.score) == (REVIEW, 0.8)
+    block = decide([Reason("a", "rule", "", 0.6), Reason("b", "cypher", "", 0.5),
+                    Reason("b", "rule", "", 0.7)], config)  # the stronger "b" is kept
+    assert block.decision == BLOCK and block.score == 0.88
+    assert [r.code for r in block.reasons] == ["b", "a"] and block.reasons[0].detector == "rule"
+    assert decide([], config).decision == "allow"
+
+
+def test_graph_checks_turn_facts_into_reasons() -> None:
+    graph = cfg.GraphConfig()
+    t = tx(1, 0, device="farm")
+    devices = {"farm": {"cards": 7, "users": 7, "risk_score": 0.9}}
+    cards = {"c1": {"holders": 2, "ring_id": "ring-u1", "ring_size": 5, "near_fraud": "Device x",
+                    "risk_score": None}}
+    sites = {"s1": {"fraud_count": 3, "last_fraud_ms": T0 - 3_600_000, "risk_score": None}}
+    found = {r.code: r for r in reasons_for(t, devices, cards, sites, graph)}
+    assert sorted(found) == ["compromised_site", "fraud_ring", "gnn_device", "near_fraud",
+                             "shared_card", "shared_device"]
+    assert found["gnn_device"].weight == 0.9 and found["shared_device"].flag == ("device",)
+    old = {"s1": {"fraud_count": 3, "last_fraud_ms": T0 - 30 * 86_400_000, "risk_score": None}}
+    assert reasons_for(t, {}, {}, old, graph) == []
+
+
+def test_rings_are_components_of_users_linked_by_shared_cards_or_devices() -> None:
+    links = [("card", "c1", ["u1", "u2"]), ("device", "d1", ["u2", "u3"]),
+             ("device", "d2", ["u7", "u8"]), ("card", "c9", ["u3", "u4"])]
+    rings = find_rings(links, min_users=3)
+    assert [(r.ring_id, r.users) for r in rings] == [("ring-u1", ("u1", "u2", "u3", "u4"))]
+    assert rings[0].links == ("card:c1", "card:c9", "device:d1")
+
+
+def test_quality_per_scenario_and_percentiles() -> None:
+    decisions = [("f1", "block"), ("f2", "allow"), ("f3", "review"), ("g1", "block"),
+                 ("g2", "allow"), ("g3", "review")]
+    q = measure(decisions, {"f1": "ring", "f2": "ring", "f3": "burst"})
+    assert [(r.scenario, r.transactions, r.reviewed, r.blocked) for r in q.rows] == [
+        ("burst", 1, 1, 0), ("ring", 2, 0, 1), ("genuine", 3, 1, 1)]
+    assert (q.flagged_precision, q.block_precision, q.fraud_recall) == (0.5, 0.5, 2 / 3)
+    assert percentile([5, 1, 3, 2, 4], 50) == 3 and percentile([1.0] * 99 + [100.0], 99) == 1.0
+    assert percentile([], 99) == 0.0
