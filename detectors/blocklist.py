@@ -323,12 +323,17 @@ class BlocklistStore:
         """
         rows = [(e.entity_type, e.entity_id, e.reason, e.source, float(e.score),
                  Json(e.evidence), e.ttl_seconds, actor) for e in collapse(entries)]
+        return self._write_many(_UPSERT, _UPSERT_TEMPLATE, rows)
+
+    def _write_many(self, statement: str, template: str,
+                    rows: builtins.list[tuple[Any, ...]]) -> int:
+        """One statement for all rows, in one transaction; the rows it RETURNs."""
         if not rows:
             return 0
         with self.conn, self.conn.cursor() as cur:
-            actions = execute_values(cur, _UPSERT, rows, template=_UPSERT_TEMPLATE,
-                                     page_size=len(rows), fetch=True)
-        return len(actions)
+            returned = execute_values(cur, statement, rows, template=template,
+                                      page_size=len(rows), fetch=True)
+        return len(returned)
 
     def revoke(self, entity_type: str, entity_id: str, actor: str, reason: str) -> bool:
         """Revoke the active entry (history 'revoke'); False when none is active."""
@@ -385,24 +390,14 @@ class BlocklistStore:
         values = [(r.transaction_id, r.decision, float(r.score), Json(r.reasons), r.card_id,
                    r.user_id, r.site_id, r.device_id, r.amount_minor, r.currency, r.event_ms,
                    r.decided_ms) for r in rows]
-        if not values:
-            return 0
-        with self.conn, self.conn.cursor() as cur:
-            inserted = execute_values(cur, _RECORD_FLAGGED, values, template=_FLAGGED_TEMPLATE,
-                                      page_size=len(values), fetch=True)
-        return len(inserted)
+        return self._write_many(_RECORD_FLAGGED, _FLAGGED_TEMPLATE, values)
 
     def record_labels(self, rows: builtins.list[LabelRow]) -> int:
         """Insert or update labels (label, source, reported_at; ids only fill gaps).
         An older report never overwrites a newer one. Returns rows inserted or changed."""
         values = [(r.transaction_id, r.label, r.source, r.reported_at, r.card_id, r.user_id,
                    r.site_id) for r in rows]
-        if not values:
-            return 0
-        with self.conn, self.conn.cursor() as cur:
-            changed = execute_values(cur, _RECORD_LABELS, values, template=_LABELS_TEMPLATE,
-                                     page_size=len(values), fetch=True)
-        return len(changed)
+        return self._write_many(_RECORD_LABELS, _LABELS_TEMPLATE, values)
 
     def counts(self) -> dict[str, int]:
         """Row count of each table."""

@@ -9,6 +9,7 @@ time: an unknown key, a wrong type or a value out of range is one
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, fields
@@ -194,7 +195,7 @@ def load(name_or_path: str | Path = "default") -> DetectorConfig:
 def build(raw: dict[str, Any], name: str = "custom") -> DetectorConfig:
     """Validate a parsed TOML document (without ``preset``) into a config."""
     config = _section(DetectorConfig, {k: v for k, v in raw.items() if k != "preset"}, "")
-    config = _replace(config, name=name)
+    config = dataclasses.replace(config, name=name)
     if not 0 < config.decision.review_threshold <= config.decision.block_threshold <= 1:
         raise ConfigError("decision: need 0 < review_threshold <= block_threshold <= 1")
     return config
@@ -235,11 +236,6 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 T = TypeVar("T")
 
 
-def _replace(obj: T, **changes: Any) -> T:
-    import dataclasses
-    return dataclasses.replace(obj, **changes)  # type: ignore[type-var]
-
-
 def _section(cls: type[T], raw: Any, where: str) -> T:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or 'config'}: expected a table")
@@ -251,7 +247,10 @@ def _section(cls: type[T], raw: Any, where: str) -> T:
         if name is None:
             raise ConfigError(f"{where}{key}: unknown setting (known: {', '.join(sorted(by_key))})")
         default = getattr(cls(), name)
-        values[name] = _value(default, value, f"{where}{key}")
+        if name.endswith("_ms"):
+            values[name] = _duration(value, f"{where}{key}")
+        else:
+            values[name] = _value(default, value, f"{where}{key}")
     return cls(**values)
 
 
@@ -262,13 +261,6 @@ def _toml_key(field_name: str) -> str:
 def _value(default: Any, value: Any, where: str) -> Any:
     if hasattr(default, "__dataclass_fields__"):
         return _section(type(default), value, f"{where}.")
-    if where.endswith(("window", "ttl", "sweep_every")):
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a duration string such as \"10m\"")
-        try:
-            return parse_duration_ms(value)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
     if where.endswith("weights"):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a table of entity type = weight")
@@ -298,6 +290,16 @@ def _value(default: Any, value: Any, where: str) -> Any:
             _weight(value, where)
         return float(value)
     raise ConfigError(f"{where}: unsupported setting")  # pragma: no cover - schema bug
+
+
+def _duration(value: Any, where: str) -> int:
+    """A ``*_ms`` setting, written in TOML as a duration string without the suffix."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a duration string such as \"10m\"")
+    try:
+        return parse_duration_ms(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _weight(value: Any, where: str) -> None:

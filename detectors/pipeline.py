@@ -18,7 +18,7 @@ from detectors import graph_checks
 from detectors.blocklist import Entry, FlaggedTransaction, NewEntry
 from detectors.config import DetectorConfig
 from detectors.decision import ALLOW, BLOCK, DecisionRecord, ReasonRecord, Verdict, decide
-from detectors.rules import RuleEngine, entity_of
+from detectors.rules import BlockedLookup, RuleEngine, entity_of
 from ingest.transaction import Transaction, iso_from_ms
 
 
@@ -86,7 +86,7 @@ class Detector:
         return decided, list(flags.values())
 
     def _flags(self, tx: Transaction, verdict: Verdict,
-               blocked: Any) -> list[NewEntry]:
+               blocked: BlockedLookup) -> list[NewEntry]:
         wanted: dict[str, tuple[str, str, str]] = {}
         for reason in verdict.reasons:
             for entity_type in reason.flag:

@@ -18,9 +18,6 @@ BLOCKLIST_ENV = env_epilog("FRAUDGRAPH_POSTGRES")
 ENTITY_TYPE = click.Choice(ENTITY_TYPES)
 
 
-open_store = connect.blocklist
-
-
 def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     """Text columns left-aligned, the score column right-aligned."""
     result = Table(title=escape(title))
@@ -65,7 +62,7 @@ def blocklist() -> None:
 def list_entries(ctx: click.Context, entity_type: str | None, source: str | None,
                  include_inactive: bool, limit: int) -> None:
     """List blocklist entries, most recently updated first."""
-    with open_store(settings_from(ctx)) as store:
+    with connect.blocklist(settings_from(ctx)) as store:
         entries = store.list(entity_type, source, include_inactive, limit)
     out.print(table(f"blocklist ({len(entries)} shown)",
                     ["type", "id", "status", "source", "score", "reason", "updated", "expires"],
@@ -87,7 +84,7 @@ def add(ctx: click.Context, entity_type: str, entity_id: str, reason: str, ttl: 
     """Put TYPE ID on the blocklist (source 'manual'); re-activates a revoked entry."""
     ttl_seconds = None if ttl is None else max(1, round(ttl / 1000))
     entry = NewEntry(entity_type, entity_id, reason, "manual", score, {}, ttl_seconds)
-    with open_store(settings_from(ctx)) as store:
+    with connect.blocklist(settings_from(ctx)) as store:
         changed = store.upsert([entry], actor())
         stored = store.get(entity_type, entity_id)
     assert stored is not None
@@ -107,7 +104,7 @@ def add(ctx: click.Context, entity_type: str, entity_id: str, reason: str, ttl: 
 @click.pass_context
 def remove(ctx: click.Context, entity_type: str, entity_id: str, reason: str) -> None:
     """Revoke the active entry for TYPE ID (the row and its history stay)."""
-    with open_store(settings_from(ctx)) as store:
+    with connect.blocklist(settings_from(ctx)) as store:
         revoked = store.revoke(entity_type, entity_id, actor(), reason)
     if not revoked:
         raise FraudgraphError(f"{entity_type} {entity_id} has no active blocklist entry "
@@ -121,7 +118,7 @@ def remove(ctx: click.Context, entity_type: str, entity_id: str, reason: str) ->
 @click.pass_context
 def show(ctx: click.Context, entity_type: str, entity_id: str) -> None:
     """Show the entry for TYPE ID and every change recorded for it."""
-    with open_store(settings_from(ctx)) as store:
+    with connect.blocklist(settings_from(ctx)) as store:
         entry = store.get(entity_type, entity_id)
         changes = store.history(entity_type, entity_id)
     if entry is None:

@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
@@ -40,18 +40,17 @@ from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
 from detectors.pipeline import Decided, Detector, flagged_row
 from fraudgraph import connect, metrics
-from fraudgraph.feedback import Feedback, retrying
-from fraudgraph.projector import stop_on_signals
+from fraudgraph.feedback import DEGRADED, Feedback, blocklist_entities, retrying
+from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
 from graph import detect
 from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.publish import Publisher
-from ingest.source import TransactionSource
+from ingest.source import EventTimeWatermark, TransactionSource
 from ingest.transaction import DecoderConfig, encode
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -69,7 +68,7 @@ class DaemonOptions:
 
 
 @dataclass
-class DaemonStats:
+class DaemonStats(LoopStats):
     consumed: int = 0
     rejected: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
@@ -78,14 +77,8 @@ class DaemonStats:
     labels: int = 0
     rings: int = 0
     batches: int = 0
-    first_batch_at: float = 0.0
-    last_commit_at: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def busy_seconds(self) -> float:
-        return max(self.last_commit_at - self.first_batch_at, 0.0)
 
 
 def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
@@ -107,7 +100,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     feedback = Feedback(settings, config, options.group, driver, store, cache,
                         from_beginning=options.from_beginning, labels=options.labels)
     detector = Detector(config)
-    stats, idle_since, watermark_ms = DaemonStats(), time.monotonic(), 0
+    stats, idle, watermark = DaemonStats(), IdleWatch(options.until_idle), EventTimeWatermark()
     last_ok = [time.monotonic()]
     server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))
     try:
@@ -116,19 +109,16 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             t0 = time.perf_counter()
             batch = source.poll_batch()                                            # 1
             if not batch.consumed:
-                stats.labels += feedback.between_batches(stop, watermark_ms)
-                if not source.assigned():
-                    idle_since = time.monotonic()
-                elif options.until_idle is not None and \
-                        time.monotonic() - idle_since >= options.until_idle:
+                stats.labels += feedback.between_batches(stop, watermark.value)
+                if idle.expired(source.assigned()):
                     break
                 continue
-            idle_since = time.monotonic()
-            stats.first_batch_at = stats.first_batch_at or idle_since
+            idle.busy()
+            stats.batch_started()
             t1 = time.perf_counter()
             retrying("postgres", stop, cache.refresh)                              # 2
             txs = batch.transactions
-            watermark_ms = max([watermark_ms, *(t.event_ms for t in txs)])
+            watermark.observe(batch)
             facts = None
             if config.graph.enabled and txs:
                 facts = retrying("neo4j", stop, detect.batch_features, driver,     # 3
@@ -146,7 +136,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             retrying("kafka", stop, out.flush)                                     # 7
             retrying("kafka", stop, source.commit)                                 # 8
             t5 = time.perf_counter()
-            stats.last_commit_at = time.monotonic()
+            stats.committed()
             _account(stats, batch.consumed, batch.rejected, batch.reasons, decided, flags,
                      batch.produced_ms, options.keep_decisions,
                      {"consume": t1 - t0, "graph": t2 - t1, "decide": t3 - t2,
@@ -156,7 +146,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                 metrics.DETECTOR_RULE_STATE.labels(table).set(size)
             metrics.DETECTOR_BLOCKLIST.set(len(cache))
             progress(batch.consumed)
-            stats.labels += feedback.between_batches(stop, watermark_ms)
+            stats.labels += feedback.between_batches(stop, watermark.value)
             if options.max_messages is not None and stats.consumed >= options.max_messages:
                 break
         stats.rings = feedback.rings_found
@@ -185,10 +175,7 @@ def _store(store: BlocklistStore, driver: Any, decided: list[Decided],
     flagged = [flagged_row(d) for d in decided if d.verdict.decision != ALLOW]
     if flagged:
         store.record_flagged(flagged)
-    if flags:
-        store.upsert(flags, actor="daemon")
-        detect.mark_blocked(driver, [(e.entity_type, e.entity_id, e.reason, e.source)
-                                     for e in flags])
+    blocklist_entities(store, driver, flags, "daemon")  # already in the cache (step 4)
 
 
 def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[str],
@@ -207,25 +194,29 @@ def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[
         metrics.DETECTOR_REJECTED.labels(code).inc(count)
     for entry in flags:
         metrics.DETECTOR_FLAGGED.labels(entry.entity_type, entry.source).inc()
+    outcomes: Counter[str] = Counter()
+    codes: Counter[str] = Counter()
     for d, produced in zip(decided, produced_ms, strict=True):
         outcome = d.verdict.decision
-        stats.outcomes[outcome] += 1
-        metrics.DETECTOR_DECISIONS.labels(outcome).inc()
+        outcomes[outcome] += 1
         if outcome != ALLOW:
-            for reason in d.verdict.reasons:
-                metrics.DETECTOR_REASONS.labels(reason.code).inc()
+            codes.update(reason.code for reason in d.verdict.reasons)
         latency = max(now_ms - produced, 0.0)
         metrics.DETECTOR_LATENCY.observe(latency / 1000)
         if len(stats.latencies_ms) < 2_000_000:
             stats.latencies_ms.append(latency)
         if keep:
             stats.decisions[d.record.transaction_id] = outcome
+    stats.outcomes.update(outcomes)
+    for outcome, count in outcomes.items():  # one labelled increment per batch, not per message
+        metrics.DETECTOR_DECISIONS.labels(outcome).inc(count)
+    for code, count in codes.items():
+        metrics.DETECTOR_REASONS.labels(code).inc(count)
 
 
 def _health(last_ok: list[float], stats: DaemonStats) -> tuple[bool, dict[str, Any]]:
     stalled = time.monotonic() - last_ok[0]
-    degraded = {s: True for s in ("kafka", "neo4j", "postgres")
-                if metrics.DETECTOR_DEGRADED.labels(s)._value.get()}
+    degraded = set(DEGRADED)
     ok = stalled < 30 and not degraded
     return ok, {"status": "ok" if ok else "degraded", "degraded": sorted(degraded),
                 "seconds_since_progress": round(stalled, 1), "consumed": stats.consumed}

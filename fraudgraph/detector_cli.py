@@ -91,5 +91,5 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
                           f"{r.recall:.3f}" if r.scenario != "genuine" else
                           f"({r.recall:.3f} flagged)"] for r in quality.rows]))
         out.print(f"precision: review+block {quality.flagged_precision:.3f}, "
-                  f"block {quality.flagged_precision and quality.block_precision:.3f}; "
+                  f"block {quality.block_precision:.3f}; "
                   f"fraud recall {quality.fraud_recall:.3f}")

@@ -45,6 +45,8 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     ServiceUnavailable, Neo4jError, OperationalError, PublishError, kafka.KafkaException)
 MAX_PENDING_LABELS = 200_000  # labels waiting for the stream's event time; then stop reading
 LOG_EVERY = 30.0  # seconds between repeated outage log lines
+#: Services failing right now (for /healthz; the gauge carries the same for Prometheus).
+DEGRADED: set[str] = set()
 
 
 def retrying(service: str, stop: threading.Event, action: Callable[..., T], *args: Any) -> T:
@@ -60,6 +62,7 @@ def retrying(service: str, stop: threading.Event, action: Callable[..., T], *arg
             result = action(*args)
         except RETRYABLE as exc:
             gauge.set(1)
+            DEGRADED.add(service)
             if stop.is_set():
                 raise
             if time.monotonic() - logged_at >= LOG_EVERY:
@@ -72,7 +75,21 @@ def retrying(service: str, stop: threading.Event, action: Callable[..., T], *arg
         if delay > 0.25:
             log.warning("%s is back", service)
         gauge.set(0)
+        DEGRADED.discard(service)
         return result
+
+
+def blocklist_entities(store: BlocklistStore, driver: Any, entries: list[NewEntry],
+                       actor: str, cache: BlocklistCache | None = None) -> None:
+    """Put entities on the blocklist (PostgreSQL upsert, then ``blocked`` on their
+    Neo4j nodes) and, given a cache, make them active in this process at once."""
+    if not entries:
+        return
+    store.upsert(entries, actor=actor)
+    if cache is not None:
+        cache.add_local(entries)
+    detect.mark_blocked(driver, [(e.entity_type, e.entity_id, e.reason, e.source)
+                                 for e in entries])
 
 
 class Feedback:
@@ -170,11 +187,7 @@ class Feedback:
                             {"transaction_id": a["transaction_id"]},
                             self.config.blocklist.ttl_ms // 1000)
                    for a in applied if a["card_id"]]
-        if entries:
-            self.store.upsert(entries, actor="labels")
-            self.cache.add_local(entries)
-            detect.mark_blocked(self.driver, [(e.entity_type, e.entity_id, e.reason, e.source)
-                                              for e in entries])
+        blocklist_entities(self.store, self.driver, entries, "labels", self.cache)
 
     def sweep_rings(self) -> int:
         rings_config = self.config.rings
@@ -191,11 +204,7 @@ class Feedback:
                             self.config.blocklist.ttl_ms // 1000)
                    for m in members if "user" in rings_config.flag
                    and self.cache.hit("user", m["id"]) is None]
-        if entries:
-            self.store.upsert(entries, actor="ring-sweep")
-            self.cache.add_local(entries)
-            detect.mark_blocked(self.driver, [(e.entity_type, e.entity_id, e.reason, e.source)
-                                              for e in entries])
+        blocklist_entities(self.store, self.driver, entries, "ring-sweep", self.cache)
         log.info("ring sweep: %d rings, %d members", len(rings), len(members))
         return len(rings)
 

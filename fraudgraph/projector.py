@@ -17,13 +17,13 @@ A crash anywhere before 3 redelivers the batch, and 2 makes the replay a no-op.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fraudgraph import connect, metrics
+from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
 from graph.projection import GraphWriter
 from ingest.source import TransactionSource
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ProjectorStats:
+class ProjectorStats(LoopStats):
     consumed: int = 0
     projected: int = 0
     duplicates: int = 0
@@ -42,13 +42,6 @@ class ProjectorStats:
     batches: int = 0
     pruned: int = 0
     write_seconds: float = 0.0
-    first_batch_at: float = 0.0  # monotonic time the first non-empty batch arrived
-    last_commit_at: float = 0.0  # monotonic time the last batch was committed
-
-    @property
-    def busy_seconds(self) -> float:
-        """From the first message to the last commit (excludes start-up and idle waiting)."""
-        return max(self.last_commit_at - self.first_batch_at, 0.0)
 
 
 @dataclass(frozen=True)
@@ -80,20 +73,16 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
                                settings.topics.dlq, decoder, batch_size=options.batch_size,
                                batch_timeout=options.batch_timeout,
                                from_beginning=options.from_beginning)
-    stats, idle_since = ProjectorStats(), time.monotonic()
+    stats, idle = ProjectorStats(), IdleWatch(options.until_idle)
     try:
         while not stop.is_set():
             batch = source.poll_batch()                                      # step 1
             if not batch.consumed:
-                if not source.assigned():  # still joining the group: not idle yet
-                    idle_since = time.monotonic()
-                elif options.until_idle is not None and \
-                        time.monotonic() - idle_since >= options.until_idle:
+                if idle.expired(source.assigned()):
                     break
                 continue
-            idle_since = time.monotonic()
-            if not stats.first_batch_at:
-                stats.first_batch_at = idle_since
+            idle.busy()
+            stats.batch_started()
             fresh = [tx for tx, (t, p, offset) in zip(batch.transactions, batch.positions,
                                                       strict=True)
                      if offset > cursors.get(f"{prefix}{t}:{p}", -1)]
@@ -102,7 +91,7 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
             result = writer.project(fresh, advanced)                         # step 2
             elapsed = time.perf_counter() - started
             source.commit()                                                  # step 3
-            stats.last_commit_at = time.monotonic()
+            stats.committed()
             cursors.update(advanced)
             _account(stats, batch.consumed, batch.rejected, result.projected,
                      result.duplicates + len(batch.transactions) - len(fresh),
@@ -138,10 +127,3 @@ def _account(stats: ProjectorStats, consumed: int, rejected: int, projected: int
     for reason, count in reasons.items():
         metrics.PROJECTION_REJECTED.labels(reason).inc(count)
 
-
-def stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda _s, _f: stop.set())
-    return stop

@@ -47,6 +47,28 @@ class Batch:
     produced_ms: list[int] = field(default_factory=list)
 
 
+class EventTimeWatermark:
+    """How far the stream has come in event time: the *lowest* over the partitions
+    seen of each partition's newest event time.  Partitions advance at different
+    speeds (a batch may run days ahead on one), so anything keyed to stream time
+    (labels that become due) must wait for the slowest partition; a partition that
+    has not delivered yet does not hold the watermark back."""
+
+    def __init__(self) -> None:
+        self.newest: dict[tuple[str, int], int] = {}
+
+    def observe(self, batch: Batch) -> None:
+        for tx, (topic, partition, _) in zip(batch.transactions, batch.positions, strict=True):
+            key = (topic, partition)
+            if tx.event_ms > self.newest.get(key, 0):
+                self.newest[key] = tx.event_ms
+
+    @property
+    def value(self) -> int:
+        """Epoch ms; 0 before any transaction."""
+        return min(self.newest.values(), default=0)
+
+
 class TransactionSource:
     def __init__(self, bootstrap: str, group_id: str, topic: str, dlq_topic: str,
                  config: DecoderConfig | None = None, *, batch_size: int = 5000,

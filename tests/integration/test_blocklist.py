@@ -25,7 +25,7 @@ from detectors.blocklist import (
     LabelRow,
     NewEntry,
 )
-from fraudgraph import blocklist_cli
+from fraudgraph import blocklist_cli, connect
 from fraudgraph.cli import cli
 from fraudgraph.errors import FraudgraphError
 from fraudgraph.settings import Settings
@@ -357,7 +357,7 @@ def test_cli_errors_are_one_line(store: BlocklistStore, dsn: str, unique: str) -
 
 def test_cli_on_the_default_database(stack: Settings, unique: str) -> None:
     ip = f"198.51.100.{unique}"
-    store = blocklist_cli.open_store(stack)
+    store = connect.blocklist(stack)
     try:
         assert run("add", "ip", ip, "--reason", "scanner").exit_code == 0
         entry = store.get("ip", ip)

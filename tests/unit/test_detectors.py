@@ -221,3 +221,17 @@ def test_quality_per_scenario_and_percentiles() -> None:
     assert (q.flagged_precision, q.block_precision, q.fraud_recall) == (0.5, 0.5, 2 / 3)
     assert percentile([5, 1, 3, 2, 4], 50) == 3 and percentile([1.0] * 99 + [100.0], 99) == 1.0
     assert percentile([], 99) == 0.0
+
+
+def test_event_time_watermark_waits_for_the_slowest_partition() -> None:
+    from ingest.source import Batch, EventTimeWatermark
+
+    watermark = EventTimeWatermark()
+    assert watermark.value == 0
+    ahead = [tx(1, 9000), tx(2, 9500)]  # partition 0 runs days ahead
+    watermark.observe(Batch(ahead, 2, 0, positions=[("t", 0, 1), ("t", 0, 2)]))
+    assert watermark.value == T0 + 9500 * MIN
+    watermark.observe(Batch([tx(3, 10)], 1, 0, positions=[("t", 1, 1)]))
+    assert watermark.value == T0 + 10 * MIN  # partition 1 is still at minute 10
+    watermark.observe(Batch([tx(4, 5)], 1, 0, positions=[("t", 1, 2)]))  # late: no step back
+    assert watermark.value == T0 + 10 * MIN
