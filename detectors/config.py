@@ -37,7 +37,7 @@ def parse_duration_ms(text: str) -> int:
 @dataclass(frozen=True)
 class DecisionConfig:
     review_threshold: float = 0.5
-    block_threshold: float = 0.82
+    block_threshold: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class AmountSpikeRule:
     enabled: bool = True
     factor: float = 2.5
     min_history: int = 3
-    weight: float = 0.45
+    weight: float = 0.4
     flag: tuple[str, ...] = ()
 
 
@@ -93,7 +93,7 @@ class CountryHopRule:
 @dataclass(frozen=True)
 class UnfamiliarCountryRule:
     enabled: bool = True
-    min_history: int = 1
+    min_history: int = 2
     weight: float = 0.5
     flag: tuple[str, ...] = ()
 
@@ -112,8 +112,8 @@ class CardTestingRule:
 @dataclass(frozen=True)
 class NewDeviceRule:
     enabled: bool = True
-    high_amount_usd: float = 100.0
-    min_history: int = 1
+    high_amount_usd: float = 300.0
+    min_history: int = 0
     weight: float = 0.6
     flag: tuple[str, ...] = ()
 
@@ -121,7 +121,7 @@ class NewDeviceRule:
 @dataclass(frozen=True)
 class SharedDeviceRule:
     enabled: bool = True
-    max_cards: int = 3
+    max_cards: int = 5
     max_users: int = 2
     weight: float = 0.6
     flag: tuple[str, ...] = ("device",)
@@ -151,14 +151,14 @@ class RulesConfig:
 @dataclass(frozen=True)
 class GraphConfig:
     enabled: bool = True
-    shared_device_cards: int = 3
+    shared_device_cards: int = 5
     shared_device_users: int = 2
     shared_device_weight: float = 0.6
     shared_card_weight: float = 0.7
     ring_weight: float = 0.85
     compromised_site_window_ms: int = 14 * 86_400_000
     compromised_site_min_frauds: int = 2
-    compromised_site_weight: float = 0.35
+    compromised_site_weight: float = 0.15
     near_fraud_weight: float = 0.35
     gnn_threshold: float = 0.5
 
@@ -167,6 +167,7 @@ class GraphConfig:
 class RingsConfig:
     sweep_every_ms: int = 30_000
     min_users: int = 3
+    link_through: tuple[str, ...] = ("card",)
     max_device_users: int = 10
     flag: tuple[str, ...] = ("user",)
 
@@ -270,6 +271,10 @@ def _value(default: Any, value: Any, where: str) -> Any:
                                   f"({', '.join(ENTITY_TYPES)})")
             _weight(weight, f"{where}.{entity}")
         return tuple((k, float(v)) for k, v in value.items())
+    if where.endswith("link_through"):
+        if not isinstance(value, list) or any(v not in ("card", "device") for v in value):
+            raise ConfigError(f"{where}: expected a list of \"card\" and/or \"device\"")
+        return tuple(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or any(v not in ENTITY_TYPES for v in value):
             raise ConfigError(f"{where}: expected a list of entity types "
@@ -280,8 +285,9 @@ def _value(default: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true or false")
         return value
     if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where}: expected a whole number >= 1")
+        least = 0 if where.endswith("min_history") else 1  # no history needed: 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{where}: expected a whole number >= {least}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:

@@ -95,7 +95,10 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     source = TransactionSource(settings.kafka.bootstrap, options.group, topics.transactions,
                                topics.dlq, decoder, batch_size=options.batch_size,
                                batch_timeout=options.batch_timeout,
-                               from_beginning=options.from_beginning)
+                               from_beginning=options.from_beginning,
+                               # small fetches per partition keep partitions close in
+                               # event time (rule state and labels follow event time)
+                               **{"max.partition.fetch.bytes": 128 * 1024})
     out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
     feedback = Feedback(settings, config, options.group, driver, store, cache,
                         from_beginning=options.from_beginning, labels=options.labels)
@@ -109,7 +112,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             t0 = time.perf_counter()
             batch = source.poll_batch()                                            # 1
             if not batch.consumed:
-                stats.labels += feedback.between_batches(stop, watermark.value)
+                stats.labels += feedback.between_batches(stop, watermark.value(source.unfinished()))
                 if idle.expired(source.assigned()):
                     break
                 continue
@@ -146,7 +149,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                 metrics.DETECTOR_RULE_STATE.labels(table).set(size)
             metrics.DETECTOR_BLOCKLIST.set(len(cache))
             progress(batch.consumed)
-            stats.labels += feedback.between_batches(stop, watermark.value)
+            stats.labels += feedback.between_batches(stop, watermark.value(source.unfinished()))
             if options.max_messages is not None and stats.consumed >= options.max_messages:
                 break
         stats.rings = feedback.rings_found

@@ -191,8 +191,9 @@ class Feedback:
 
     def sweep_rings(self) -> int:
         rings_config = self.config.rings
-        rings = find_rings(detect.ring_links(self.driver, rings_config.max_device_users),
-                           rings_config.min_users)
+        links = [link for link in detect.ring_links(self.driver, rings_config.max_device_users)
+                 if link[0] in rings_config.link_through]
+        rings = find_rings(links, rings_config.min_users)
         members: list[dict[str, Any]] = [
             {"id": user, "ring_id": ring.ring_id, "ring_size": len(ring.users)}
             for ring in rings for user in ring.users]

@@ -49,10 +49,11 @@ class Batch:
 
 class EventTimeWatermark:
     """How far the stream has come in event time: the *lowest* over the partitions
-    seen of each partition's newest event time.  Partitions advance at different
-    speeds (a batch may run days ahead on one), so anything keyed to stream time
-    (labels that become due) must wait for the slowest partition; a partition that
-    has not delivered yet does not hold the watermark back."""
+    partitions of each partition's newest event time.  Partitions advance at
+    different speeds (a batch may run days ahead on one), so anything keyed to stream
+    time (labels that become due) must wait for the slowest partition.  A partition
+    that has delivered nothing yet holds the watermark at 0 while it still has
+    messages (``unfinished``); one with nothing to deliver does not hold it back."""
 
     def __init__(self) -> None:
         self.newest: dict[tuple[str, int], int] = {}
@@ -63,9 +64,11 @@ class EventTimeWatermark:
             if tx.event_ms > self.newest.get(key, 0):
                 self.newest[key] = tx.event_ms
 
-    @property
-    def value(self) -> int:
-        """Epoch ms; 0 before any transaction."""
+    def value(self, unfinished: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset()
+              ) -> int:
+        """Epoch ms; 0 before any transaction or while an unfinished partition is unseen."""
+        if any(where not in self.newest for where in unfinished):
+            return 0
         return min(self.newest.values(), default=0)
 
 
@@ -118,12 +121,22 @@ class TransactionSource:
 
     def lag(self) -> int:
         """Messages not yet consumed on the assigned partitions (from cached watermarks)."""
-        total = 0
+        return sum(max(0, high - position) for _, position, high in self._progress()
+                   if position >= 0 and high >= 0)
+
+    def unfinished(self) -> set[tuple[str, int]]:
+        """Assigned partitions with messages still to deliver, or whose end is not known yet."""
+        return {where for where, position, high in self._progress()
+                if high < 0 or high > max(position, 0)}
+
+    def _progress(self) -> list[tuple[tuple[str, int], int, int]]:
+        """(topic, partition), next offset to read (-1001 before the first fetch), end offset."""
+        rows = []
         for tp in self.consumer.position(self.consumer.assignment()):
-            _, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            if high is not None and high >= 0 and tp.offset >= 0:
-                total += max(0, high - tp.offset)
-        return total
+            offsets = self.consumer.get_watermark_offsets(tp, cached=True)
+            high = offsets[1] if offsets else -1
+            rows.append(((tp.topic, tp.partition), tp.offset, high if high is not None else -1))
+        return rows
 
     def commit(self) -> None:
         """Make DLQ records durable, then commit the consumed offsets (call after effects)."""

@@ -227,11 +227,12 @@ def test_event_time_watermark_waits_for_the_slowest_partition() -> None:
     from ingest.source import Batch, EventTimeWatermark
 
     watermark = EventTimeWatermark()
-    assert watermark.value == 0
+    assert watermark.value() == 0
     ahead = [tx(1, 9000), tx(2, 9500)]  # partition 0 runs days ahead
     watermark.observe(Batch(ahead, 2, 0, positions=[("t", 0, 1), ("t", 0, 2)]))
-    assert watermark.value == T0 + 9500 * MIN
+    assert watermark.value({("t", 0), ("t", 1)}) == 0  # partition 1 has not delivered yet
+    assert watermark.value({("t", 0)}) == T0 + 9500 * MIN  # partition 1 has nothing to give
     watermark.observe(Batch([tx(3, 10)], 1, 0, positions=[("t", 1, 1)]))
-    assert watermark.value == T0 + 10 * MIN  # partition 1 is still at minute 10
+    assert watermark.value({("t", 0), ("t", 1)}) == T0 + 10 * MIN  # partition 1 at minute 10
     watermark.observe(Batch([tx(4, 5)], 1, 0, positions=[("t", 1, 2)]))  # late: no step back
-    assert watermark.value == T0 + 10 * MIN
+    assert watermark.value() == T0 + 10 * MIN
