@@ -497,6 +497,12 @@ class BlocklistCache:
             return None
         return entry
 
+    @property
+    def size(self) -> int:
+        """Entries held, without an expiry check (expired ones go at the next refresh);
+        O(1), for a gauge updated every batch."""
+        return len(self._entries)
+
     def __len__(self) -> int:
         now = self._now()
         return sum(1 for entry in self._entries.values() if entry.active_at(now))

@@ -14,7 +14,11 @@ Commit order, per micro-batch (at-least-once delivery, idempotent effects):
 6. PostgreSQL: upsert flagged transactions and newly flagged entities; Neo4j:
    mark the newly blocked nodes;
 7. flush the producer (every output acknowledged by Kafka);
-8. flush the DLQ records, then commit the consumed offsets.
+8. flush the DLQ records, then commit the consumed offsets (without waiting for
+   the broker's answer: everything before is durable; a lost commit means a
+   redelivery; a clean stop commits once more and waits).
+
+End-to-end latency runs from a transaction's Kafka timestamp to step 7.
 
 A crash before 8 redelivers the batch: outputs carry deterministic keys and
 the stores upsert, so a replay duplicates nothing but records.  Steps 3 and
@@ -58,7 +62,7 @@ _ENCODER = msgspec.json.Encoder()
 class DaemonOptions:
     group: str = "fraudgraph-detector"
     batch_size: int = 5000
-    batch_timeout: float = 0.02
+    batch_timeout: float = 0.001
     from_beginning: bool = False
     until_idle: float | None = None
     max_messages: int | None = None
@@ -83,8 +87,10 @@ class DaemonStats(LoopStats):
 
 def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
         decoder: DecoderConfig, progress: Callable[[int], None] = lambda _n: None,
-        stop: threading.Event | None = None) -> DaemonStats:
-    """Decide until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit)."""
+        stop: threading.Event | None = None,
+        ready: threading.Event | None = None) -> DaemonStats:
+    """Decide until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit); ``ready``
+    is set once the consumer group has given this daemon its partitions."""
     stop = stop or stop_on_signals()
     driver = connect.neo4j(settings)
     GraphWriter(driver).apply_schema()
@@ -100,11 +106,18 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                                # event time (rule state and labels follow event time)
                                **{"max.partition.fetch.bytes": 128 * 1024})
     out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
-    feedback = Feedback(settings, config, options.group, driver, store, cache,
+    feedback = Feedback(settings, config, options.group, driver, connect.blocklist(settings),
                         from_beginning=options.from_beginning, labels=options.labels)
     detector = Detector(config)
+    thresholds = detect.Thresholds(config.graph.shared_device_cards,
+                                   config.graph.shared_device_users,
+                                   config.graph.compromised_site_min_frauds)
     stats, idle, watermark = DaemonStats(), IdleWatch(options.until_idle), EventTimeWatermark()
     last_ok = [time.monotonic()]
+
+    def stream_time() -> int:
+        return watermark.value(source.unfinished())
+
     server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))
     try:
         while not stop.is_set():
@@ -112,8 +125,10 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             t0 = time.perf_counter()
             batch = source.poll_batch()                                            # 1
             if not batch.consumed:
-                stats.labels += feedback.between_batches(stop, watermark.value(source.unfinished()))
-                if idle.expired(source.assigned()):
+                feedback.drain(cache)
+                if ready is not None and source.assigned():
+                    ready.set()
+                if idle.expired(source.assigned() and feedback.joined):
                     break
                 continue
             idle.busy()
@@ -127,7 +142,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                 facts = retrying("neo4j", stop, detect.batch_features, driver,     # 3
                                  list({t.card_id for t in txs}),
                                  list({t.device_id for t in txs if t.device_id}),
-                                 list({t.site_id for t in txs}))
+                                 list({t.site_id for t in txs}), thresholds)
             t2 = time.perf_counter()
             decided, flags = detector.decide_batch(txs, facts, cache,              # 4
                                                    int(time.time() * 1000))
@@ -137,26 +152,29 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             retrying("postgres", stop, _store, store, driver, decided, flags)      # 6
             t4 = time.perf_counter()
             retrying("kafka", stop, out.flush)                                     # 7
-            retrying("kafka", stop, source.commit)                                 # 8
+            published_ms = time.time() * 1000  # the decisions are produced: latency ends
+            retrying("kafka", stop, source.commit, True)                           # 8
             t5 = time.perf_counter()
             stats.committed()
             _account(stats, batch.consumed, batch.rejected, batch.reasons, decided, flags,
-                     batch.produced_ms, options.keep_decisions,
+                     batch.produced_ms, published_ms, options.keep_decisions,
                      {"consume": t1 - t0, "graph": t2 - t1, "decide": t3 - t2,
                       "store": t4 - t3, "commit": t5 - t4})
             metrics.DETECTOR_LAG.set(source.lag())
             for table, size in detector.engine.state_sizes().items():
                 metrics.DETECTOR_RULE_STATE.labels(table).set(size)
-            metrics.DETECTOR_BLOCKLIST.set(len(cache))
+            metrics.DETECTOR_BLOCKLIST.set(cache.size)
             progress(batch.consumed)
-            stats.labels += feedback.between_batches(stop, watermark.value(source.unfinished()))
+            feedback.stream_ms = stream_time()
+            feedback.drain(cache)
             if options.max_messages is not None and stats.consumed >= options.max_messages:
                 break
-        stats.rings = feedback.rings_found
+        retrying("kafka", stop, source.commit)  # a clean stop: the last commit, confirmed
     finally:
         if server is not None:
             server.shutdown()
         feedback.close()
+        stats.rings, stats.labels = feedback.rings_found, feedback.labels_applied
         source.close()
         store.close()
         driver.close()
@@ -183,8 +201,7 @@ def _store(store: BlocklistStore, driver: Any, decided: list[Decided],
 
 def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[str],
              decided: list[Decided], flags: list[NewEntry], produced_ms: list[int],
-             keep: bool, stages: dict[str, float]) -> None:
-    now_ms = time.time() * 1000
+             published_ms: float, keep: bool, stages: dict[str, float]) -> None:
     stats.batches += 1
     stats.consumed += consumed
     stats.rejected += rejected
@@ -204,7 +221,7 @@ def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[
         outcomes[outcome] += 1
         if outcome != ALLOW:
             codes.update(reason.code for reason in d.verdict.reasons)
-        latency = max(now_ms - produced, 0.0)
+        latency = max(published_ms - produced, 0.0)
         metrics.DETECTOR_LATENCY.observe(latency / 1000)
         if len(stats.latencies_ms) < 2_000_000:
             stats.latencies_ms.append(latency)

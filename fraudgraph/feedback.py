@@ -9,11 +9,16 @@ Ring sweep, every ``rings.sweep_every``: read the user links from Neo4j, find
 connected groups of at least ``rings.min_users`` users (networkx), record
 ``ring_id`` / ``ring_size`` on the members and blocklist them (source
 ``cypher``).
+
+Both run in one worker thread with its own PostgreSQL connection, so a
+whole-graph read or a write waiting on the projection's locks never stalls the
+stream; what they blocklist reaches the loop's cache between batches.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -44,6 +49,7 @@ T = TypeVar("T")
 RETRYABLE: tuple[type[BaseException], ...] = (
     ServiceUnavailable, Neo4jError, OperationalError, PublishError, kafka.KafkaException)
 MAX_PENDING_LABELS = 200_000  # labels waiting for the stream's event time; then stop reading
+LABELS_EVERY = 0.5  # seconds between label polls of the worker
 LOG_EVERY = 30.0  # seconds between repeated outage log lines
 #: Services failing right now (for /healthz; the gauge carries the same for Prometheus).
 DEGRADED: set[str] = set()
@@ -93,11 +99,16 @@ def blocklist_entities(store: BlocklistStore, driver: Any, entries: list[NewEntr
 
 
 class Feedback:
+    """Labels and ring sweeps, in a worker thread with its own PostgreSQL connection:
+    their writes wait on the projection's locks at times, and the stream must not.
+
+    The loop tells it how far the stream is (``stream_ms``) and, between batches,
+    takes the entities it blocklisted into the in-process cache (:meth:`drain`).
+    """
+
     def __init__(self, settings: Settings, config: DetectorConfig, group: str, driver: Any,
-                 store: BlocklistStore, cache: BlocklistCache, *, from_beginning: bool,
-                 labels: bool) -> None:
-        self.settings, self.config, self.driver = settings, config, driver
-        self.store, self.cache = store, cache
+                 store: BlocklistStore, *, from_beginning: bool, labels: bool) -> None:
+        self.settings, self.config, self.driver, self.store = settings, config, driver, store
         self.consumer = None
         if labels:
             self.consumer = kafka.consumer(settings.kafka.bootstrap, f"{group}-labels")
@@ -107,20 +118,41 @@ class Feedback:
             else:
                 self.consumer.subscribe([settings.topics.labels])
         self.dlq = Publisher(settings.kafka.bootstrap)
-        self.next_sweep = time.monotonic() + config.rings.sweep_every_ms / 1000
+        self.stream_ms = 0  # written by the loop: the stream's event-time watermark
+        self.joined = self.consumer is None  # the labels consumer has its partitions
+        self.labels_applied = 0
         self.rings_found = 0
+        self.ring_members_listed: set[str] = set()  # not re-listed by every sweep
+        self.blocked: queue.Queue[list[NewEntry]] = queue.Queue()  # for the loop's cache
+        self.error: BaseException | None = None
         #: (topic, partition) -> FIFO of (reported_ms | None, offset, (row, event_ms) | None)
         self.pending: dict[tuple[str, int], deque[tuple[int | None, int, Any]]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="feedback", daemon=True)
+        self._thread.start()
 
-    def between_batches(self, stop: threading.Event, watermark_ms: int) -> int:
-        """Apply due labels and, when due, sweep for rings; returns labels applied."""
-        applied = 0
-        if self.consumer is not None:
-            applied = self.poll_labels(stop, watermark_ms)
-        if self.config.graph.enabled and time.monotonic() >= self.next_sweep:
-            self.next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000
-            retrying("neo4j", stop, self.sweep_rings)
-        return applied
+    def drain(self, cache: BlocklistCache) -> None:
+        """Called by the loop between batches: make what the worker blocklisted active
+        in the loop's cache; re-raise a worker failure."""
+        if self.error is not None:
+            raise RuntimeError(f"feedback worker failed: {self.error}") from self.error
+        while not self.blocked.empty():
+            cache.add_local(self.blocked.get())
+
+    def _work(self) -> None:
+        next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000
+        try:
+            while not self._stop.wait(LABELS_EVERY):
+                if self.consumer is not None:
+                    self.labels_applied += self.poll_labels(self._stop, self.stream_ms)
+                    self.joined = bool(self.consumer.assignment())
+                if self.config.graph.enabled and time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000
+                    retrying("neo4j", self._stop, self.sweep_rings)
+        except BaseException as exc:
+            if not self._stop.is_set():
+                log.exception("feedback worker failed")
+                self.error = exc
 
     def poll_labels(self, stop: threading.Event, watermark_ms: int) -> int:
         """Take new label messages into per-partition queues, then apply (in arrival
@@ -135,10 +167,10 @@ class Feedback:
                 self._take(msg)
         due: list[tuple[LabelRow, int | None]] = []
         commit: list[kafka.TopicPartition] = []
-        for (topic, partition), queue in self.pending.items():
+        for (topic, partition), waiting in self.pending.items():
             last = None
-            while queue and (queue[0][0] is None or queue[0][0] <= watermark_ms):
-                _, offset, row = queue.popleft()
+            while waiting and (waiting[0][0] is None or waiting[0][0] <= watermark_ms):
+                _, offset, row = waiting.popleft()
                 last = offset
                 if row is not None:
                     due.append(row)
@@ -155,7 +187,7 @@ class Feedback:
     def _take(self, msg: Any) -> None:
         raw = msg.value() or b""
         where = (msg.topic() or "", msg.partition() or 0)
-        queue = self.pending.setdefault(where, deque())
+        waiting = self.pending.setdefault(where, deque())
         try:
             label, event_ms = decode_label(raw)
             reported_ms = parse_event_ms(label.reported_at)
@@ -163,11 +195,11 @@ class Feedback:
             key, value = dlq_record(raw, msg.key(), error, where[0], where[1], msg.offset() or 0)
             self.dlq.send(self.settings.topics.dlq, key, value)
             metrics.DETECTOR_REJECTED.labels(error.reason).inc()
-            queue.append((None, msg.offset() or 0, None))  # committed with its neighbours
+            waiting.append((None, msg.offset() or 0, None))  # committed with its neighbours
             return
         row = LabelRow(label.transaction_id, label.label, label.source, label.reported_at,
                        label.card_id, label.user_id)
-        queue.append((reported_ms, msg.offset() or 0, (row, event_ms)))
+        waiting.append((reported_ms, msg.offset() or 0, (row, event_ms)))
 
     def _commit_labels(self, offsets: list[kafka.TopicPartition]) -> None:
         assert self.consumer is not None
@@ -187,9 +219,11 @@ class Feedback:
                             {"transaction_id": a["transaction_id"]},
                             self.config.blocklist.ttl_ms // 1000)
                    for a in applied if a["card_id"]]
-        blocklist_entities(self.store, self.driver, entries, "labels", self.cache)
+        blocklist_entities(self.store, self.driver, entries, "labels")
+        self.blocked.put(entries)
 
     def sweep_rings(self) -> int:
+        """Find the rings, mark them in Neo4j, blocklist their members; return the count."""
         rings_config = self.config.rings
         links = [link for link in detect.ring_links(self.driver, rings_config.max_device_users)
                  if link[0] in rings_config.link_through]
@@ -200,15 +234,21 @@ class Feedback:
         detect.save_rings(self.driver, members)
         self.rings_found = len(rings)
         metrics.DETECTOR_RINGS.set(len(rings))
+        log.info("ring sweep: %d rings, %d members", len(rings), len(members))
         entries = [NewEntry("user", m["id"], "fraud_ring", "cypher", 0.9,
                             {"ring_id": m["ring_id"], "ring_size": m["ring_size"]},
                             self.config.blocklist.ttl_ms // 1000)
                    for m in members if "user" in rings_config.flag
-                   and self.cache.hit("user", m["id"]) is None]
-        blocklist_entities(self.store, self.driver, entries, "ring-sweep", self.cache)
-        log.info("ring sweep: %d rings, %d members", len(rings), len(members))
+                   and m["id"] not in self.ring_members_listed]
+        blocklist_entities(self.store, self.driver, entries, "ring-sweep")
+        self.blocked.put(entries)
+        self.ring_members_listed.update(e.entity_id for e in entries)
         return len(rings)
 
     def close(self) -> None:
+        """Stop the worker (after its current step), then close what it used."""
+        self._stop.set()
+        self._thread.join(timeout=60)
         if self.consumer is not None:
             self.consumer.close()
+        self.store.close()

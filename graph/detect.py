@@ -25,13 +25,26 @@ class BatchFeatures:
     sites: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Thresholds:
+    """Below these an entity has nothing to report and is not sent back (rows cost)."""
+
+    device_cards: int
+    device_users: int
+    site_frauds: int
+
+
 def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: list[str],
-                   database: str = "neo4j") -> BatchFeatures:
+                   thresholds: Thresholds, database: str = "neo4j") -> BatchFeatures:
+    """Facts for the entities worth reporting; an entity missing from the result has none."""
     def work(tx: Any) -> BatchFeatures:
         return BatchFeatures(
-            devices={r["id"]: dict(r) for r in tx.run(cypher.load("detect_devices"), ids=devices)},
+            devices={r["id"]: dict(r) for r in tx.run(
+                cypher.load("detect_devices"), ids=devices, max_cards=thresholds.device_cards,
+                max_users=thresholds.device_users)},
             cards={r["id"]: dict(r) for r in tx.run(cypher.load("detect_cards"), ids=cards)},
-            sites={r["id"]: dict(r) for r in tx.run(cypher.load("detect_sites"), ids=sites)})
+            sites={r["id"]: dict(r) for r in tx.run(cypher.load("detect_sites"), ids=sites,
+                                                     min_frauds=thresholds.site_frauds)})
 
     with driver.session(database=database) as session:
         result: BatchFeatures = session.execute_read(work)

@@ -51,6 +51,9 @@ class Pacer:
     def __init__(self, rate: float, duration: float | None) -> None:
         self.rate, self.duration = rate, duration
         self.started = time.monotonic()
+        #: items between checks: about every 10 ms at a fixed rate (a steady stream,
+        #: not bursts), every 1000 items when unpaced
+        self.step = max(1, int(rate / 100)) if rate > 0 else 1000
 
     def expired(self) -> bool:
         return self.duration is not None and time.monotonic() - self.started >= self.duration
@@ -64,10 +67,11 @@ class Pacer:
 
 def _take(generator: Generator, count: int | None,
           pacer: Pacer) -> Iterator[tuple[Transaction, str | None]]:
+    step = pacer.step
     for done, item in enumerate(generator):
-        if (count is not None and done >= count) or (done % 1000 == 0 and pacer.expired()):
+        if (count is not None and done >= count) or (done % step == 0 and pacer.expired()):
             return
-        if done % 1000 == 0:
+        if done % step == 0:
             pacer.wait(done)
         yield item
 

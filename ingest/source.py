@@ -18,6 +18,7 @@ is redelivered: effects must therefore be idempotent.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,7 @@ class TransactionSource:
         self.config = config or DecoderConfig()
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
+        self._asked: dict[tuple[str, int], tuple[int, float]] = {}  # end offsets from the broker
 
     def poll_batch(self) -> Batch:
         """Consume and decode up to ``batch_size`` messages (waits at most ``batch_timeout``)."""
@@ -130,19 +132,39 @@ class TransactionSource:
                 if high < 0 or high > max(position, 0)}
 
     def _progress(self) -> list[tuple[tuple[str, int], int, int]]:
-        """(topic, partition), next offset to read (-1001 before the first fetch), end offset."""
+        """(topic, partition), next offset to read (-1001 before the first fetch), end offset.
+
+        End offsets come from the consumer's cache; a partition it has not fetched from
+        (an empty one, for instance) is asked of the broker, at most every 5 s."""
         rows = []
+        now = time.monotonic()
         for tp in self.consumer.position(self.consumer.assignment()):
+            where = (tp.topic, tp.partition)
             offsets = self.consumer.get_watermark_offsets(tp, cached=True)
-            high = offsets[1] if offsets else -1
-            rows.append(((tp.topic, tp.partition), tp.offset, high if high is not None else -1))
+            high = offsets[1] if offsets and offsets[1] is not None else -1
+            if high < 0:
+                high, asked_at = self._asked.get(where, (-1, 0.0))
+                if now - asked_at >= 5.0:
+                    try:
+                        high = self.consumer.get_watermark_offsets(tp, timeout=2.0)[1]
+                    except kafka.KafkaException:
+                        high = -1
+                    self._asked[where] = (high, now)
+            rows.append((where, tp.offset, high))
         return rows
 
-    def commit(self) -> None:
-        """Make DLQ records durable, then commit the consumed offsets (call after effects)."""
+    def commit(self, asynchronous: bool = False) -> None:
+        """Make DLQ records durable, then commit the consumed offsets (call after effects).
+
+        ``asynchronous`` does not wait for the broker's answer: the effects are
+        already durable, and a commit that is lost is covered by the next one (or
+        the batch is redelivered, which idempotent effects absorb)."""
         self.dlq.flush()
         try:
-            self.consumer.commit(asynchronous=False)
+            if asynchronous:
+                self.consumer.commit(asynchronous=True)
+            else:
+                self.consumer.commit(asynchronous=False)
         except kafka.KafkaException as exc:
             if exc.args[0].code() != kafka.KafkaError._NO_OFFSET:
                 raise
