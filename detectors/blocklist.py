@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 import psycopg2
+from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 from psycopg2.extras import Json, execute_values
 
@@ -291,9 +292,16 @@ class BlocklistStore:
         self.conn = conn
 
     @classmethod
-    def open(cls, dsn: str) -> BlocklistStore:
-        """Connect to ``dsn``; raises :data:`OperationalError` when it does not answer."""
-        return cls(psycopg2.connect(dsn))
+    def open(cls, dsn: str, schema: str = "public") -> BlocklistStore:
+        """Connect to ``dsn`` and work in ``schema`` (created if missing); raises
+        :data:`OperationalError` when the server does not answer."""
+        conn = psycopg2.connect(dsn)
+        if schema != "public":
+            with conn, conn.cursor() as cur:
+                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                    sql.Identifier(schema)))
+                cur.execute("SELECT set_config('search_path', %s, false)", (schema,))
+        return cls(conn)
 
     def close(self) -> None:
         self.conn.close()

@@ -30,7 +30,7 @@ def blocklist(settings: Settings) -> BlocklistStore:
     where = (f"127.0.0.1:{settings.postgres.port}" if settings.postgres.managed
              else "FRAUDGRAPH_POSTGRES_DSN")
     try:
-        store = BlocklistStore.open(settings.postgres.dsn())
+        store = BlocklistStore.open(settings.postgres.dsn(), settings.postgres.schema)
     except OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ServiceUnavailable(f"postgresql at {where} cannot be reached ({reason}); "

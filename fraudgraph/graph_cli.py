@@ -9,7 +9,7 @@ from fraudgraph import connect, projector
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import Settings
 from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, report, settings_from, table
-from graph.projection import GraphWriter
+from graph.projection import GraphWriter, clear_graph
 
 GRAPH_ENV = env_epilog("FRAUDGRAPH_NEO4J_URI", "FRAUDGRAPH_NEO4J_USER",
                        "FRAUDGRAPH_NEO4J_PASSWORD")
@@ -103,6 +103,21 @@ def stats(ctx: click.Context) -> None:
         writer.driver.close()
     out.print(table("graph", ["kind", "name", "count"],
                     [[r["kind"], r["name"], f"{r['count']:,}"] for r in records]))
+
+
+@graph.command(epilog=GRAPH_ENV)
+@click.option("--yes", is_flag=True, help="Do not ask before emptying the graph.")
+@click.pass_context
+def clear(ctx: click.Context, yes: bool) -> None:
+    """Empty the graph (every node and relationship; the schema stays). No undo."""
+    if not yes:
+        click.confirm("This empties the Neo4j graph. Continue?", abort=True)
+    writer = writer_for(settings_from(ctx))
+    try:
+        deleted = clear_graph(writer.driver)
+    finally:
+        writer.driver.close()
+    out.print(f"graph emptied: {deleted:,} nodes deleted")
 
 
 @click.command("bench-projection", epilog=GRAPH_ENV)

@@ -54,10 +54,11 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     ),
     "FRAUDGRAPH_POSTGRES_USER": ("fraudgraph", "PostgreSQL role"),
     "FRAUDGRAPH_POSTGRES_DB": ("fraudgraph", "PostgreSQL database"),
+    "FRAUDGRAPH_POSTGRES_SCHEMA": ("public", "schema of the blocklist tables (created if missing)"),
     "FRAUDGRAPH_POSTGRES_PASSWORD": (
         "dev: generated into secrets.env", "PostgreSQL password (secret)"),
     "FRAUDGRAPH_DEFAULT_CURRENCY": ("USD", "currency of transactions that name none"),
-    "FRAUDGRAPH_MAX_AMOUNT": ("1000000", "larger amounts are rejected to the DLQ"),
+    "FRAUDGRAPH_MAX_AMOUNT": ("1000000", "larger amounts (USD at reference rates) go to the DLQ"),
     "FRAUDGRAPH_MAX_MESSAGE_BYTES": ("65536", "larger messages are rejected to the DLQ"),
     "FRAUDGRAPH_TOPIC_TRANSACTIONS": ("transactions", "input topic"),
     "FRAUDGRAPH_TOPIC_DECISIONS": ("decisions", "one decision per transaction"),
@@ -114,6 +115,7 @@ class PostgresSettings:
     password: str | None = field(default=None, repr=False)
     superuser_password: str | None = field(default=None, repr=False)
     external_dsn: str | None = field(default=None, repr=False)
+    schema: str = "public"  # where the blocklist tables live
 
     @property
     def managed(self) -> bool:
@@ -265,6 +267,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         password=secret("POSTGRES_PASSWORD"),
         superuser_password=secret("POSTGRES_SUPERUSER_PASSWORD"),
         external_dsn=env.get("FRAUDGRAPH_POSTGRES_DSN") or None,
+        schema=env.get("FRAUDGRAPH_POSTGRES_SCHEMA", "public"),
     )
     topics = Topics(**{
         name: env.get(f"FRAUDGRAPH_TOPIC_{name.upper()}") or default

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from ingest.iso import COUNTRIES, CURRENCY_EXPONENT
+from ingest.iso import COUNTRIES, CURRENCY_EXPONENT, PER_USD
 
 MAX_ID_LENGTH = 128
 MAX_CATEGORY_LENGTH = 64
@@ -121,7 +121,7 @@ class DecodeError(Exception):
 @dataclass(frozen=True)
 class DecoderConfig:
     default_currency: str = "USD"
-    max_amount: float = 1_000_000.0
+    max_amount: float = 1_000_000.0  # in USD at reference rates (PER_USD); else as given
     max_bytes: int = 64 * 1024
 
 
@@ -279,9 +279,9 @@ def _amount_minor(value: str | float, currency: str, exponent: int, max_amount: 
         amount = value
     if not amount > 0:
         raise DecodeError("invalid_amount", f"amount must be positive (got {amount!r})")
-    if amount > max_amount:
-        raise DecodeError("amount_out_of_range", f"amount {amount!r} exceeds the maximum "
-                          f"{max_amount:g}")
+    if amount / PER_USD.get(currency, 1.0) > max_amount:  # the limit is in USD
+        raise DecodeError("amount_out_of_range", f"amount {amount!r} {currency} exceeds the "
+                          f"maximum of {max_amount:g} USD")
     scaled = amount * 10 ** exponent
     minor = round(scaled)
     if minor < 1 or abs(scaled - minor) > 1e-6 * scaled:

@@ -17,10 +17,15 @@ for topic in TRANSACTIONS DECISIONS ALERTS TRAINING LABELS DLQ; do
   # fresh topics per demo run, so its summary counts only this run's stream
   export "FRAUDGRAPH_TOPIC_${topic}=${RUN}-${topic,,}"
 done
+# A clean slate: an empty graph and the run's own blocklist schema (the generator
+# reuses entity ids, so an earlier run's marks and blocklist would leak in).
+export FRAUDGRAPH_POSTGRES_SCHEMA="${RUN//-/_}"
+fraudgraph graph clear --yes
 fraudgraph generate --count "${DEMO_COUNT:-100000}" --seed 42 --labels "/tmp/${RUN}-truth.jsonl"
 fraudgraph project --until-idle 10s --metrics-port 0 --group "${RUN}-projection" &
 PROJECTOR=$!
-fraudgraph run --until-idle 10s --metrics-port 0 --group "${RUN}-detector" --truth "/tmp/${RUN}-truth.jsonl"
+fraudgraph run --config scripts/demo-detectors.toml --until-idle 10s --metrics-port 0 \
+  --group "${RUN}-detector" --truth "/tmp/${RUN}-truth.jsonl"
 wait "$PROJECTOR"
 fraudgraph graph stats
 echo

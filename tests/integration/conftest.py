@@ -10,7 +10,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from psycopg2 import sql
 
+from detectors import store as pg
 from fraudgraph.settings import Settings, load_settings
 from fraudgraph.stack import manager
 from ingest import kafka
@@ -33,6 +35,14 @@ def stack() -> Iterator[Settings]:
     scratch = [t for t in kafka.topic_names(settings.kafka.bootstrap)
                if t.startswith(SCRATCH_TOPICS)]
     kafka.delete_topics(settings.kafka.bootstrap, scratch)
+    conn = pg.connect(settings.postgres.dsn())
+    try:  # the daemon tests' own blocklist schemas
+        with conn, conn.cursor() as cur:
+            cur.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'test\\_daemon\\_%'")
+            for (name,) in cur.fetchall():
+                cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+    finally:
+        conn.close()
 
 
 @pytest.fixture

@@ -1,10 +1,15 @@
 """The detector daemon against the real stack: decisions on the topics, PostgreSQL rows,
-Neo4j marks.  Every test uses its own topics, consumer group and entity ids."""
+Neo4j marks.  Every test uses its own topics, consumer group, PostgreSQL schema (its
+own blocklist) and entity ids."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import socket
 import threading
+import time
+import urllib.request
 from collections import Counter
 
 import msgspec
@@ -19,18 +24,20 @@ from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.publish import Publisher
 from ingest.transaction import DecoderConfig, Transaction, encode
+from tests.integration.cli_helpers import run_cli
 
 T0 = 1_767_225_600_000
 MIN = 60_000
 DECISION = msgspec.json.Decoder(DecisionRecord)
 
 
-def scratch(settings: Settings, unique: str) -> Settings:
+def scratch(settings: Settings, unique: str, partitions: int = 2) -> Settings:
     topics = {name: f"test-daemon-{unique}-{name}" for name in
               ("transactions", "decisions", "alerts", "training", "labels", "dlq")}
-    settings = dataclasses.replace(settings, topics=dataclasses.replace(settings.topics,
-                                                                        **topics))
-    kafka.ensure_topics(settings.kafka.bootstrap, settings.topics.all(), 2)
+    settings = dataclasses.replace(
+        settings, topics=dataclasses.replace(settings.topics, **topics),
+        postgres=dataclasses.replace(settings.postgres, schema=f"test_daemon_{unique}"))
+    kafka.ensure_topics(settings.kafka.bootstrap, settings.topics.all(), partitions)
     return settings
 
 
@@ -54,7 +61,7 @@ def decisions(settings: Settings) -> dict[str, DecisionRecord]:
     records = [DECISION.decode(m.value()) for m in
                kafka.read_all(settings.kafka.bootstrap, settings.topics.decisions, timeout=20)]
     keys = Counter(r.transaction_id for r in records)
-    assert max(keys.values()) == 1, "a transaction was decided twice"
+    assert max(keys.values(), default=1) == 1, "a transaction was decided twice"
     return {r.transaction_id: r for r in records}
 
 
@@ -157,3 +164,63 @@ def test_fraud_label_blocklists_the_card_and_marks_the_graph(stack: Settings,
 @pytest.mark.parametrize("ref", ["default", "legacy"])
 def test_presets_load(ref: str) -> None:
     assert detector_config.load(ref).name == ref
+
+
+def wait_for_decision(settings: Settings, transaction_id: str, timeout: float = 20.0
+                      ) -> DecisionRecord:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = decisions(settings)
+        if transaction_id in got:
+            return got[transaction_id]
+        time.sleep(0.2)
+    raise AssertionError(f"no decision for {transaction_id} within {timeout}s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_blocklist_add_from_the_cli_blocks_the_next_transaction_within_5_seconds(
+        stack: Settings, unique: str) -> None:
+    """Also: /metrics and /healthz of the running daemon, with bounded labels."""
+    settings = scratch(stack, unique)
+    stop = threading.Event()
+    port = free_port()
+    options = daemon.DaemonOptions(group=f"test-daemon-{unique}", metrics_port=port)
+    running = threading.Thread(target=daemon.run, args=(
+        settings, detector_config.load("default"), options, DecoderConfig()),
+        kwargs={"stop": stop})
+    running.start()
+    try:
+        before, after = tx(unique, 1, 0, card="x"), tx(unique, 2, 60, card="x")
+        produce(settings, [encode(before)])
+        assert wait_for_decision(settings, before.transaction_id).decision == "allow"
+        added = run_cli("blocklist", "add", "card", before.card_id, "--reason", "reported stolen",
+                        env={"FRAUDGRAPH_POSTGRES_SCHEMA": settings.postgres.schema})
+        assert added.returncode == 0, added.stderr
+        listed_at = time.monotonic()
+        produce(settings, [encode(after)])
+        decision = wait_for_decision(settings, after.transaction_id)
+        seen_after = time.monotonic() - listed_at
+        assert decision.decision == "block"
+        assert [r.code for r in decision.reasons] == ["blocklist_card"]
+        assert "manual: reported stolen" in decision.reasons[0].detail
+        assert seen_after < 5.0
+        metrics_text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        for name in ('fraudgraph_detector_decisions_total{decision="block"}',
+                     'fraudgraph_detector_reasons_total{code="blocklist_card"}',
+                     "fraudgraph_detector_end_to_end_seconds_bucket",
+                     'fraudgraph_detector_stage_seconds_bucket{le="0.005",stage="graph"}',
+                     "fraudgraph_detector_batch_size_messages_bucket",
+                     "fraudgraph_detector_lag_messages", "fraudgraph_detector_rejected_total",
+                     'fraudgraph_detector_rule_state_keys{table="cards"}'):
+            assert name in metrics_text, name
+        assert unique not in metrics_text  # no card, user or transaction ids as labels
+        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz").read())
+        assert health["status"] == "ok" and health["degraded"] == []
+    finally:
+        stop.set()
+        running.join(timeout=30)

@@ -157,6 +157,10 @@ def test_limits_come_from_the_config() -> None:
     strict = DecoderConfig(max_amount=100, max_bytes=200)
     with pytest.raises(DecodeError, match="amount_out_of_range"):
         decode(with_(amount=150), DecoderConfig(max_amount=100))
+    # the limit is in USD: 1.4 million yen (about 9,300 USD) is an ordinary large purchase
+    assert decode(with_(amount=1_394_289, currency="JPY")).amount_minor == 1_394_289
+    with pytest.raises(DecodeError, match="amount_out_of_range"):
+        decode(with_(amount=200_000_000, currency="JPY"))
     with pytest.raises(DecodeError, match="too_large"):
         decode(with_(), strict)
 
