@@ -11,6 +11,10 @@ from fraudgraph.settings import Settings
 from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, report, settings_from, table
 from graph.projection import GraphWriter, clear_graph
 
+#: One batch is one Neo4j transaction: 20,000 rows exceeded the stack's 256 MiB
+#: transaction memory limit (dbms.memory.transaction.total.max); 10,000 fit and
+#: were the fastest measured.
+MAX_BATCH = 10_000
 GRAPH_ENV = env_epilog("FRAUDGRAPH_NEO4J_URI", "FRAUDGRAPH_NEO4J_USER",
                        "FRAUDGRAPH_NEO4J_PASSWORD")
 
@@ -23,7 +27,8 @@ def writer_for(settings: Settings) -> GraphWriter:
                                  "FRAUDGRAPH_TOPIC_DLQ", "FRAUDGRAPH_NEO4J_URI"))
 @click.option("--group", default="fraudgraph-projection", show_default=True,
               help="Kafka consumer group (run several processes to share partitions).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=10_000, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1, max=MAX_BATCH), default=10_000,
+              show_default=True,
               help="Messages per micro-batch (one Neo4j transaction each).")
 @click.option("--from-beginning", is_flag=True,
               help="Re-read the topic from the start (harmless: the projection is idempotent).")
@@ -142,6 +147,9 @@ def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int
     except ValueError:
         raise click.BadParameter(f"{batch_sizes!r} is not a list of integers",
                                  param_hint="--batch-sizes") from None
+    if not all(1 <= size <= MAX_BATCH for size in sizes):
+        raise click.BadParameter(f"batch sizes must be 1..{MAX_BATCH:,} (one Neo4j transaction "
+                                 "each must fit its memory limit)", param_hint="--batch-sizes")
     if not yes:
         click.confirm("This empties the Neo4j graph of the local stack. Continue?", abort=True)
     settings = settings_from(ctx)
