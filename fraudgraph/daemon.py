@@ -52,7 +52,7 @@ from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.publish import Publisher
 from ingest.source import EventTimeWatermark, TransactionSource
-from ingest.transaction import DecoderConfig, encode
+from ingest.transaction import DecoderConfig, Transaction, encode
 
 log = logging.getLogger(__name__)
 _ENCODER = msgspec.json.Encoder()
@@ -114,10 +114,6 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                                    config.graph.compromised_site_min_frauds)
     stats, idle, watermark = DaemonStats(), IdleWatch(options.until_idle), EventTimeWatermark()
     last_ok = [time.monotonic()]
-
-    def stream_time() -> int:
-        return watermark.value(source.unfinished())
-
     server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))
     try:
         while not stop.is_set():
@@ -136,13 +132,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             t1 = time.perf_counter()
             retrying("postgres", stop, cache.refresh)                              # 2
             txs = batch.transactions
-            watermark.observe(batch)
-            facts = None
-            if config.graph.enabled and txs:
-                facts = retrying("neo4j", stop, detect.batch_features, driver,     # 3
-                                 list({t.card_id for t in txs}),
-                                 list({t.device_id for t in txs if t.device_id}),
-                                 list({t.site_id for t in txs}), thresholds)
+            facts = (retrying("neo4j", stop, _graph_facts, driver, txs, thresholds)  # 3
+                     if config.graph.enabled and txs else None)
             t2 = time.perf_counter()
             decided, flags = detector.decide_batch(txs, facts, cache,              # 4
                                                    int(time.time() * 1000))
@@ -160,12 +151,10 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                      batch.produced_ms, published_ms, options.keep_decisions,
                      {"consume": t1 - t0, "graph": t2 - t1, "decide": t3 - t2,
                       "store": t4 - t3, "commit": t5 - t4})
-            metrics.DETECTOR_LAG.set(source.lag())
-            for table, size in detector.engine.state_sizes().items():
-                metrics.DETECTOR_RULE_STATE.labels(table).set(size)
-            metrics.DETECTOR_BLOCKLIST.set(cache.size)
+            _gauges(source, detector, cache)
             progress(batch.consumed)
-            feedback.stream_ms = stream_time()
+            watermark.observe(batch)
+            feedback.stream_ms = watermark.value(source.unfinished())
             feedback.drain(cache)
             if options.max_messages is not None and stats.consumed >= options.max_messages:
                 break
@@ -179,6 +168,20 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
         store.close()
         driver.close()
     return stats
+
+
+def _graph_facts(driver: Any, txs: list[Transaction],
+                 thresholds: detect.Thresholds) -> detect.BatchFeatures:
+    return detect.batch_features(driver, list({t.card_id for t in txs}),
+                                 list({t.device_id for t in txs if t.device_id}),
+                                 list({t.site_id for t in txs}), thresholds)
+
+
+def _gauges(source: TransactionSource, detector: Detector, cache: BlocklistCache) -> None:
+    metrics.DETECTOR_LAG.set(source.lag())
+    for table, size in detector.engine.state_sizes().items():
+        metrics.DETECTOR_RULE_STATE.labels(table).set(size)
+    metrics.DETECTOR_BLOCKLIST.set(cache.size)
 
 
 def _publish(out: Publisher, topics: Any, d: Decided) -> None:
