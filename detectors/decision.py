@@ -87,3 +87,4 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     decided_ms: int
     rules_version: str
     model_version: str | None = None
+    produced_ms: int | None = None  # Kafka timestamp of the input: latency = decided - produced

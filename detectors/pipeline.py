@@ -59,9 +59,11 @@ class Detector:
         self.version = rules_version(config)
 
     def decide_batch(self, transactions: list[Transaction], facts: GraphFacts | None,
-                     blocklist: BlocklistView, now_ms: int
+                     blocklist: BlocklistView, now_ms: int,
+                     produced_ms: list[int] | None = None
                      ) -> tuple[list[Decided], list[NewEntry]]:
-        """Decide each transaction; return the decisions and the entities newly flagged."""
+        """Decide each transaction; return the decisions and the entities newly flagged.
+        ``produced_ms[i]`` (optional) is when ``transactions[i]`` entered Kafka."""
         config = self.config
         flags: dict[tuple[str, str], NewEntry] = {}
 
@@ -70,7 +72,7 @@ class Detector:
             return None if entry is None else f"{entry.source}: {entry.reason}"
 
         decided = []
-        for tx in transactions:
+        for i, tx in enumerate(transactions):
             reasons = self.engine.evaluate(tx, blocked)
             if facts is not None and config.graph.enabled:
                 reasons += graph_checks.reasons_for(tx, facts.devices, facts.cards, facts.sites,
@@ -82,7 +84,8 @@ class Detector:
                 if new:
                     blocklist.add_local(new)
                     flags.update((e.key, e) for e in new)
-            decided.append(Decided(tx, verdict, self.record(tx, verdict, now_ms)))
+            produced = produced_ms[i] if produced_ms is not None else None
+            decided.append(Decided(tx, verdict, self.record(tx, verdict, now_ms, produced)))
         return decided, list(flags.values())
 
     def _flags(self, tx: Transaction, verdict: Verdict,
@@ -106,14 +109,16 @@ class Detector:
                                 self.config.blocklist.ttl_ms // 1000))
         return new
 
-    def record(self, tx: Transaction, verdict: Verdict, now_ms: int) -> DecisionRecord:
+    def record(self, tx: Transaction, verdict: Verdict, now_ms: int,
+               produced_ms: int | None = None) -> DecisionRecord:
         return DecisionRecord(
             transaction_id=tx.transaction_id, decision=verdict.decision, score=verdict.score,
             reasons=[ReasonRecord(r.code, r.detector, r.detail) for r in verdict.reasons],
             card_id=tx.card_id, user_id=tx.user_id, site_id=tx.site_id,
             device_id=tx.device_id, ip_address=tx.ip_address, amount_minor=tx.amount_minor,
             currency=tx.currency, country=tx.country, event_time=iso_from_ms(tx.event_ms),
-            event_ms=tx.event_ms, decided_ms=now_ms, rules_version=self.version)
+            event_ms=tx.event_ms, decided_ms=now_ms, rules_version=self.version,
+            produced_ms=produced_ms)
 
 
 def flagged_row(d: Decided) -> FlaggedTransaction:

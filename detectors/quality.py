@@ -1,4 +1,5 @@
-"""Detection quality against ground truth (pure): per-scenario recall, precision.
+"""Detection quality against ground truth (pure): per-scenario recall and precision,
+ROC AUC, average precision, Card Precision@k per day.
 
 ``truth`` maps the transaction id of every fraudulent transaction to its
 scenario; every other decided transaction is genuine.  A transaction counts as
@@ -11,6 +12,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 GENUINE = "genuine"
 
@@ -61,3 +63,155 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+# -- ranking metrics and the evaluation report (SPEC §7) --------------------------------
+
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One decided transaction joined with the ground truth (``scenario`` None: genuine)."""
+
+    transaction_id: str
+    card_id: str
+    event_ms: int
+    score: float
+    decision: str
+    scenario: str | None
+    latency_ms: float | None = None
+
+    @property
+    def fraud(self) -> bool:
+        return self.scenario is not None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Precision, recall and F1 of one operating point (flagged = at or above it)."""
+
+    true_positives: int
+    flagged: int
+    positives: int
+
+    @property
+    def precision(self) -> float:
+        return self.true_positives / self.flagged if self.flagged else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.true_positives / self.positives if self.positives else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def at_decision(rows: Iterable[Scored], decisions: frozenset[str]) -> Counts:
+    """Counts when ``decisions`` (e.g. {review, block}) count as flagged."""
+    rows = list(rows)
+    return Counts(sum(1 for r in rows if r.fraud and r.decision in decisions),
+                  sum(1 for r in rows if r.decision in decisions),
+                  sum(1 for r in rows if r.fraud))
+
+
+def roc_auc(labels: list[bool], scores: list[float]) -> float:
+    """Area under the ROC curve: the chance a random positive scores above a random
+    negative, ties counting one half (Mann-Whitney); 0.5 without both classes."""
+    positives = sum(labels)
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return 0.5
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    rank_sum, i = 0.0, 0
+    while i < len(order):  # average ranks over ties
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        average_rank = (i + j) / 2 + 1
+        rank_sum += average_rank * sum(1 for k in order[i:j + 1] if labels[k])
+        i = j + 1
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def average_precision(labels: list[bool], scores: list[float]) -> float:
+    """Sum over score thresholds of (recall gained) x (precision there); tied scores
+    form one threshold.  0.0 without positives."""
+    positives = sum(labels)
+    if not positives:
+        return 0.0
+    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
+    ap, tp, seen, i = 0.0, 0, 0, 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            tp += pairs[j][1]
+            j += 1
+        seen = j
+        gained = sum(1 for k in range(i, j) if pairs[k][1])
+        ap += gained / positives * (tp / seen)
+        i = j
+    return ap
+
+
+def card_precision_at_k(rows: Iterable[Scored], k: int) -> tuple[float, dict[str, float]]:
+    """Card Precision@k per day: rank each day's cards by their highest score that day
+    and take the share of fraudulent cards (any fraud that day) among the top k.
+
+    A day with fewer than k cards divides by its number of cards; cards tied with
+    the k-th score share the remaining places (expected precision under a random
+    tie-break); days without transactions do not exist and do not count.  Returns
+    the mean over days and the value per day (``YYYY-MM-DD``)."""
+    days: dict[int, dict[str, tuple[float, bool]]] = {}
+    for r in rows:
+        cards = days.setdefault(r.event_ms // DAY_MS, {})
+        best, fraud = cards.get(r.card_id, (-1.0, False))
+        cards[r.card_id] = (max(best, r.score), fraud or r.fraud)
+    per_day = {}
+    for day, cards in sorted(days.items()):
+        ranked = sorted(cards.values(), key=lambda c: -c[0])
+        places = min(k, len(ranked))
+        cutoff = ranked[places - 1][0]
+        above = [c for c in ranked if c[0] > cutoff]
+        tied = [c for c in ranked if c[0] == cutoff]
+        tied_frauds = sum(c[1] for c in tied)
+        hits = sum(c[1] for c in above) + (places - len(above)) * tied_frauds / len(tied)
+        per_day[_date(day)] = hits / places
+    mean = sum(per_day.values()) / len(per_day) if per_day else 0.0
+    return mean, per_day
+
+
+def _date(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, UTC).strftime("%Y-%m-%d")
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    """One line of the report: all transactions, or genuine + one scenario."""
+
+    name: str
+    transactions: int
+    frauds: int
+    review_or_block: Counts
+    block: Counts
+    auc: float
+    average_precision: float
+
+
+def evaluate(rows: list[Scored]) -> list[EvaluationRow]:
+    """Overall, then per scenario (that scenario's frauds against all genuine)."""
+    scenarios = sorted({r.scenario for r in rows if r.scenario is not None})
+    genuine = [r for r in rows if not r.fraud]
+    groups = [("all", rows)] + [(s, genuine + [r for r in rows if r.scenario == s])
+                                for s in scenarios]
+    flagged, blocked = frozenset({"review", "block"}), frozenset({"block"})
+    table = []
+    for name, group in groups:
+        labels = [r.fraud for r in group]
+        scores = [r.score for r in group]
+        table.append(EvaluationRow(name, len(group), sum(labels), at_decision(group, flagged),
+                                   at_decision(group, blocked), roc_auc(labels, scores),
+                                   average_precision(labels, scores)))
+    return table

@@ -136,7 +136,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                      if config.graph.enabled and txs else None)
             t2 = time.perf_counter()
             decided, flags = detector.decide_batch(txs, facts, cache,              # 4
-                                                   int(time.time() * 1000))
+                                                   int(time.time() * 1000), batch.produced_ms)
             t3 = time.perf_counter()
             for d in decided:                                                      # 5
                 _publish(out, topics, d)

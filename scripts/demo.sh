@@ -27,6 +27,7 @@ PROJECTOR=$!
 fraudgraph run --config scripts/demo-detectors.toml --until-idle 10s --metrics-port 0 \
   --group "${RUN}-detector" --truth "/tmp/${RUN}-truth.jsonl"
 wait "$PROJECTOR"
+fraudgraph evaluate --truth "/tmp/${RUN}-truth.jsonl" --out "reports/${RUN}"
 fraudgraph graph stats
 echo
 echo "Neo4j Browser: http://127.0.0.1:${FRAUDGRAPH_NEO4J_HTTP_PORT:-7474}/browser/ (user neo4j; password in the data folder's secrets.env)"

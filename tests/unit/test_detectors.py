@@ -10,7 +10,16 @@ import pytest
 from detectors import config as cfg
 from detectors.decision import BLOCK, REVIEW, Reason, decide
 from detectors.graph_checks import reasons_for
-from detectors.quality import measure, percentile
+from detectors.quality import (
+    Scored,
+    at_decision,
+    average_precision,
+    card_precision_at_k,
+    evaluate,
+    measure,
+    percentile,
+    roc_auc,
+)
 from detectors.rings import find_rings
 from detectors.rules import RuleEngine
 from ingest.iso import CURRENCY_EXPONENT
@@ -236,3 +245,47 @@ def test_event_time_watermark_waits_for_the_slowest_partition() -> None:
     assert watermark.value({("t", 0), ("t", 1)}) == T0 + 10 * MIN  # partition 1 at minute 10
     watermark.observe(Batch([tx(4, 5)], 1, 0, positions=[("t", 1, 2)]))  # late: no step back
     assert watermark.value() == T0 + 10 * MIN
+
+
+def scored(n: int, score: float, scenario: str | None = None, card: str | None = None,
+           day: int = 0, decision: str = "allow") -> Scored:
+    return Scored(f"t{n}", card or f"c{n}", T0 + day * 86_400_000 + n, score, decision, scenario)
+
+
+def test_roc_auc_and_average_precision_by_hand() -> None:
+    # positives 0.9, 0.4; negatives 0.8, 0.4, 0.1: pairs won 2 + 0.5(tie) + 1 of 6 ... by hand:
+    # (0.9>0.8, 0.9>0.4, 0.9>0.1, 0.4<0.8, 0.4=0.4 -> 0.5, 0.4>0.1) = 4.5 / 6
+    labels = [True, False, True, False, False]
+    scores = [0.9, 0.8, 0.4, 0.4, 0.1]
+    assert roc_auc(labels, scores) == 0.75
+    # thresholds: 0.9 -> P 1/1, R 1/2; 0.8 -> no gain; 0.4 (tie, 1 positive of 2) -> P 2/4
+    assert average_precision(labels, scores) == 0.5 * 1.0 + 0.5 * 0.5
+    assert roc_auc([True, True], [0.1, 0.2]) == 0.5 and average_precision([False], [0.3]) == 0.0
+
+
+def test_precision_recall_f1_at_the_operating_points() -> None:
+    rows = [scored(1, 0.9, "ring", decision="block"), scored(2, 0.6, "ring", decision="review"),
+            scored(3, 0.1, "ring"), scored(4, 0.9, decision="block"), scored(5, 0.0)]
+    flagged = at_decision(rows, frozenset({"review", "block"}))
+    assert (flagged.true_positives, flagged.flagged, flagged.positives) == (2, 3, 3)
+    assert flagged.precision == 2 / 3 and flagged.recall == 2 / 3 and flagged.f1 == 2 / 3
+    blocked = at_decision(rows, frozenset({"block"}))
+    assert (blocked.precision, blocked.recall, blocked.f1) == (0.5, 1 / 3, 0.4)
+    table = {row.name: row for row in evaluate(rows)}
+    assert table["all"].transactions == 5 and table["ring"].frauds == 3
+
+
+def test_card_precision_at_k_with_ties_and_empty_days() -> None:
+    rows = [
+        # day 0: cards a (0.9 fraud), b (0.5 genuine), c (0.5 fraud), d (0.1 genuine); k = 2:
+        # a is in; b and c tie for the last place: half a fraud expected -> (1 + 0.5) / 2
+        scored(1, 0.9, "x", card="a"), scored(2, 0.2, None, card="a"),
+        scored(3, 0.5, None, card="b"), scored(4, 0.5, "x", card="c"),
+        scored(5, 0.1, None, card="d"),
+        # day 1 has no transactions at all; day 2: one card only, genuine -> 0 / 1
+        scored(6, 0.7, None, card="e", day=2),
+    ]
+    mean, per_day = card_precision_at_k(rows, k=2)
+    assert per_day == {"2026-01-01": 0.75, "2026-01-03": 0.0}
+    assert mean == 0.375
+    assert card_precision_at_k([], k=100) == (0.0, {})
