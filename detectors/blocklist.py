@@ -306,6 +306,13 @@ class BlocklistStore:
     def close(self) -> None:
         self.conn.close()
 
+    def drop_schema(self, schema: str) -> None:
+        """Drop a scratch schema and everything in it (benchmarks, tests). No undo."""
+        if schema == "public":
+            raise ValueError("refusing to drop the public schema")
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
     def __enter__(self) -> BlocklistStore:
         return self
 

@@ -157,7 +157,7 @@ def _register_subcommands() -> None:
     cli.add_command(graph_cli.graph)
     cli.add_command(graph_cli.bench_projection)
     cli.add_command(detector_cli.run)
-    cli.add_command(detector_cli.bench_detector)
+    cli.add_command(detector_cli.bench)
     cli.add_command(detector_cli.evaluate)
     cli.add_command(blocklist_cli.blocklist)
 

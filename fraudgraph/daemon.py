@@ -11,8 +11,9 @@ Commit order, per micro-batch (at-least-once delivery, idempotent effects):
 4. decide every transaction (pure: rules, graph checks, combiner);
 5. queue ``decisions`` (every transaction), ``fraud-alerts`` (review/block) and
    ``training`` (allow) records, keyed by ``transaction_id``;
-6. PostgreSQL: upsert flagged transactions and newly flagged entities; Neo4j:
-   mark the newly blocked nodes;
+6. PostgreSQL: upsert flagged transactions and newly flagged entities (the
+   ``blocked`` marks on their Neo4j nodes follow in the feedback worker: they
+   may wait on the projection's locks, the stream must not);
 7. flush the producer (every output acknowledged by Kafka);
 8. flush the DLQ records, then commit the consumed offsets (without waiting for
    the broker's answer: everything before is durable; a lost commit means a
@@ -44,7 +45,7 @@ from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
 from detectors.pipeline import Decided, Detector, flagged_row
 from fraudgraph import connect, metrics
-from fraudgraph.feedback import DEGRADED, Feedback, blocklist_entities, retrying
+from fraudgraph.feedback import DEGRADED, Feedback, retrying
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
 from graph import detect
@@ -140,7 +141,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             t3 = time.perf_counter()
             for d in decided:                                                      # 5
                 _publish(out, topics, d)
-            retrying("postgres", stop, _store, store, driver, decided, flags)      # 6
+            retrying("postgres", stop, _store, store, feedback, decided, flags)    # 6
             t4 = time.perf_counter()
             retrying("kafka", stop, out.flush)                                     # 7
             published_ms = time.time() * 1000  # the decisions are produced: latency ends
@@ -194,12 +195,14 @@ def _publish(out: Publisher, topics: Any, d: Decided) -> None:
         out.send(topics.alerts, key, value)
 
 
-def _store(store: BlocklistStore, driver: Any, decided: list[Decided],
+def _store(store: BlocklistStore, feedback: Feedback, decided: list[Decided],
            flags: list[NewEntry]) -> None:
     flagged = [flagged_row(d) for d in decided if d.verdict.decision != ALLOW]
     if flagged:
         store.record_flagged(flagged)
-    blocklist_entities(store, driver, flags, "daemon")  # already in the cache (step 4)
+    if flags:  # already in the cache (step 4); PostgreSQL is the record
+        store.upsert(flags, actor="daemon")
+        feedback.mark_blocked(flags)  # the Neo4j marks: off the hot path
 
 
 def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[str],

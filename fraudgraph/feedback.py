@@ -124,6 +124,7 @@ class Feedback:
         self.rings_found = 0
         self.ring_members_listed: set[str] = set()  # not re-listed by every sweep
         self.blocked: queue.Queue[list[NewEntry]] = queue.Queue()  # for the loop's cache
+        self.to_mark: queue.Queue[list[NewEntry]] = queue.Queue()  # from the loop, for Neo4j
         self.error: BaseException | None = None
         #: (topic, partition) -> FIFO of (reported_ms | None, offset, (row, event_ms) | None)
         self.pending: dict[tuple[str, int], deque[tuple[int | None, int, Any]]] = {}
@@ -139,10 +140,23 @@ class Feedback:
         while not self.blocked.empty():
             cache.add_local(self.blocked.get())
 
+    def mark_blocked(self, entries: list[NewEntry]) -> None:
+        """Called by the loop: set ``blocked`` on these entities' nodes, in the worker."""
+        self.to_mark.put(entries)
+
+    def _mark_queued(self) -> None:
+        entries: list[NewEntry] = []
+        while not self.to_mark.empty():
+            entries += self.to_mark.get()
+        if entries:
+            retrying("neo4j", self._stop, detect.mark_blocked, self.driver,
+                     [(e.entity_type, e.entity_id, e.reason, e.source) for e in entries])
+
     def _work(self) -> None:
         next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000
         try:
             while not self._stop.wait(LABELS_EVERY):
+                self._mark_queued()
                 if self.consumer is not None:
                     self.labels_applied += self.poll_labels(self._stop, self.stream_ms)
                     self.joined = bool(self.consumer.assignment())
@@ -246,9 +260,11 @@ class Feedback:
         return len(rings)
 
     def close(self) -> None:
-        """Stop the worker (after its current step), then close what it used."""
+        """Stop the worker (after its current step), mark what is queued, then close."""
         self._stop.set()
         self._thread.join(timeout=60)
+        if self.error is None:
+            self._mark_queued()
         if self.consumer is not None:
             self.consumer.close()
         self.store.close()

@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 __all__ = [
     "KafkaError",
     "KafkaException",
+    "TopicPartition",
     "broker_count",
     "consumer",
     "delete_topics",

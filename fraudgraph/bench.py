@@ -1,0 +1,223 @@
+"""`fraudgraph bench`: the end-to-end benchmark, with a naive baseline on the same input.
+
+On fresh topics: generate COUNT transactions, either all before the daemon
+starts (``rate=0``: sustained throughput from a backlog) or at a fixed rate
+while it runs (latency at an offered load), with the projection consumer beside
+it as in production.  Latency runs from the Kafka timestamp of a transaction to
+its decision being acknowledged by Kafka.  Then the naive baseline
+(``fraudgraph.naive``) reads the same topic and the daemon's throughput is
+reported as a ratio to it.  CPU seconds are measured per process: the daemon
+(this process), the projector (a child), Kafka, Neo4j and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detectors.config import DetectorConfig
+from detectors.quality import percentile
+from fraudgraph import connect, daemon, naive
+from fraudgraph.settings import Settings
+from fraudgraph.stack import manager
+from ingest import kafka
+from ingest.generator import Generator, GeneratorConfig
+from ingest.publish import Publisher
+from ingest.runs import KafkaSink, generate
+from ingest.transaction import DecoderConfig
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class BenchResult:
+    count: int
+    offered_rate: float
+    projection: bool
+    decisions: int = 0
+    busy_seconds: float = 0.0
+    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    projection_lag_at_end: int | None = None  # transactions not yet in the graph
+    projection_seconds: float | None = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    naive: naive.NaiveResult | None = None
+
+    @property
+    def decisions_per_second(self) -> float:
+        return self.decisions / self.busy_seconds if self.busy_seconds else 0.0
+
+    @property
+    def projection_per_second(self) -> float | None:
+        if not self.projection_seconds:
+            return None
+        return self.count / self.projection_seconds
+
+    @property
+    def ratio_to_naive(self) -> float | None:
+        """Throughput ratio, from a backlog only (at an offered rate both keep up or not)."""
+        if self.offered_rate > 0 or self.naive is None or not self.naive.per_second:
+            return None
+        return self.decisions_per_second / self.naive.per_second
+
+    def latency(self, q: float) -> float:
+        """Percentile over the decisions after the warm-up (the first 2 s of offered load,
+        or the first 1,000: connection set-up, JIT, caches)."""
+        warmup = max(1000, round(2 * self.offered_rate))
+        return percentile(self.latencies_ms[warmup:] or self.latencies_ms, q)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "transactions": self.count, "offered_rate": self.offered_rate or "backlog",
+            "projection_alongside": self.projection, "decisions": self.decisions,
+            "decisions_per_second": round(self.decisions_per_second, 1),
+            "latency_ms": {f"p{q}": round(self.latency(q), 2) for q in (50, 95, 99)},
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "projection_lag_at_end": self.projection_lag_at_end,
+            "projection_per_second": (round(self.projection_per_second, 1)
+                                      if self.projection_per_second else None),
+            "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
+            "naive_baseline": None if self.naive is None else {
+                "messages": self.naive.messages, "per_second": round(self.naive.per_second, 1),
+                "cpu_seconds": round(self.naive.cpu_seconds, 2)},
+            "ratio_to_naive": round(self.ratio_to_naive, 1) if self.ratio_to_naive else None,
+        }
+
+
+def run(settings: Settings, config: DetectorConfig, count: int, rate: float, seed: int,
+        projection: bool, scratch: Path, report: Callable[[str], None],
+        batch_timeout: float = daemon.DaemonOptions.batch_timeout,
+        baseline_count: int = 20_000) -> BenchResult:
+    run_id = uuid.uuid4().hex[:8]
+    names = {name: f"bench-{run_id}-{name}" for name in
+             ("transactions", "decisions", "alerts", "training", "labels", "dlq")}
+    bench = dataclasses.replace(
+        settings, topics=dataclasses.replace(settings.topics, **names),
+        postgres=dataclasses.replace(settings.postgres, schema=f"bench_{run_id}"))
+    kafka.ensure_topics(bench.kafka.bootstrap, bench.topics.all(), bench.kafka.partitions)
+    scratch.mkdir(parents=True, exist_ok=True)
+    result = BenchResult(count, rate, projection)
+    ready = threading.Event()
+
+    def produce() -> None:
+        sink = KafkaSink(Publisher(bench.kafka.bootstrap, **{"linger.ms": 1}),
+                         names["transactions"], names["labels"])
+        generate(Generator(GeneratorConfig(seed=seed)), sink, scratch / f"{run_id}.jsonl",
+                 count=count, duration=None, rate=rate, progress=lambda _n: None)
+
+    def produce_when_ready() -> None:
+        ready.wait(120)  # the daemon has joined its group: latency excludes the join
+        produce()
+
+    if rate <= 0:
+        report(f"producing {count:,} transactions to {names['transactions']}")
+        produce()
+    services = _service_pids(settings)
+    cpu_before = {name: _cpu(pids) for name, pids in services.items()}
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    projector, projector_started = None, time.monotonic()
+    if projection:
+        env = {**os.environ, **{f"FRAUDGRAPH_TOPIC_{k.upper()}": v for k, v in names.items()}}
+        projector = subprocess.Popen(
+            [sys.executable, "-m", "fraudgraph", "project", "--until-idle", "5s",
+             "--metrics-port", "0", "--group", f"bench-projection-{run_id}"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    producer = threading.Thread(target=produce_when_ready, name="bench-producer")
+    if rate > 0:
+        report(f"offering {count:,} transactions at {rate:,.0f}/s")
+        producer.start()
+    report("deciding")
+    options = daemon.DaemonOptions(group=f"bench-detector-{run_id}", until_idle=5.0,
+                                   max_messages=count, batch_timeout=batch_timeout)
+    cpu_started = time.process_time()
+    try:
+        stats = daemon.run(bench, config, options, DecoderConfig(), stop=threading.Event(),
+                           ready=ready)
+        result.cpu_seconds["detector daemon"] = time.process_time() - cpu_started
+        result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
+        result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
+        if projector is not None:
+            result.projection_lag_at_end = _group_lag(bench.kafka.bootstrap,
+                                                      f"bench-projection-{run_id}",
+                                                      names["transactions"])
+            report("waiting for the projection to catch up")
+            projector.wait(timeout=1800)
+            result.projection_seconds = time.monotonic() - projector_started - 5.0  # idle
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            result.cpu_seconds["projector"] = (children.ru_utime + children.ru_stime
+                                               - children_before.ru_utime
+                                               - children_before.ru_stime)
+        for name, pids in services.items():
+            result.cpu_seconds[name] = _cpu(pids) - cpu_before[name]
+        report(f"naive baseline: one message at a time, up to {baseline_count:,}")
+        store = connect.blocklist(bench)
+        try:
+            result.naive = naive.run(bench.kafka.bootstrap, names["transactions"],
+                                     f"bench-naive-{run_id}", store,
+                                     min(count, baseline_count))
+            store.drop_schema(bench.postgres.schema)  # the run's scratch blocklist
+        finally:
+            store.close()
+    finally:
+        if producer.is_alive():
+            producer.join()
+        if projector is not None and projector.poll() is None:
+            projector.kill()
+        kafka.delete_topics(bench.kafka.bootstrap, names.values())
+    return result
+
+
+def _group_lag(bootstrap: str, group: str, topic: str) -> int:
+    """Messages of ``topic`` that consumer ``group`` has not committed yet."""
+    consumer = kafka.consumer(bootstrap, group)
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        committed = consumer.committed([kafka.TopicPartition(topic, p) for p in partitions],
+                                       timeout=10)
+        lag = 0
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            lag += high - (tp.offset if tp.offset >= 0 else low)
+        return lag
+    finally:
+        consumer.close()
+
+
+def _service_pids(settings: Settings) -> dict[str, list[int]]:
+    """The local stack's processes (PostgreSQL: the postmaster and its children)."""
+    pids = {s.name: [s.pid] for s in manager.status(settings) if s.pid}
+    if "postgres" in pids:
+        parent = pids["postgres"][0]
+        pids["postgres"] += [int(p.name) for p in Path("/proc").iterdir()
+                             if p.name.isdigit() and _ppid(int(p.name)) == parent]
+    return pids
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far, with their reaped children
+    (a PostgreSQL backend that ended is counted by the postmaster), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / CLOCK_TICKS
