@@ -148,7 +148,7 @@ def print_status(statuses: list[Any]) -> None:
 
 
 def _register_subcommands() -> None:
-    from fraudgraph import blocklist_cli, detector_cli, graph_cli, ingest_cli
+    from fraudgraph import blocklist_cli, detector_cli, graph_cli, ingest_cli, query_cli
 
     cli.add_command(ingest_cli.generate)
     cli.add_command(ingest_cli.produce)
@@ -160,6 +160,7 @@ def _register_subcommands() -> None:
     cli.add_command(detector_cli.bench)
     cli.add_command(detector_cli.evaluate)
     cli.add_command(blocklist_cli.blocklist)
+    cli.add_command(query_cli.query)
 
 
 _register_subcommands()

@@ -200,6 +200,9 @@ def _store(store: BlocklistStore, feedback: Feedback, decided: list[Decided],
     flagged = [flagged_row(d) for d in decided if d.verdict.decision != ALLOW]
     if flagged:
         store.record_flagged(flagged)
+        feedback.record_decisions([{"id": f.transaction_id, "decision": f.decision,
+                                    "score": f.score, "reasons": [r["code"] for r in f.reasons]}
+                                   for f in flagged])
     if flags:  # already in the cache (step 4); PostgreSQL is the record
         store.upsert(flags, actor="daemon")
         feedback.mark_blocked(flags)  # the Neo4j marks: off the hot path

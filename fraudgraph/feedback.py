@@ -50,6 +50,7 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     ServiceUnavailable, Neo4jError, OperationalError, PublishError, kafka.KafkaException)
 MAX_PENDING_LABELS = 200_000  # labels waiting for the stream's event time; then stop reading
 LABELS_EVERY = 0.5  # seconds between label polls of the worker
+DECISION_TRIES = 240  # passes (~2 min) a decision waits for its transaction's detail node
 LOG_EVERY = 30.0  # seconds between repeated outage log lines
 #: Services failing right now (for /healthz; the gauge carries the same for Prometheus).
 DEGRADED: set[str] = set()
@@ -125,6 +126,8 @@ class Feedback:
         self.ring_members_listed: set[str] = set()  # not re-listed by every sweep
         self.blocked: queue.Queue[list[NewEntry]] = queue.Queue()  # for the loop's cache
         self.to_mark: queue.Queue[list[NewEntry]] = queue.Queue()  # from the loop, for Neo4j
+        self.to_record: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+        self.undecided: dict[str, tuple[dict[str, Any], int]] = {}  # waiting for projection
         self.error: BaseException | None = None
         #: (topic, partition) -> FIFO of (reported_ms | None, offset, (row, event_ms) | None)
         self.pending: dict[tuple[str, int], deque[tuple[int | None, int, Any]]] = {}
@@ -144,6 +147,12 @@ class Feedback:
         """Called by the loop: set ``blocked`` on these entities' nodes, in the worker."""
         self.to_mark.put(entries)
 
+    def record_decisions(self, rows: list[dict[str, Any]]) -> None:
+        """Called by the loop: put review/block decisions on their Transaction nodes, in
+        the worker (a transaction the projection has not written yet is tried again
+        for up to ``DECISION_TRIES`` passes)."""
+        self.to_record.put(rows)
+
     def _mark_queued(self) -> None:
         entries: list[NewEntry] = []
         while not self.to_mark.empty():
@@ -151,6 +160,15 @@ class Feedback:
         if entries:
             retrying("neo4j", self._stop, detect.mark_blocked, self.driver,
                      [(e.entity_type, e.entity_id, e.reason, e.source) for e in entries])
+        while not self.to_record.empty():
+            for row in self.to_record.get():
+                self.undecided.setdefault(row["id"], (row, 0))
+        if self.undecided:
+            rows = [row for row, _ in self.undecided.values()]
+            found = retrying("neo4j", self._stop, detect.set_decisions, self.driver, rows)
+            self.undecided = {key: (row, tries + 1) for key, (row, tries) in
+                              self.undecided.items()
+                              if key not in found and tries + 1 < DECISION_TRIES}
 
     def _work(self) -> None:
         next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000

@@ -80,3 +80,11 @@ def label_fraud(driver: Driver, rows: list[dict[str, Any]],
     records, _, _ = driver.execute_query(cypher.load("label_fraud"), rows=rows,
                                          database_=database)
     return [dict(r) for r in records]
+
+
+def set_decisions(driver: Driver, rows: list[dict[str, Any]],
+                  database: str = "neo4j") -> set[str]:
+    """Write decisions onto their Transaction nodes; returns the ids that were found."""
+    records, _, _ = driver.execute_query(cypher.load("set_decisions"), rows=rows,
+                                         database_=database)
+    return {r["id"] for r in records}
