@@ -29,7 +29,7 @@ def test_header_is_complete_and_matches_the_body(name: str) -> None:
 def test_no_query_is_built_from_strings() -> None:
     """Cypher lives in cypher/*.cypher; Neo4j calls never get f-strings, .format() or
     concatenation (SQL composes identifiers with psycopg2.sql only)."""
-    built = re.compile(r"""(\.run|execute_query)\(\s*(f["']|[^,)]*\.format\(|[^,)]*["']\s*\+)""")
+    built = re.compile(r"""(\.run|execute_query)\(\s*(f["']|[^,)]*\.format\(|[^,)]*\+)""")
     inline = re.compile(r"""["'](OPTIONAL MATCH|MATCH|MERGE|CREATE) \(""")  # Cypher patterns
     assert built.search('driver.execute_query(f"MATCH (n {{id: {x}}})")')  # the lint bites
     assert built.search("session.run(QUERY + where)") and inline.search('"MATCH (n) RETURN n"')
