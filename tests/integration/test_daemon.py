@@ -19,9 +19,11 @@ from detectors import config as detector_config
 from detectors.blocklist import NewEntry
 from detectors.decision import DecisionRecord
 from fraudgraph import connect, daemon
+from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
 from graph.projection import GraphWriter
 from ingest import kafka
+from ingest.dlq import DLQ_DECODER
 from ingest.publish import Publisher
 from ingest.transaction import DecoderConfig, Transaction, encode
 from tests.integration.cli_helpers import run_cli
@@ -224,3 +226,40 @@ def test_blocklist_add_from_the_cli_blocks_the_next_transaction_within_5_seconds
     finally:
         stop.set()
         running.join(timeout=30)
+
+
+def test_hostile_stream_never_stops_and_every_bad_message_reaches_the_dlq(
+        stack: Settings, unique: str) -> None:
+    """10% of 2,000 messages malformed or hostile; injection-looking ids are data."""
+    settings = scratch(stack, unique)
+    hostile_ids = ["x'}) DETACH DELETE n //", "'; DROP TABLE blocklist; --", "$param {id: 1}"]
+    good = [msgspec.structs.replace(tx(unique, i, i, card=f"c{i % 50}"),
+                                    card_id=f"{unique}-{hostile_ids[i % 3]}" if i % 60 == 0
+                                    else f"{unique}-c{i % 50}") for i in range(1800)]
+    bad = [b"\xff\xfe\x00garbage", b'{"transaction_id": 1}', b"[]", b"",
+           json.dumps({"transaction_id": "x", "amount": 1e15}).encode(),
+           encode(good[0]).replace(b'"amount":25.0', b'"amount":"lots"')]
+    stream: list[bytes] = []
+    for i, t in enumerate(good):
+        stream.append(encode(t))
+        if i % 9 == 0 and len(stream) - i - 1 < 200:
+            stream.append(bad[(len(stream) - i) % len(bad)])
+    bad_count = len(stream) - len(good)
+    assert bad_count == 200
+    produce(settings, stream)
+    before = sum(s.value for m in REGISTRY_REJECTED.collect() for s in m.samples
+                 if s.name.endswith("_total"))
+    stats = run_daemon(settings, unique, len(stream))
+    got = decisions(settings)
+    assert set(got) == {t.transaction_id for t in good}  # exactly one decision each
+    assert stats.rejected == bad_count and stats.consumed == len(stream)
+    dlq = [DLQ_DECODER.decode(m.value()) for m in
+           kafka.read_all(settings.kafka.bootstrap, settings.topics.dlq)]
+    assert len(dlq) == bad_count and len({(d.source_partition, d.source_offset) for d in dlq}) \
+        == bad_count
+    assert all(d.reason and d.source_topic == settings.topics.transactions for d in dlq)
+    after = sum(s.value for m in REGISTRY_REJECTED.collect() for s in m.samples
+                if s.name.endswith("_total"))
+    assert after - before == bad_count
+    hostile = [t for t in good if any(h in t.card_id for h in hostile_ids)]
+    assert {got[t.transaction_id].card_id for t in hostile} == {t.card_id for t in hostile}
