@@ -31,6 +31,7 @@ from psycopg2.extras import Json, execute_values
 log = logging.getLogger(__name__)
 
 OperationalError = psycopg2.OperationalError
+InterfaceError = psycopg2.InterfaceError  # e.g. "connection already closed"
 
 ENTITY_TYPES = ("card", "user", "device", "site", "ip")
 SOURCES = ("rule", "cypher", "gnn", "label", "manual")
@@ -288,23 +289,36 @@ class BlocklistStore:
     long-lived store never sits idle in a transaction. All writes are idempotent.
     """
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn: Connection,
+                 reopen: Callable[[], Connection] | None = None) -> None:
+        self._conn = conn
+        self._reopen = reopen
+
+    @property
+    def conn(self) -> Connection:
+        """The connection; one that a server restart broke is opened again (when the
+        store knows how), so a caller's retry after an outage finds a working one."""
+        if self._conn.closed and self._reopen is not None:
+            self._conn = self._reopen()
+        return self._conn
 
     @classmethod
     def open(cls, dsn: str, schema: str = "public") -> BlocklistStore:
         """Connect to ``dsn`` and work in ``schema`` (created if missing); raises
         :data:`OperationalError` when the server does not answer."""
-        conn = psycopg2.connect(dsn)
-        if schema != "public":
-            with conn, conn.cursor() as cur:
-                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    sql.Identifier(schema)))
-                cur.execute("SELECT set_config('search_path', %s, false)", (schema,))
-        return cls(conn)
+        def connect() -> Connection:
+            conn = psycopg2.connect(dsn)
+            if schema != "public":
+                with conn, conn.cursor() as cur:
+                    cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(schema)))
+                    cur.execute("SELECT set_config('search_path', %s, false)", (schema,))
+            return conn
+
+        return cls(connect(), reopen=connect)
 
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
 
     def drop_schema(self, schema: str) -> None:
         """Drop a scratch schema and everything in it (benchmarks, tests). No undo."""

@@ -5,7 +5,8 @@ Commit order, per micro-batch (at-least-once delivery, idempotent effects):
 1. consume up to ``batch_size`` messages and decode them; bad ones are queued
    for the dead-letter topic (``TransactionSource.poll_batch``);
 2. refresh the in-process blocklist view (at most one PostgreSQL query per
-   ``refresh_seconds``, never one per transaction);
+   ``refresh_seconds``, never one per transaction; while PostgreSQL is away the
+   last view serves and the service is reported degraded);
 3. read graph facts for the batch's cards, devices and sites (three Neo4j
    queries per batch);
 4. decide every transaction (pure: rules, graph checks, combiner);
@@ -45,7 +46,7 @@ from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
 from detectors.pipeline import Decided, Detector, flagged_row
 from fraudgraph import connect, metrics
-from fraudgraph.feedback import DEGRADED, Feedback, retrying
+from fraudgraph.feedback import DEGRADED, Feedback, attempt, retrying
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
 from graph import detect
@@ -122,6 +123,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             t0 = time.perf_counter()
             batch = source.poll_batch()                                            # 1
             if not batch.consumed:
+                attempt("postgres", cache.refresh)  # new entries and outages, even when idle
                 feedback.drain(cache)
                 if ready is not None and source.assigned():
                     ready.set()
@@ -131,7 +133,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             idle.busy()
             stats.batch_started()
             t1 = time.perf_counter()
-            retrying("postgres", stop, cache.refresh)                              # 2
+            attempt("postgres", cache.refresh)  # down: decide on the last view    # 2
             txs = batch.transactions
             facts = (retrying("neo4j", stop, _graph_facts, driver, txs, thresholds)  # 3
                      if config.graph.enabled and txs else None)

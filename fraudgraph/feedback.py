@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from detectors.blocklist import (
     BlocklistCache,
     BlocklistStore,
+    InterfaceError,
     LabelRow,
     NewEntry,
     OperationalError,
@@ -47,13 +48,38 @@ from ingest.transaction import DecodeError, parse_event_ms
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRYABLE: tuple[type[BaseException], ...] = (
-    ServiceUnavailable, Neo4jError, OperationalError, PublishError, kafka.KafkaException)
+    ServiceUnavailable, Neo4jError, OperationalError, InterfaceError, PublishError,
+    kafka.KafkaException)
 MAX_PENDING_LABELS = 200_000  # labels waiting for the stream's event time; then stop reading
 LABELS_EVERY = 0.5  # seconds between label polls of the worker
 DECISION_TRIES = 240  # passes (~2 min) a decision waits for its transaction's detail node
 LOG_EVERY = 30.0  # seconds between repeated outage log lines
 #: Services failing right now (for /healthz; the gauge carries the same for Prometheus).
 DEGRADED: set[str] = set()
+
+
+_logged_at: dict[str, float] = {}
+
+
+def attempt(service: str, action: Callable[[], Any]) -> bool:
+    """Run ``action`` once; on a service failure mark ``service`` degraded, log (once per
+    ``LOG_EVERY``) and return False, so the caller goes on with what it has."""
+    gauge = metrics.DETECTOR_DEGRADED.labels(service)
+    try:
+        action()
+    except RETRYABLE as exc:
+        gauge.set(1)
+        DEGRADED.add(service)
+        if time.monotonic() - _logged_at.get(service, 0.0) >= LOG_EVERY:
+            log.warning("%s unavailable (%s: %s); going on with the last known state", service,
+                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            _logged_at[service] = time.monotonic()
+        return False
+    if service in DEGRADED:
+        log.warning("%s is back", service)
+        DEGRADED.discard(service)
+        gauge.set(0)
+    return True
 
 
 def retrying(service: str, stop: threading.Event, action: Callable[..., T], *args: Any) -> T:
