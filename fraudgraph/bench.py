@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import REGISTRY
+
 from detectors.config import DetectorConfig
 from detectors.quality import percentile
 from fraudgraph import connect, daemon, naive
@@ -37,6 +39,7 @@ from ingest.runs import KafkaSink, generate
 from ingest.transaction import DecoderConfig
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+SAMPLE_EVERY = 10.0  # seconds between memory / lag samples (soak runs)
 
 
 @dataclass
@@ -52,6 +55,8 @@ class BenchResult:
     projection_seconds: float | None = None
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     naive: naive.NaiveResult | None = None
+    #: every ``SAMPLE_EVERY`` s while deciding: (seconds, daemon RSS MB, lag, cards in state)
+    samples: list[tuple[float, float, float, float]] = field(default_factory=list, repr=False)
 
     @property
     def decisions_per_second(self) -> float:
@@ -91,6 +96,8 @@ class BenchResult:
                 "messages": self.naive.messages, "per_second": round(self.naive.per_second, 1),
                 "cpu_seconds": round(self.naive.cpu_seconds, 2)},
             "ratio_to_naive": round(self.ratio_to_naive, 1) if self.ratio_to_naive else None,
+            "samples": [{"seconds": round(t, 1), "rss_mb": round(rss, 1), "lag": lag,
+                         "cards_in_rule_state": cards} for t, rss, lag, cards in self.samples],
         }
 
 
@@ -140,9 +147,13 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     options = daemon.DaemonOptions(group=f"bench-detector-{run_id}", until_idle=5.0,
                                    max_messages=count, batch_timeout=batch_timeout)
     cpu_started = time.process_time()
+    sampling = threading.Event()
+    sampler = threading.Thread(target=_sample, args=(result.samples, sampling), daemon=True)
+    sampler.start()
     try:
         stats = daemon.run(bench, config, options, DecoderConfig(), stop=threading.Event(),
                            ready=ready)
+        sampling.set()
         result.cpu_seconds["detector daemon"] = time.process_time() - cpu_started
         result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
         result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
@@ -175,6 +186,18 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
             projector.kill()
         kafka.delete_topics(bench.kafka.bootstrap, names.values())
     return result
+
+
+def _sample(samples: list[tuple[float, float, float, float]], done: threading.Event) -> None:
+    started = time.monotonic()
+    while not done.wait(SAMPLE_EVERY):
+        rss_kb = next((int(line.split()[1]) for line in
+                       Path("/proc/self/status").read_text().splitlines()
+                       if line.startswith("VmRSS:")), 0)
+        lag = REGISTRY.get_sample_value("fraudgraph_detector_lag_messages") or 0.0
+        cards = REGISTRY.get_sample_value("fraudgraph_detector_rule_state_keys",
+                                          {"table": "cards"}) or 0.0
+        samples.append((time.monotonic() - started, rss_kb / 1024, lag, cards))
 
 
 def _group_lag(bootstrap: str, group: str, topic: str) -> int:

@@ -99,6 +99,9 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
 @click.option("--rate", type=float, default=0.0, show_default=True,
               help="Offered transactions/second while the daemon runs (0: all up front, "
                    "measuring sustained throughput from a backlog).")
+@click.option("--duration", type=DURATION,
+              help="With --rate: offer RATE x DURATION transactions (a soak run; memory and "
+                   "lag are sampled every 10 s).")
 @click.option("--projection/--no-projection", default=True, show_default=True,
               help="Run the projection consumer beside the daemon, as in production.")
 @click.option("--baseline-count", type=click.IntRange(min=100), default=20_000,
@@ -112,8 +115,9 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
               help="Where to write the figures as JSON.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.pass_context
-def bench(ctx: click.Context, count: int, rate: float, projection: bool, baseline_count: int,
-          config_ref: str, batch_timeout: int, json_path: Path, seed: int) -> None:
+def bench(ctx: click.Context, count: int, rate: float, duration: int | None, projection: bool,
+          baseline_count: int, config_ref: str, batch_timeout: int, json_path: Path,
+          seed: int) -> None:
     """End-to-end benchmark: decisions/s, latency, projection, CPU, naive baseline.
 
     Generates COUNT transactions into fresh topics (deleted afterwards) on the
@@ -128,6 +132,10 @@ def bench(ctx: click.Context, count: int, rate: float, projection: bool, baselin
     from fraudgraph.ui import report
 
     settings = settings_from(ctx)
+    if duration is not None:
+        if rate <= 0:
+            raise click.UsageError("--duration needs --rate (transactions per second)")
+        count = round(rate * duration / 1000)
     result = bench_run.run(settings, _config(config_ref), count, rate, seed, projection,
                            settings.data_dir / "bench", report, batch_timeout / 1000,
                            baseline_count)
@@ -149,6 +157,12 @@ def bench(ctx: click.Context, count: int, rate: float, projection: bool, baselin
          if naive else "-"],
         ["ratio to naive", f"{result.ratio_to_naive:,.1f}x" if result.ratio_to_naive else
          "- (from a backlog only)"],
+        *([["daemon RSS first / max / last",
+            " / ".join(f"{v:,.0f} MB" for v in (result.samples[0][1],
+                                                max(x[1] for x in result.samples),
+                                                result.samples[-1][1]))],
+           ["lag max / last", f"{max(x[2] for x in result.samples):,.0f} / "
+                              f"{result.samples[-1][2]:,.0f}"]] if result.samples else []),
     ]))
     out.print(f"wrote {json_path}")
 
