@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -56,7 +56,7 @@ def measure(decisions: Iterable[tuple[str, str]], truth: Mapping[str, str]) -> Q
                    flagged_fraud / total_fraud if total_fraud else 0.0)
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile (q in [0, 100]); 0.0 for no values."""
     if not values:
         return 0.0

@@ -29,6 +29,7 @@ from ingest.transaction import Transaction
 #: blocklist entry, or None.
 BlockedLookup = Callable[[str, str], str | None]
 SET_CAP = 64  # distinct members remembered per device / IP / user devices
+LATENESS_MS = 3_600_000  # events up to an hour late still see the history around them
 USD_PER_MINOR = {code: 1 / (10 ** CURRENCY_EXPONENT[code] * rate)
                  for code, rate in PER_USD.items()}
 
@@ -83,6 +84,10 @@ class RuleEngine:
         self.device_cards: Lru[str, set[str]] = Lru(s.max_devices, set)
         self.device_users: Lru[str, set[str]] = Lru(s.max_devices, set)
         self.ip_users: Lru[str, set[str]] = Lru(s.max_ips, set)
+        #: card history older than the longest card window plus the lateness allowed for
+        #: out-of-order events (event time) is never read again
+        self.horizon_ms = max(config.rules.velocity.window_ms,
+                              config.rules.card_testing.window_ms) + LATENESS_MS
 
     def state_sizes(self) -> dict[str, int]:
         return {"cards": len(self.cards), "users": len(self.users),
@@ -213,6 +218,8 @@ class RuleEngine:
                            card: deque[tuple[int, int, float, str]]) -> None:
         card.append((tx.event_ms, tx.amount_minor, usd if usd is not None else float("inf"),
                      tx.site_id))
+        while card[0][0] < tx.event_ms - self.horizon_ms:  # older than every window
+            card.popleft()
         if tx.device_id:
             _add_capped(self.device_cards.get(tx.device_id), tx.card_id)
             _add_capped(self.device_users.get(tx.device_id), tx.user_id)

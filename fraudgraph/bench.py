@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ class BenchResult:
     projection: bool
     decisions: int = 0
     busy_seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list, repr=False)
+    latencies_ms: Sequence[float] = field(default_factory=list, repr=False)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     projection_lag_at_end: int | None = None  # transactions not yet in the graph
     projection_seconds: float | None = None

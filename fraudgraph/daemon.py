@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class DaemonStats(LoopStats):
     consumed: int = 0
     rejected: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
+    latencies_ms: array[float] = field(default_factory=lambda: array("d"))  # 8 B each
     flagged_entities: int = 0
     labels: int = 0
     rings: int = 0

@@ -52,7 +52,8 @@ RETRYABLE: tuple[type[BaseException], ...] = (
     kafka.KafkaException)
 MAX_PENDING_LABELS = 200_000  # labels waiting for the stream's event time; then stop reading
 LABELS_EVERY = 0.5  # seconds between label polls of the worker
-DECISION_TRIES = 240  # passes (~2 min) a decision waits for its transaction's detail node
+RETRY_EVERY = 10  # worker passes between retries of decisions whose node is not there yet
+DECISION_TRIES = 24  # retries (~2 min) a decision waits for its transaction's detail node
 LOG_EVERY = 30.0  # seconds between repeated outage log lines
 #: Services failing right now (for /healthz; the gauge carries the same for Prometheus).
 DEGRADED: set[str] = set()
@@ -154,6 +155,7 @@ class Feedback:
         self.to_mark: queue.Queue[list[NewEntry]] = queue.Queue()  # from the loop, for Neo4j
         self.to_record: queue.Queue[list[dict[str, Any]]] = queue.Queue()
         self.undecided: dict[str, tuple[dict[str, Any], int]] = {}  # waiting for projection
+        self.passes = 0
         self.error: BaseException | None = None
         #: (topic, partition) -> FIFO of (reported_ms | None, offset, (row, event_ms) | None)
         self.pending: dict[tuple[str, int], deque[tuple[int | None, int, Any]]] = {}
@@ -176,7 +178,7 @@ class Feedback:
     def record_decisions(self, rows: list[dict[str, Any]]) -> None:
         """Called by the loop: put review/block decisions on their Transaction nodes, in
         the worker (a transaction the projection has not written yet is tried again
-        for up to ``DECISION_TRIES`` passes)."""
+        every ``RETRY_EVERY`` passes, ``DECISION_TRIES`` times)."""
         self.to_record.put(rows)
 
     def _mark_queued(self) -> None:
@@ -186,15 +188,21 @@ class Feedback:
         if entries:
             retrying("neo4j", self._stop, detect.mark_blocked, self.driver,
                      [(e.entity_type, e.entity_id, e.reason, e.source) for e in entries])
+        fresh: list[dict[str, Any]] = []
         while not self.to_record.empty():
-            for row in self.to_record.get():
-                self.undecided.setdefault(row["id"], (row, 0))
-        if self.undecided:
-            rows = [row for row, _ in self.undecided.values()]
+            fresh += self.to_record.get()
+        self.passes += 1
+        retry = self.passes % RETRY_EVERY == 0
+        rows = fresh + ([row for row, _ in self.undecided.values()] if retry else [])
+        if rows:
             found = retrying("neo4j", self._stop, detect.set_decisions, self.driver, rows)
-            self.undecided = {key: (row, tries + 1) for key, (row, tries) in
-                              self.undecided.items()
-                              if key not in found and tries + 1 < DECISION_TRIES}
+            for row in fresh:  # not projected yet: tried again every RETRY_EVERY passes
+                if row["id"] not in found:
+                    self.undecided.setdefault(row["id"], (row, 0))
+            if retry:
+                self.undecided = {key: (row, tries + 1) for key, (row, tries) in
+                                  self.undecided.items()
+                                  if key not in found and tries + 1 < DECISION_TRIES}
 
     def _work(self) -> None:
         next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000

@@ -183,6 +183,11 @@ def test_rule_state_is_bounded() -> None:
     for i in range(1000):
         codes(engine, tx(i, i, card=f"c{i}", user=f"u{i}", device=f"d{i}", ip=f"ip{i}"))
     assert engine.state_sizes() == {"cards": 50, "users": 50, "devices": 50, "ips": 50}
+    # a card's history keeps only what a window (plus an hour of lateness) can still read
+    engine = RuleEngine(cfg.DetectorConfig())
+    for i in range(100):
+        codes(engine, tx(i, i * 5))  # one purchase every 5 minutes for 8 hours
+    assert len(engine.cards.get("c1")) == 15  # the last 70 minutes
 
 
 def test_combiner_noisy_or_thresholds_and_one_reason_per_code() -> None:
