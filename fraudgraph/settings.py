@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets as _secrets
 import stat
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -286,6 +287,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+_PASSWORD_ALPHABET = string.ascii_letters + string.digits
+
+
+def generate_password(length: int = 24) -> str:
+    """A random password of letters and digits (~143 bits at 24): nothing a command line
+    could take for an option (a leading "-") or a DSN for syntax."""
+    return "".join(_secrets.choice(_PASSWORD_ALPHABET) for _ in range(length))
+
+
 def ensure_dev_secrets(settings: Settings) -> Settings:
     """Generate missing secrets into secrets.env (dev profile only); return updated Settings.
 
@@ -307,7 +317,7 @@ def ensure_dev_secrets(settings: Settings) -> Settings:
             f"{settings.secrets_path} (mode 0600)")
     stored = read_secrets_file(settings.secrets_path)
     for key in missing:
-        stored[key] = _secrets.token_urlsafe(18)
+        stored[key] = generate_password()
     write_secrets_file(settings.secrets_path, stored)
     return replace(
         settings,

@@ -118,3 +118,11 @@ def test_every_documented_variable_is_read_by_load_settings() -> None:
         short = name.removeprefix("FRAUDGRAPH_")
         assert (f'"{name}"' in body or f'secret("{short}")' in body
                 or name.startswith("FRAUDGRAPH_TOPIC_")), name
+
+
+def test_generated_passwords_never_look_like_options() -> None:
+    from fraudgraph.settings import generate_password
+
+    passwords = [generate_password() for _ in range(500)]
+    assert all(p.isalnum() and len(p) == 24 for p in passwords)  # no leading "-" for CLIs
+    assert len(set(passwords)) == 500
