@@ -4,7 +4,8 @@ One row per ``(entity_type, entity_id)``; every write is an ``ON CONFLICT``
 upsert, so replays after an at-least-once redelivery change nothing. The
 stream never queries per transaction: :class:`BlocklistCache` holds the active
 entries in process and polls :meth:`BlocklistStore.changed_since` at most once
-per ``refresh_seconds``.
+per ``refresh_seconds``, and at once when :class:`BlocklistListener` hears that
+a change committed (a trigger notifies on every write).
 
 An entry is *active* at ``now`` when it is not revoked and its ``expires_at``
 is NULL (never) or later than ``now``.
@@ -39,6 +40,7 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "compose" / "sql" / "schema.
 #: changed_since() re-reads rows this much older than the watermark: a transaction
 #: stamps updated_at with its start time and may commit after a reader moved past it.
 WATERMARK_MARGIN = timedelta(seconds=5)
+CHANNEL = "fraudgraph_blocklist"  # schema.sql's trigger notifies here; payload: schema
 _SCHEMA_LOCK = 7_244_318_001  # pg_advisory_xact_lock key: one migrate() at a time
 
 Key = tuple[str, str]
@@ -438,6 +440,66 @@ class BlocklistStore:
         return {name: int(count) for name, count in zip(names, row, strict=True)}
 
 
+class BlocklistListener:
+    """Hears committed blocklist changes of one schema (LISTEN on its own
+    autocommit connection); :meth:`changed` reads what the server already sent,
+    without a round trip, so the stream may ask every batch.
+
+    While the connection is broken :meth:`changed` tries to open a new one at
+    most once per ``retry_seconds`` and answers True after reconnecting
+    (notifications sent in between are lost; the caller's poll catches up).
+    """
+
+    def __init__(self, connect: Callable[[], Connection], schema: str,
+                 retry_seconds: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._connect = connect
+        self._schema = schema
+        self._retry_seconds = retry_seconds
+        self._clock = clock
+        self._conn: Connection | None = None
+        self._last_try: float | None = None
+
+    @classmethod
+    def open(cls, dsn: str, schema: str = "public") -> BlocklistListener:
+        """Listen for changes in ``schema``; connecting waits for the first :meth:`changed`."""
+        def connect() -> Connection:
+            conn = psycopg2.connect(dsn)
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+            return conn
+        return cls(connect, schema)
+
+    def changed(self) -> bool:
+        """True when a change of this schema committed since the last call (or the
+        listener just reconnected); never raises for a server that is away."""
+        if self._conn is None or self._conn.closed:
+            now = self._clock()
+            if self._last_try is not None and now - self._last_try < self._retry_seconds:
+                return False
+            self._last_try = now
+            try:
+                self._conn = self._connect()
+            except OperationalError:
+                return False
+            return True
+        try:
+            self._conn.poll()
+        except (OperationalError, InterfaceError):
+            self.close()
+            return True
+        notifies = self._conn.notifies
+        mine = any(n.channel == CHANNEL and n.payload == self._schema for n in notifies)
+        notifies.clear()
+        return mine
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+
+
 class BlocklistCache:
     """The active blocklist entries, in process; no database access of its own.
 
@@ -454,8 +516,10 @@ class BlocklistCache:
 
     def __init__(self, store_loader: EntryLoader, refresh_seconds: float = 1.0,
                  clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 changed: Callable[[], bool] = lambda: False) -> None:
         self._load = store_loader
+        self._changed = changed
         self.refresh_seconds = refresh_seconds
         self._clock = clock
         self._now = now
@@ -471,11 +535,11 @@ class BlocklistCache:
         """Apply the rows changed since the last refresh; return how many were loaded.
 
         Returns 0 without calling the loader when less than ``refresh_seconds``
-        passed since the previous call (unless ``force``). A loader error
-        propagates; the next attempt is throttled all the same.
+        passed since the previous call, unless ``force`` or ``changed()``. A
+        loader error propagates; the next attempt is throttled all the same.
         """
         started = self._clock()
-        if (not force and self._last_refresh is not None
+        if (not force and not self._changed() and self._last_refresh is not None
                 and started - self._last_refresh < self.refresh_seconds):
             return 0
         self._last_refresh = started

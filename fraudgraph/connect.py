@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detectors.blocklist import BlocklistStore, OperationalError
+from detectors.blocklist import BlocklistListener, BlocklistStore, OperationalError
 from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.settings import Settings, require_secret
 from graph import driver as neo4j_driver
@@ -41,3 +41,8 @@ def blocklist(settings: Settings) -> BlocklistStore:
         store.close()
         raise
     return store
+
+
+def blocklist_listener(settings: Settings) -> BlocklistListener:
+    """Hears committed blocklist changes of this profile's schema (connects lazily)."""
+    return BlocklistListener.open(settings.postgres.dsn(), settings.postgres.schema)

@@ -5,8 +5,9 @@ Commit order, per micro-batch (at-least-once delivery, idempotent effects):
 1. consume up to ``batch_size`` messages and decode them; bad ones are queued
    for the dead-letter topic (``TransactionSource.poll_batch``);
 2. refresh the in-process blocklist view (at most one PostgreSQL query per
-   ``refresh_seconds``, never one per transaction; while PostgreSQL is away the
-   last view serves and the service is reported degraded);
+   ``refresh_seconds``, never one per transaction, and at once when a change
+   was notified; while PostgreSQL is away the last view serves and the service
+   is reported degraded);
 3. read graph facts for the batch's cards, devices and sites (three Neo4j
    queries per batch);
 4. decide every transaction (pure: rules, graph checks, combiner);
@@ -98,7 +99,9 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     driver = connect.neo4j(settings)
     GraphWriter(driver).apply_schema()
     store = connect.blocklist(settings)
-    cache = BlocklistCache(store.changed_since, config.blocklist.refresh_seconds)
+    listener = connect.blocklist_listener(settings)
+    cache = BlocklistCache(store.changed_since, config.blocklist.refresh_seconds,
+                           changed=listener.changed)
     topics = settings.topics
     kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
     source = TransactionSource(settings.kafka.bootstrap, options.group, topics.transactions,
@@ -169,6 +172,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
         feedback.close()
         stats.rings, stats.labels = feedback.rings_found, feedback.labels_applied
         source.close()
+        listener.close()
         store.close()
         driver.close()
     return stats

@@ -21,6 +21,19 @@ CREATE TABLE IF NOT EXISTS blocklist (
 -- The stream's cache polls "updated_at > watermark".
 CREATE INDEX IF NOT EXISTS blocklist_updated_at_idx ON blocklist (updated_at);
 
+-- Every committed change wakes the streams at once (BlocklistListener): the payload
+-- is the schema, so daemons on other schemas of the same server ignore it.
+CREATE OR REPLACE FUNCTION blocklist_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('fraudgraph_blocklist', TG_TABLE_SCHEMA);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER blocklist_changed
+    AFTER INSERT OR UPDATE OR DELETE ON blocklist
+    FOR EACH STATEMENT EXECUTE FUNCTION blocklist_notify();
+
 CREATE TABLE IF NOT EXISTS blocklist_history (
     id          bigserial        PRIMARY KEY,
     entity_type text             NOT NULL,

@@ -8,7 +8,8 @@ database; one test also runs the CLI against the default schema.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from psycopg2 import sql
 from detectors import store as pg
 from detectors.blocklist import (
     BlocklistCache,
+    BlocklistListener,
     BlocklistStore,
     FlaggedTransaction,
     LabelRow,
@@ -238,6 +240,38 @@ def test_cache_over_the_store_sees_additions_and_revocations(
     assert cache.refresh(force=True) == 2  # the revoked row, and d re-read within the margin
     assert cache.hit("card", f"c-{unique}") is None
     assert len(cache) == 1
+
+
+def test_listener_hears_committed_changes_of_its_schema_only(
+        store: BlocklistStore, dsn: str, schema: str, unique: str) -> None:
+    """The cache refreshes at once on a notified change, however long its poll interval."""
+    listener, other = BlocklistListener.open(dsn, schema), BlocklistListener.open(dsn, "elsewhere")
+    try:
+        assert listener.changed() and other.changed()  # connected: catch up once
+        assert not listener.changed()
+        cache = BlocklistCache(store.changed_since, refresh_seconds=3600,
+                               changed=listener.changed)
+        assert cache.refresh() == 0 and cache.refresh() == 0  # the first load, then throttled
+        store.upsert([new(f"n-{unique}")], "t")
+        assert until(lambda: cache.hit("card", f"n-{unique}") is not None or cache.refresh() > 0)
+        assert cache.hit("card", f"n-{unique}") is not None
+        store.revoke("card", f"n-{unique}", "analyst", "fp")
+        assert until(lambda: cache.refresh() > 0)
+        assert cache.hit("card", f"n-{unique}") is None
+        assert not other.changed()  # another schema's daemon is not woken
+        assert cache.refresh() == 0  # nothing new was notified: throttled again
+    finally:
+        listener.close()
+        other.close()
+
+
+def until(condition: Callable[[], bool], timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def flagged(transaction_id: str, decision: str = "block") -> FlaggedTransaction:

@@ -195,9 +195,12 @@ def test_blocklist_add_from_the_cli_blocks_the_next_transaction_within_5_seconds
     stop = threading.Event()
     port = free_port()
     options = daemon.DaemonOptions(group=f"test-daemon-{unique}", metrics_port=port)
+    config = detector_config.load("default")
+    # a poll interval longer than the test: only the change notification can be in time
+    config = dataclasses.replace(config, blocklist=dataclasses.replace(
+        config.blocklist, refresh_seconds=600.0))
     running = threading.Thread(target=daemon.run, args=(
-        settings, detector_config.load("default"), options, DecoderConfig()),
-        kwargs={"stop": stop})
+        settings, config, options, DecoderConfig()), kwargs={"stop": stop})
     running.start()
     try:
         before, after = tx(unique, 1, 0, card="x"), tx(unique, 2, 60, card="x")
