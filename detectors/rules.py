@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from detectors.config import DetectorConfig
 from detectors.decision import RULE, Reason
@@ -88,6 +88,34 @@ class RuleEngine:
         #: out-of-order events (event time) is never read again
         self.horizon_ms = max(config.rules.velocity.window_ms,
                               config.rules.card_testing.window_ms) + LATENESS_MS
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole rule state as plain data (lists, in LRU order: oldest first), for
+        :mod:`detectors.checkpoint`; :meth:`restore` reads it back."""
+        return {
+            "cards": [[k, [list(e) for e in v]] for k, v in self.cards.data.items()],
+            "users": [[k, u.count, u.max_usd, sorted(u.devices), sorted(u.countries),
+                       [list(e) for e in u.recent]] for k, u in self.users.data.items()],
+            "device_cards": [[k, sorted(v)] for k, v in self.device_cards.data.items()],
+            "device_users": [[k, sorted(v)] for k, v in self.device_users.data.items()],
+            "ip_users": [[k, sorted(v)] for k, v in self.ip_users.data.items()],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Replace the state with a :meth:`snapshot` (this config's limits apply: with
+        smaller limits the least recent keys are left out)."""
+        history = self.config.state.history_per_card
+        self.cards.data = OrderedDict(
+            (k, deque(((int(e[0]), int(e[1]), float(e[2]), str(e[3])) for e in v),
+                      maxlen=history))
+            for k, v in state["cards"][-self.cards.limit:])
+        self.users.data = OrderedDict(
+            (k, UserState(int(count), float(max_usd), set(devices), set(countries),
+                          deque(((int(e[0]), str(e[1])) for e in recent), maxlen=8)))
+            for k, count, max_usd, devices, countries, recent in state["users"][-self.users.limit:])
+        for name in ("device_cards", "device_users", "ip_users"):
+            table: Lru[str, set[str]] = getattr(self, name)
+            table.data = OrderedDict((k, set(v)) for k, v in state[name][-table.limit:])
 
     def state_sizes(self) -> dict[str, int]:
         return {"cards": len(self.cards), "users": len(self.users),

@@ -19,12 +19,16 @@ Commit order, per micro-batch (at-least-once delivery, idempotent effects):
 7. flush the producer (every output acknowledged by Kafka);
 8. flush the DLQ records, then commit the consumed offsets (without waiting for
    the broker's answer: everything before is durable; a lost commit means a
-   redelivery; a clean stop commits once more and waits).
+   redelivery; a clean stop commits once more and waits);
+9. every ``checkpoint_every`` seconds (and at a clean stop): save the rule
+   state with the positions just committed (``detectors.checkpoint``).
 
 End-to-end latency runs from a transaction's Kafka timestamp to step 7.
 
 A crash before 8 redelivers the batch: outputs carry deterministic keys and
-the stores upsert, so a replay duplicates nothing but records.  Steps 3 and
+the stores upsert, so a replay duplicates nothing but records.  A restart
+resumes at the last checkpoint with the rule state it saved, so what was
+decided after it is decided again with the history it first saw.  Steps 3 and
 5-8 are retried with backoff while a service is away; the batch is decided
 once.  Labels (``fraud-labels``) and the periodic ring sweep run between
 batches (``fraudgraph.feedback``).
@@ -43,6 +47,7 @@ from typing import Any
 
 import msgspec
 
+from detectors import checkpoint
 from detectors.blocklist import BlocklistCache, BlocklistStore, NewEntry
 from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
@@ -73,6 +78,7 @@ class DaemonOptions:
     metrics_port: int = 0
     labels: bool = True
     keep_decisions: bool = False  # remember every decision (for a summary at the end)
+    checkpoint_every: float | None = 10.0  # seconds between rule-state checkpoints; None: off
 
 
 @dataclass
@@ -104,17 +110,19 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                            changed=listener.changed)
     topics = settings.topics
     kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
+    detector = Detector(config)
+    state = _RuleState(settings, options, detector)
     source = TransactionSource(settings.kafka.bootstrap, options.group, topics.transactions,
                                topics.dlq, decoder, batch_size=options.batch_size,
                                batch_timeout=options.batch_timeout,
                                from_beginning=options.from_beginning,
+                               start_offsets=state.restore(),
                                # small fetches per partition keep partitions close in
                                # event time (rule state and labels follow event time)
                                **{"max.partition.fetch.bytes": 128 * 1024})
     out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
     feedback = Feedback(settings, config, options.group, driver, connect.blocklist(settings),
                         from_beginning=options.from_beginning, labels=options.labels)
-    detector = Detector(config)
     thresholds = detect.Thresholds(config.graph.shared_device_cards,
                                    config.graph.shared_device_users,
                                    config.graph.compromised_site_min_frauds)
@@ -152,6 +160,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             retrying("kafka", stop, out.flush)                                     # 7
             published_ms = time.time() * 1000  # the decisions are produced: latency ends
             retrying("kafka", stop, source.commit, True)                           # 8
+            state.checkpoint(source)
             t5 = time.perf_counter()
             stats.committed()
             _account(stats, batch.consumed, batch.rejected, batch.reasons, decided, flags,
@@ -166,6 +175,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             if options.max_messages is not None and stats.consumed >= options.max_messages:
                 break
         retrying("kafka", stop, source.commit)  # a clean stop: the last commit, confirmed
+        state.checkpoint(source, force=True)
     finally:
         if server is not None:
             server.shutdown()
@@ -176,6 +186,43 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
         store.close()
         driver.close()
     return stats
+
+
+class _RuleState:
+    """Rule-state checkpoints (:mod:`detectors.checkpoint`) of this daemon's group."""
+
+    def __init__(self, settings: Settings, options: DaemonOptions, detector: Detector) -> None:
+        self.path = checkpoint.path_for(settings.data_dir, options.group,
+                                        settings.topics.transactions)
+        self.every = None if options.from_beginning else options.checkpoint_every
+        self.detector = detector
+        self.last = time.monotonic()
+
+    def restore(self) -> dict[tuple[str, int], int] | None:
+        """Load the checkpoint into the rules; return the offsets to resume at."""
+        if self.every is None:
+            return None
+        saved = checkpoint.load(self.path, self.detector.version)
+        if saved is None:
+            return None
+        self.detector.engine.restore(saved.state)
+        log.warning("rule state restored from %s (%s); resuming at %s", self.path,
+                 ", ".join(f"{k} {v}" for k, v in self.detector.engine.state_sizes().items()),
+                 ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(saved.offsets.items())))
+        return saved.offsets
+
+    def checkpoint(self, source: TransactionSource, force: bool = False) -> None:
+        """Save state and positions, at most every ``checkpoint_every`` seconds (or now);
+        called only when everything consumed so far has durable effects."""
+        if self.every is None or (not force and time.monotonic() - self.last < self.every):
+            return
+        self.last = time.monotonic()
+        positions = source.positions()
+        if positions:
+            size = checkpoint.save(self.path, positions, self.detector.engine.snapshot(),
+                                   self.detector.version)
+            log.debug("rule-state checkpoint: %d bytes in %.3fs", size,
+                      time.monotonic() - self.last)
 
 
 def _graph_facts(driver: Any, txs: list[Transaction],

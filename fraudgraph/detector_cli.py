@@ -40,13 +40,16 @@ class _Truth(msgspec.Struct):
 @click.option("--metrics-port", type=int, default=9110, show_default=True,
               help="Serve /metrics and /healthz on 127.0.0.1:PORT (0: off).")
 @click.option("--no-labels", is_flag=True, help="Do not consume the fraud-labels topic.")
+@click.option("--checkpoint-every", type=DURATION, default="10s", show_default=True,
+              help="Save the rule state with the input offsets this often (a restart after "
+                   "a crash resumes from it); 0: never.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ground-truth labels (JSONL from `fraudgraph generate`): print per-scenario "
                    "recall and precision at the end.")
 @click.pass_context
 def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_timeout: int,
         from_beginning: bool, until_idle: int | None, metrics_port: int, no_labels: bool,
-        truth: Path | None) -> None:
+        checkpoint_every: int, truth: Path | None) -> None:
     """Run the detector daemon: decide every transaction (allow / review / block).
 
     Per micro-batch: decode (bad input to the DLQ), check the blocklist, apply
@@ -61,7 +64,8 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
         group=group, batch_size=batch_size, batch_timeout=batch_timeout / 1000,
         from_beginning=from_beginning,
         until_idle=until_idle / 1000 if until_idle is not None else None,
-        metrics_port=metrics_port, labels=not no_labels, keep_decisions=truth is not None)
+        metrics_port=metrics_port, labels=not no_labels, keep_decisions=truth is not None,
+        checkpoint_every=checkpoint_every / 1000 if checkpoint_every else None)
     with progress_bar("deciding", None) as advance:
         stats = daemon.run(settings, config, options, decoder_config(settings), advance)
     seconds = stats.busy_seconds

@@ -280,11 +280,18 @@ class Feedback:
             metrics.DETECTOR_LABELS.labels(r.label).inc()
         if not fraud:
             return
-        applied = detect.label_fraud(self.driver, fraud)
-        entries = [NewEntry("card", a["card_id"], "confirmed_fraud", "label", 1.0,
-                            {"transaction_id": a["transaction_id"]},
+        applied = detect.label_fraud(self.driver, fraud)  # marks each label once
+        # Blocklist from every label, not only those marked just now: a label replayed
+        # after a crash between the marks and the blocklist write still lists its card.
+        cards: dict[str, str] = {str(f["transaction_id"]): str(f["card_id"])
+                                 for f in fraud if f["card_id"]}
+        for a in applied:
+            if a["card_id"]:
+                cards.setdefault(a["transaction_id"], a["card_id"])
+        entries = [NewEntry("card", card_id, "confirmed_fraud", "label", 1.0,
+                            {"transaction_id": transaction_id},
                             self.config.blocklist.ttl_ms // 1000)
-                   for a in applied if a["card_id"]]
+                   for transaction_id, card_id in cards.items()]
         blocklist_entities(self.store, self.driver, entries, "labels")
         self.blocked.put(entries)
 

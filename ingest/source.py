@@ -77,10 +77,16 @@ class TransactionSource:
     def __init__(self, bootstrap: str, group_id: str, topic: str, dlq_topic: str,
                  config: DecoderConfig | None = None, *, batch_size: int = 5000,
                  batch_timeout: float = 0.5, from_beginning: bool = False,
+                 start_offsets: dict[tuple[str, int], int] | None = None,
                  **consumer_overrides: Any) -> None:
+        """``start_offsets``: where to start partitions the first time they are
+        assigned (a rule-state checkpoint's), instead of the committed offsets."""
         self.consumer = kafka.consumer(bootstrap, group_id, **consumer_overrides)
+        self._start = dict(start_offsets or {})
         if from_beginning:
             self.consumer.subscribe([topic], on_assign=kafka.rewind_on_assign)
+        elif self._start:
+            self.consumer.subscribe([topic], on_assign=self._start_at)
         else:
             self.consumer.subscribe([topic])
         self.dlq = Publisher(bootstrap)
@@ -116,6 +122,18 @@ class TransactionSource:
                 self.dlq.send(self.dlq_topic, key, value)
         return Batch(good, len(messages), sum(reasons.values()), reasons, positions, high,
                      produced)
+
+    def _start_at(self, consumer: Any, partitions: list[kafka.TopicPartition]) -> None:
+        for tp in partitions:
+            offset = self._start.pop((tp.topic, tp.partition), None)
+            if offset is not None:
+                tp.offset = offset
+        consumer.assign(partitions)
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """The next offset to read of each assigned partition read from so far."""
+        return {(tp.topic, tp.partition): tp.offset
+                for tp in self.consumer.position(self.consumer.assignment()) if tp.offset >= 0}
 
     def assigned(self) -> bool:
         """True once the group has given this consumer partitions."""

@@ -43,6 +43,8 @@ def stack() -> Iterator[Settings]:
                 cur.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
     finally:
         conn.close()
+    for path in (settings.data_dir / "checkpoints").glob("*--test-*"):  # on test topics
+        path.unlink()
 
 
 @pytest.fixture

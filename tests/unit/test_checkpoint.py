@@ -1,0 +1,76 @@
+"""Rule-state checkpoints: a restored engine decides exactly like the one that never stopped."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+from pathlib import Path
+
+from detectors import checkpoint
+from detectors import config as cfg
+from detectors.decision import ALLOW, decide
+from detectors.rules import RuleEngine
+from ingest.generator import Generator, GeneratorConfig
+from ingest.transaction import Transaction
+
+CONFIG = cfg.load("default")
+
+
+def decide_all(engine: RuleEngine, txs: list[Transaction]) -> list[tuple[str, list[str]]]:
+    out = []
+    for tx in txs:
+        reasons = engine.evaluate(tx, lambda _t, _i: None)
+        verdict = decide(reasons, CONFIG.decision)
+        engine.learn(tx, verdict.decision != ALLOW)
+        out.append((verdict.decision, sorted(r.code for r in verdict.reasons)))
+    return out
+
+
+def stream(n: int) -> list[Transaction]:
+    config = GeneratorConfig(seed=5, users=300, sites=60, fraud_rate=0.05)
+    return [tx for tx, _ in itertools.islice(Generator(config), n)]
+
+
+def test_restored_state_decides_the_rest_of_the_stream_like_an_uninterrupted_engine(
+        tmp_path: Path) -> None:
+    txs = stream(6000)
+    whole = decide_all(RuleEngine(CONFIG), txs)
+    assert {d for d, _ in whole} >= {"allow", "review"}  # the stream exercises the rules
+
+    first = RuleEngine(CONFIG)
+    decide_all(first, txs[:4000])
+    path = checkpoint.path_for(tmp_path, "group/with odd:chars", "transactions")
+    size = checkpoint.save(path, {("transactions", 0): 2000, ("transactions", 1): 2000},
+                           first.snapshot(), "v1")
+    assert size == path.stat().st_size > 0
+    assert path.parent == tmp_path / "checkpoints" and "/" not in path.name
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+    loaded = checkpoint.load(path, "v1")
+    assert loaded is not None
+    assert loaded.offsets == {("transactions", 0): 2000, ("transactions", 1): 2000}
+    restored = RuleEngine(CONFIG)
+    restored.restore(loaded.state)
+    assert restored.state_sizes() == first.state_sizes()
+    assert restored.snapshot() == first.snapshot()
+    assert decide_all(restored, txs[4000:]) == whole[4000:]
+    assert decide_all(RuleEngine(CONFIG), txs[4000:]) != whole[4000:]  # what the state is for
+
+
+def test_restore_keeps_the_most_recent_keys_within_smaller_limits() -> None:
+    engine = RuleEngine(CONFIG)
+    decide_all(engine, stream(2000))
+    small = dataclasses.replace(CONFIG, state=dataclasses.replace(CONFIG.state, max_cards=10))
+    restored = RuleEngine(small)
+    restored.restore(engine.snapshot())
+    assert list(restored.cards.data) == list(engine.cards.data)[-10:]
+
+
+def test_a_checkpoint_of_other_rules_or_a_damaged_file_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints" / "g--t.msgpack"
+    assert checkpoint.load(path, "v1") is None  # none yet
+    checkpoint.save(path, {("t", 0): 1}, RuleEngine(CONFIG).snapshot(), "v1")
+    assert checkpoint.load(path, "v2") is None
+    path.write_bytes(b"\x93garbage")
+    assert checkpoint.load(path, "v1") is None
