@@ -53,13 +53,13 @@ from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
 from detectors.pipeline import Decided, Detector, flagged_row
 from fraudgraph import connect, metrics
-from fraudgraph.feedback import DEGRADED, Feedback, attempt, retrying
+from fraudgraph.feedback import DEGRADED, Feedback, attempt, retrying, service_down
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
 from graph import detect
 from graph.projection import GraphWriter
 from ingest import kafka
-from ingest.publish import Publisher
+from ingest.publish import Publisher, PublishError
 from ingest.source import EventTimeWatermark, TransactionSource
 from ingest.transaction import DecoderConfig, Transaction, encode
 
@@ -119,7 +119,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                                start_offsets=state.restore(),
                                # small fetches per partition keep partitions close in
                                # event time (rule state and labels follow event time)
-                               **{"max.partition.fetch.bytes": 128 * 1024})
+                               **{"max.partition.fetch.bytes": 128 * 1024,
+                                  "error_cb": _kafka_error})
     out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
     feedback = Feedback(settings, config, options.group, driver, connect.blocklist(settings),
                         from_beginning=options.from_beginning, labels=options.labels)
@@ -135,6 +136,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             t0 = time.perf_counter()
             batch = source.poll_batch()                                            # 1
             if not batch.consumed:
+                if "kafka" in DEGRADED:  # librdkafka reconnects by itself; is it back?
+                    attempt("kafka", source.probe)
                 attempt("postgres", cache.refresh)  # new entries and outages, even when idle
                 feedback.drain(cache)
                 if ready is not None and source.assigned():
@@ -157,7 +160,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                 _publish(out, topics, d)
             retrying("postgres", stop, _store, store, feedback, decided, flags)    # 6
             t4 = time.perf_counter()
-            retrying("kafka", stop, out.flush)                                     # 7
+            retrying("kafka", stop, _flush, out, topics, decided)                  # 7
             published_ms = time.time() * 1000  # the decisions are produced: latency ends
             retrying("kafka", stop, source.commit, True)                           # 8
             state.checkpoint(source)
@@ -225,6 +228,12 @@ class _RuleState:
                       time.monotonic() - self.last)
 
 
+def _kafka_error(error: kafka.KafkaError) -> None:
+    """librdkafka's error callback (called inside poll): brokers unreachable."""
+    if error.code() in (kafka.KafkaError._ALL_BROKERS_DOWN, kafka.KafkaError._TRANSPORT):
+        service_down("kafka", error.str(), "the clients reconnect by themselves")
+
+
 def _graph_facts(driver: Any, txs: list[Transaction],
                  thresholds: detect.Thresholds) -> detect.BatchFeatures:
     return detect.batch_features(driver, list({t.card_id for t in txs}),
@@ -247,6 +256,18 @@ def _publish(out: Publisher, topics: Any, d: Decided) -> None:
         out.send(topics.training, key, encode(d.transaction))
     else:
         out.send(topics.alerts, key, value)
+
+
+def _flush(out: Publisher, topics: Any, decided: list[Decided]) -> None:
+    """Wait for Kafka to acknowledge the batch's outputs; when some failed (a broker
+    away past the delivery timeout), queue the whole batch again (same keys) and
+    raise, so ``retrying`` backs off and flushes the resent records."""
+    try:
+        out.flush()
+    except PublishError:
+        for d in decided:
+            _publish(out, topics, d)
+        raise
 
 
 def _store(store: BlocklistStore, feedback: Feedback, decided: list[Decided],

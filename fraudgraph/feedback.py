@@ -62,24 +62,38 @@ DEGRADED: set[str] = set()
 _logged_at: dict[str, float] = {}
 
 
-def attempt(service: str, action: Callable[[], Any]) -> bool:
-    """Run ``action`` once; on a service failure mark ``service`` degraded, log (once per
-    ``LOG_EVERY``) and return False, so the caller goes on with what it has."""
-    gauge = metrics.DETECTOR_DEGRADED.labels(service)
-    try:
-        action()
-    except RETRYABLE as exc:
-        gauge.set(1)
-        DEGRADED.add(service)
-        if time.monotonic() - _logged_at.get(service, 0.0) >= LOG_EVERY:
-            log.warning("%s unavailable (%s: %s); going on with the last known state", service,
-                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
-            _logged_at[service] = time.monotonic()
-        return False
+def service_down(service: str, problem: str, doing: str) -> None:
+    """Mark ``service`` degraded (health, gauge); log it once per ``LOG_EVERY``."""
+    metrics.DETECTOR_DEGRADED.labels(service).set(1)
+    DEGRADED.add(service)
+    if time.monotonic() - _logged_at.get(service, -LOG_EVERY) >= LOG_EVERY:
+        log.warning("%s unavailable (%s); %s", service, problem, doing)
+        _logged_at[service] = time.monotonic()
+
+
+def service_up(service: str) -> None:
+    """Clear the degraded mark of ``service`` (logged when there was one)."""
     if service in DEGRADED:
         log.warning("%s is back", service)
         DEGRADED.discard(service)
-        gauge.set(0)
+        _logged_at.pop(service, None)
+    metrics.DETECTOR_DEGRADED.labels(service).set(0)
+
+
+def _problem(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
+
+
+def attempt(service: str, action: Callable[[], Any]) -> bool:
+    """Run ``action`` once; on a service failure mark ``service`` degraded, log (once per
+    ``LOG_EVERY``) and return False, so the caller goes on with what it has."""
+    try:
+        action()
+    except RETRYABLE as exc:
+        service_down(service, _problem(exc), "going on with the last known state")
+        return False
+    service_up(service)
     return True
 
 
@@ -89,27 +103,18 @@ def retrying(service: str, stop: threading.Event, action: Callable[..., T], *arg
     Logs the outage once per ``LOG_EVERY`` seconds and sets the degraded gauge;
     gives up (re-raises) only when ``stop`` is set.
     """
-    delay, logged_at = 0.25, 0.0
-    gauge = metrics.DETECTOR_DEGRADED.labels(service)
+    delay = 0.25
     while True:
         try:
             result = action(*args)
         except RETRYABLE as exc:
-            gauge.set(1)
-            DEGRADED.add(service)
+            service_down(service, _problem(exc), "retrying with backoff")
             if stop.is_set():
                 raise
-            if time.monotonic() - logged_at >= LOG_EVERY:
-                log.warning("%s unavailable (%s: %s); retrying with backoff", service,
-                            type(exc).__name__, str(exc).splitlines()[0][:200])
-                logged_at = time.monotonic()
             stop.wait(delay)
             delay = min(delay * 2, 10.0)
             continue
-        if delay > 0.25:
-            log.warning("%s is back", service)
-        gauge.set(0)
-        DEGRADED.discard(service)
+        service_up(service)
         return result
 
 

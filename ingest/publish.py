@@ -50,10 +50,13 @@ class Publisher:
             self.producer.poll(0)
 
     def flush(self, timeout: float = 60.0) -> None:
-        """Wait until every record is acknowledged; raise PublishError otherwise."""
+        """Wait until every record is acknowledged; raise PublishError otherwise (the
+        caller resends what failed: the failures are counted once)."""
         remaining = self.producer.flush(timeout)
         if self.failed or remaining:
-            raise PublishError(
+            error = PublishError(
                 f"{self.failed} record(s) failed and {remaining} were still queued after "
                 f"{timeout:.0f}s" + (f"; first error: {self.first_error}"
                                       if self.first_error else ""))
+            self.failed, self.first_error = 0, None  # reported once: a retry starts afresh
+            raise error

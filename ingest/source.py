@@ -25,7 +25,7 @@ from typing import Any
 
 from ingest import kafka
 from ingest.dlq import dlq_record
-from ingest.publish import Publisher
+from ingest.publish import Publisher, PublishError
 from ingest.transaction import DecodeError, DecoderConfig, Transaction, decode
 
 
@@ -83,6 +83,8 @@ class TransactionSource:
         assigned (a rule-state checkpoint's), instead of the committed offsets."""
         self.consumer = kafka.consumer(bootstrap, group_id, **consumer_overrides)
         self._start = dict(start_offsets or {})
+        self._dlq_unconfirmed: list[tuple[bytes | None, bytes]] = []
+        self.topic = topic
         if from_beginning:
             self.consumer.subscribe([topic], on_assign=kafka.rewind_on_assign)
         elif self._start:
@@ -120,6 +122,7 @@ class TransactionSource:
                 reasons[error.reason] += 1
                 key, value = dlq_record(raw, msg.key(), error, where[0], where[1], offset)
                 self.dlq.send(self.dlq_topic, key, value)
+                self._dlq_unconfirmed.append((key, value))
         return Batch(good, len(messages), sum(reasons.values()), reasons, positions, high,
                      produced)
 
@@ -129,6 +132,11 @@ class TransactionSource:
             if offset is not None:
                 tp.offset = offset
         consumer.assign(partitions)
+
+    def probe(self, timeout: float = 2.0) -> None:
+        """Ask a broker for the input topic's metadata; raises KafkaException when none
+        answers (an outage check, never on the hot path)."""
+        self.consumer.list_topics(self.topic, timeout=timeout)
 
     def positions(self) -> dict[tuple[str, int], int]:
         """The next offset to read of each assigned partition read from so far."""
@@ -176,8 +184,16 @@ class TransactionSource:
 
         ``asynchronous`` does not wait for the broker's answer: the effects are
         already durable, and a commit that is lost is covered by the next one (or
-        the batch is redelivered, which idempotent effects absorb)."""
-        self.dlq.flush()
+        the batch is redelivered, which idempotent effects absorb).  When DLQ records
+        failed (a broker away past the delivery timeout) they are queued again and
+        the error raised: the caller retries."""
+        try:
+            self.dlq.flush()
+        except PublishError:
+            for key, value in self._dlq_unconfirmed:
+                self.dlq.send(self.dlq_topic, key, value)
+            raise
+        self._dlq_unconfirmed.clear()
         try:
             if asynchronous:
                 self.consumer.commit(asynchronous=True)

@@ -79,3 +79,22 @@ CREATE TABLE IF NOT EXISTS fraud_labels (
     site_id        text        NULL,
     received_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- The GNN model registry: one row per trained model; artifacts on disk at `path`.
+-- At most one champion (promoted = true) is used for scoring.
+CREATE TABLE IF NOT EXISTS gnn_models (
+    version      text             PRIMARY KEY,
+    trained_at   timestamptz      NOT NULL DEFAULT now(),
+    data_from_ms bigint           NOT NULL,     -- event-time window of the graph
+    data_to_ms   bigint           NOT NULL,
+    cut_ms       bigint           NOT NULL,     -- training labels at or before, validation after
+    entities     integer          NOT NULL,
+    metric       double precision NOT NULL,     -- validation average precision (all targets)
+    metrics      jsonb            NOT NULL,     -- per target, the baseline's, timings
+    config       jsonb            NOT NULL,
+    path         text             NOT NULL,
+    promoted     boolean          NOT NULL DEFAULT false,
+    promoted_at  timestamptz      NULL
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS gnn_models_one_champion ON gnn_models (promoted) WHERE promoted;

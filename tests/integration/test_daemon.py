@@ -23,7 +23,6 @@ from detectors.decision import DecisionRecord
 from fraudgraph import connect, daemon
 from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
-from fraudgraph.stack import manager
 from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.dlq import DLQ_DECODER
@@ -269,56 +268,6 @@ def test_hostile_stream_never_stops_and_every_bad_message_reaches_the_dlq(
     assert after - before == bad_count
     hostile = [t for t in good if any(h in t.card_id for h in hostile_ids)]
     assert {got[t.transaction_id].card_id for t in hostile} == {t.card_id for t in hostile}
-
-
-def test_postgres_outage_is_ridden_out_and_reported(stack: Settings, unique: str) -> None:
-    """PostgreSQL stops mid-stream: the daemon reports it degraded, backs off, and when it
-    is back resumes on new connections; every transaction is decided exactly once."""
-    settings = scratch(stack, unique)
-    stop, port = threading.Event(), free_port()
-    options = daemon.DaemonOptions(group=f"test-daemon-{unique}", metrics_port=port)
-    running = threading.Thread(target=daemon.run, args=(
-        settings, detector_config.load("default"), options, DecoderConfig()),
-        kwargs={"stop": stop})
-    postgres = next(s for s in manager.services(stack, None, lambda _m: None)
-                    if s.name == "postgres")
-    running.start()
-    try:
-        first = [tx(unique, i, i, card=f"c{i % 7}") for i in range(50)]
-        later = [tx(unique, 100 + i, 100 + i, card=f"c{i % 7}") for i in range(50)]
-        # a card-testing run: blocked, so its flagged rows must wait for PostgreSQL
-        later += [msgspec.structs.replace(tx(unique, 200 + i, 200 + i * 0.5, card="probe",
-                                             amount_minor=150), site_id=f"{unique}-shop{i}")
-                  for i in range(4)]
-        produce(settings, [encode(t) for t in first])
-        wait_for_decision(settings, first[-1].transaction_id)
-        postgres.stop()
-        produce(settings, [encode(t) for t in later])
-        deadline = time.monotonic() + 20
-        health: dict[str, Any] = {}
-        while time.monotonic() < deadline and health.get("degraded") != ["postgres"]:
-            time.sleep(0.5)
-            health = _health(port)
-        assert health["status"] == "degraded" and health["degraded"] == ["postgres"]
-        manager.up(stack, lambda _m: None)
-        wait_for_decision(settings, later[-1].transaction_id, timeout=60)
-        got = decisions(settings)  # asserts one decision per key
-        assert set(got) == {t.transaction_id for t in first + later}
-        assert got[later[-1].transaction_id].decision == "block"
-        store = connect.blocklist(settings)
-        try:
-            assert store.counts()["flagged_transactions"] == 2  # the 3rd and 4th probe
-        finally:
-            store.close()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _health(port)["status"] != "ok":
-            time.sleep(0.5)
-        assert _health(port)["status"] == "ok"
-    finally:
-        if postgres.pid() is None:
-            manager.up(stack, lambda _m: None)
-        stop.set()
-        running.join(timeout=60)
 
 
 def _health(port: int) -> dict[str, Any]:
