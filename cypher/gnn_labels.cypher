@@ -1,0 +1,7 @@
+// name: gnn_labels
+// purpose: the GNN's training labels: cards, users and devices with confirmed fraud, and the event time of their latest confirmed fraud (set by the label feedback, never by a model)
+// params: none
+// returns: label: string, id: string, fraud_ms: integer
+MATCH (n)
+WHERE n.fraud_confirmed_ms IS NOT NULL AND (n:Card OR n:User OR n:Device)
+RETURN labels(n)[0] AS label, n.id AS id, n.fraud_confirmed_ms AS fraud_ms

@@ -1,0 +1,7 @@
+// name: gnn_nodes
+// purpose: every entity node of the fraud graph, for the GNN export (ids of nodes without relationships included)
+// params: none
+// returns: label: string, id: string
+MATCH (n)
+WHERE n:User OR n:Card OR n:Site OR n:Device OR n:IP
+RETURN labels(n)[0] AS label, n.id AS id

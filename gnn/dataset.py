@@ -1,0 +1,176 @@
+"""The GNN's dataset: the aggregate graph exported from Neo4j as arrays (numpy only;
+:mod:`gnn.model` turns it into a PyG ``HeteroData``).
+
+Node features come from graph *activity* only (the aggregate relationships'
+counts, amounts and first/last seen times), never from labels, blocklist marks
+or earlier model scores, so no label reaches the model through its inputs.
+Labels are the confirmed-fraud marks of cards, users and devices with the event
+time of their latest confirmed fraud.
+
+Split (:func:`split`), time-aware: entities whose confirmed fraud happened at or
+before the cut-off are training positives; those after it are validation
+positives and take no part in training.  Entities without confirmed fraud are
+divided by a hash of their id (deterministic) into training and validation
+negatives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import cypher
+
+NODE_TYPES = ("User", "Card", "Site", "Device", "IP")
+TARGETS = ("Card", "User", "Device")  # the entities scored
+RELATIONS = (("User", "HOLDS", "Card"), ("Card", "PAID_AT", "Site"),
+             ("Card", "USED_ON", "Device"), ("User", "USES", "Device"),
+             ("User", "FROM_IP", "IP"))
+DAY_MS = 86_400_000
+EDGE_FEATURES = ("degree", "transactions", "amount", "amount_per_tx", "max_edge_tx",
+                 "span_days")
+
+
+@dataclass
+class GraphData:
+    """``x[t]`` float32 [n_t, f_t] (rows in ``node_ids[t]`` order); ``edges[rel]`` int64
+    [2, e]; ``fraud_ms[t]`` int64 [n_t], -1 without confirmed fraud (targets only)."""
+
+    node_ids: dict[str, list[str]]
+    x: dict[str, np.ndarray]
+    feature_names: dict[str, list[str]]
+    edges: dict[tuple[str, str, str], np.ndarray]
+    fraud_ms: dict[str, np.ndarray]
+    newest_ms: int
+    oldest_ms: int
+
+    @property
+    def entities(self) -> int:
+        return sum(len(ids) for ids in self.node_ids.values())
+
+    @property
+    def relationships(self) -> int:
+        return sum(e.shape[1] for e in self.edges.values())
+
+
+@dataclass
+class Split:
+    """Boolean masks per target type and the cut-off (event time, ms)."""
+
+    cut_ms: int
+    train: dict[str, np.ndarray] = field(default_factory=dict)
+    valid: dict[str, np.ndarray] = field(default_factory=dict)
+    y: dict[str, np.ndarray] = field(default_factory=dict)  # float32 0/1: confirmed fraud
+
+
+def export(driver: Any, database: str = "neo4j") -> GraphData:
+    """Read the graph with three streaming queries (nodes, relationships, labels); nodes
+    written between the queries (the projection runs on) join through their edges."""
+    ids: dict[str, set[str]] = {t: set() for t in NODE_TYPES}
+    raw: dict[tuple[str, str, str], tuple[list[str], list[str], list[list[int]]]] = {
+        rel: ([], [], [[], [], [], []]) for rel in RELATIONS}
+    fraud_rows: list[tuple[str, str, int]] = []
+    with driver.session(database=database) as session:
+        for r in session.run(cypher.load("gnn_nodes")):
+            ids[r["label"]].add(r["id"])
+        for r in session.run(cypher.load("export_relationships")):
+            rel = (r["a_label"], r["type"], r["b_label"])
+            if rel not in raw:
+                continue
+            src, dst, values = raw[rel]
+            src.append(r["a"])
+            dst.append(r["b"])
+            for column, name in zip(values, ("count", "amount_minor_sum", "first_seen_ms",
+                                             "last_seen_ms"), strict=True):
+                column.append(r[name] or 0)
+        fraud_rows = [(r["label"], r["id"], int(r["fraud_ms"]))
+                      for r in session.run(cypher.load("gnn_labels"))]
+    for (a_label, _, b_label), (src, dst, _) in raw.items():
+        ids[a_label].update(src)
+        ids[b_label].update(dst)
+    node_ids = {t: sorted(v) for t, v in ids.items()}
+    index = {t: {node: i for i, node in enumerate(v)} for t, v in node_ids.items()}
+    aggregates = {}
+    for rel, (src, dst, values) in raw.items():
+        aggregates[rel] = np.array(
+            [[index[rel[0]][a] for a in src], [index[rel[2]][b] for b in dst], *values],
+            dtype=np.float64).reshape(6, -1)
+    fraud = {t: np.full(len(node_ids[t]), -1, dtype=np.int64) for t in TARGETS}
+    for label, node_id, fraud_ms in fraud_rows:
+        i = index.get(label, {}).get(node_id)
+        if i is not None and label in fraud:
+            fraud[label][i] = fraud_ms
+    return build(node_ids, aggregates, fraud)
+
+
+def build(node_ids: dict[str, list[str]], aggregates: dict[tuple[str, str, str], np.ndarray],
+          fraud_ms: dict[str, np.ndarray]) -> GraphData:
+    """``aggregates[rel]``: rows src index, dst index, count, amount_minor_sum,
+    first_seen_ms, last_seen_ms (one column per relationship)."""
+    seen = [a for a in aggregates.values() if a.shape[1]]
+    newest = int(max((a[5].max() for a in seen), default=0))
+    oldest = int(min((a[4].min() for a in seen), default=0))
+    x_parts: dict[str, list[np.ndarray]] = {t: [] for t in node_ids}
+    names: dict[str, list[str]] = {t: [] for t in node_ids}
+    first = {t: np.full(len(v), np.inf) for t, v in node_ids.items()}
+    last = {t: np.full(len(v), -np.inf) for t, v in node_ids.items()}
+    edges = {}
+    for rel, agg in aggregates.items():
+        edges[rel] = agg[:2].astype(np.int64)
+        for side, node_type in ((0, rel[0]), (1, rel[2])):
+            n = len(node_ids[node_type])
+            at = agg[side].astype(np.int64)
+            degree = np.bincount(at, minlength=n).astype(np.float64)
+            count = np.bincount(at, weights=agg[2], minlength=n)
+            amount = np.bincount(at, weights=agg[3], minlength=n)
+            biggest = np.zeros(n)
+            np.maximum.at(biggest, at, agg[2])
+            lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+            np.minimum.at(lo, at, agg[4])
+            np.maximum.at(hi, at, agg[5])
+            np.minimum(first[node_type], lo, out=first[node_type])
+            np.maximum(last[node_type], hi, out=last[node_type])
+            span = np.where(degree > 0, (hi - lo) / DAY_MS, 0.0)
+            per_tx = np.divide(amount, count, out=np.zeros(n), where=count > 0)
+            x_parts[node_type] += [np.log1p(degree), np.log1p(count), np.log1p(amount),
+                                   np.log1p(per_tx), np.log1p(biggest), span]
+            direction = "out" if side == 0 else "in"
+            names[node_type] += [f"{rel[1]}_{direction}_{f}" for f in EDGE_FEATURES]
+    x = {}
+    for node_type, parts in x_parts.items():
+        active = np.isfinite(first[node_type])
+        age = np.where(active, (newest - first[node_type]) / DAY_MS, 0.0)
+        recency = np.where(active, (newest - last[node_type]) / DAY_MS, 0.0)
+        parts += [age, recency]
+        names[node_type] += ["age_days", "days_since_active"]
+        x[node_type] = np.stack(parts, axis=1).astype(np.float32) if parts else np.zeros(
+            (len(node_ids[node_type]), 0), dtype=np.float32)
+    return GraphData(node_ids, x, names, edges,
+                     {t: fraud_ms.get(t, np.full(len(node_ids[t]), -1, dtype=np.int64))
+                      for t in TARGETS}, newest, oldest)
+
+
+def _valid_pool(ids: list[str], share: float) -> np.ndarray:
+    """Deterministic: an id's hash puts it in the validation pool or not."""
+    limit = int(share * 2**32)
+    return np.array([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=4).digest(), "big")
+                     < limit for i in ids], dtype=bool)
+
+
+def split(data: GraphData, cut_quantile: float = 0.7, valid_share: float = 0.3) -> Split:
+    """The time-aware split; ``cut_quantile`` of the confirmed frauds' event times
+    falls at or before the cut-off."""
+    times = np.concatenate([f[f >= 0] for f in data.fraud_ms.values()])
+    cut = int(np.quantile(times, cut_quantile)) if len(times) else data.newest_ms
+    result = Split(cut)
+    for t in TARGETS:
+        fraud = data.fraud_ms[t]
+        positive, late = fraud >= 0, fraud > cut
+        pool = _valid_pool(data.node_ids[t], valid_share)
+        result.y[t] = positive.astype(np.float32)
+        result.train[t] = (positive & ~late) | (~positive & ~pool)
+        result.valid[t] = late | (~positive & pool)
+    return result

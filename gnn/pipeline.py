@@ -1,0 +1,277 @@
+"""Train, evaluate, promote and score: what the ``fraudgraph gnn`` commands run.
+
+* :func:`train` exports the graph, trains the GNN and the baseline on the same
+  split, measures both on the validation entities, registers the model and
+  promotes it only if it beats the champion (measured again on this split);
+* :func:`score` runs the champion over the whole graph, writes ``risk_score`` /
+  ``risk_model`` onto card, user and device nodes in batches, blocklists the
+  entities at or above the flag threshold (source ``gnn``) and announces them on
+  ``fraud-alerts`` (key ``gnn:<type>:<id>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import torch
+
+import cypher
+from detectors.blocklist import NewEntry
+from detectors.quality import average_precision, roc_auc
+from fraudgraph import connect
+from fraudgraph.feedback import blocklist_entities
+from fraudgraph.settings import Settings
+from gnn import dataset, registry
+from gnn.dataset import TARGETS, GraphData, Split
+from gnn.model import Artifact, Baseline, ModelConfig, Standardiser, build_gnn, hetero_data
+from gnn.model import scores as model_scores
+from gnn.model import train as fit
+from ingest.publish import Publisher
+
+log = logging.getLogger(__name__)
+ENTITY_TYPE = {"Card": "card", "User": "user", "Device": "device"}
+WRITE_BATCH = 10_000
+Progress = Callable[[str, int, int | None], None]  # stage, advance, total
+
+
+def _quiet(_stage: str, _n: int, _total: int | None) -> None:
+    return None
+
+
+class EntityAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """An entity the GNN flagged, on ``fraud-alerts`` beside the transaction alerts
+    (tell them apart by the key prefix ``gnn:`` or ``kind``)."""
+
+    kind: str = "entity"
+    entity_type: str
+    entity_id: str
+    score: float
+    reason: str = "gnn_risk"
+    model_version: str
+    scored_ms: int
+
+
+@dataclass
+class TrainResult:
+    version: str
+    promoted: bool
+    metric: float  # validation AP over all target entities
+    champion_metric: float | None
+    metrics: dict[str, Any]
+    losses: list[float]
+    seconds: dict[str, float] = field(default_factory=dict)
+    data: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ScoreResult:
+    version: str
+    scored: dict[str, int]
+    flagged: dict[str, int]
+    seconds: dict[str, float]
+
+
+def quality(split: Split, predicted: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Average precision and ROC AUC on the validation entities, per target and all."""
+    out: dict[str, Any] = {}
+    labels_all: list[bool] = []
+    scores_all: list[float] = []
+    for t in TARGETS:
+        mask = split.valid[t]
+        labels = [bool(v) for v in split.y[t][mask]]
+        values = [float(v) for v in predicted[t][mask]]
+        labels_all += labels
+        scores_all += values
+        out[t] = {"ap": average_precision(labels, values) if any(labels) else None,
+                  "auc": roc_auc(labels, values) if any(labels) and not all(labels) else None,
+                  "positives": sum(labels), "entities": len(labels)}
+    out["all"] = {"ap": average_precision(labels_all, scores_all) if any(labels_all) else 0.0,
+                  "auc": roc_auc(labels_all, scores_all)
+                  if any(labels_all) and not all(labels_all) else None,
+                  "positives": sum(labels_all), "entities": len(labels_all)}
+    return out
+
+
+def fit_models(data: GraphData, split: Split, config: ModelConfig,
+               progress: Progress = _quiet) -> tuple[Any, Any, Standardiser, list[float]]:
+    """Train the GNN and the baseline (same features, split, loss and epochs)."""
+    standardiser = Standardiser.fit(data)
+    graph = hetero_data(data, standardiser.apply(data))
+    model = build_gnn(graph, config)
+    losses = fit(model, graph, split, config, lambda n: progress("train gnn", n, config.epochs))
+    torch.manual_seed(config.seed)
+    baseline = Baseline({t: graph[t].x.shape[1] for t in TARGETS})
+    fit(baseline, graph, split, config, lambda n: progress("train baseline", n, config.epochs))
+    return model, baseline, standardiser, losses
+
+
+def predict(artifact: Artifact, model: Any, data: GraphData) -> dict[str, np.ndarray]:
+    artifact.check_features(data)
+    return model_scores(model, hetero_data(data, artifact.standardiser.apply(data)))
+
+
+def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
+          promote: bool = True, progress: Progress = _quiet) -> TrainResult:
+    """Export, train GNN and baseline, register, promote if better than the champion."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    store = connect.blocklist(settings)
+    driver = connect.neo4j(settings)
+    try:
+        with registry.training_lock(store.conn):
+            data = dataset.export(driver)
+            seconds["export"] = time.perf_counter() - started
+            split = dataset.split(data, cut_quantile)
+            if not any(split.y[t][split.train[t]].any() for t in TARGETS):
+                raise ValueError("no confirmed fraud before the cut-off: the GNN needs labels "
+                                 "(run the detector daemon with the fraud-labels topic)")
+            t0 = time.perf_counter()
+            model, baseline, standardiser, losses = fit_models(data, split, config, progress)
+            seconds["train"] = time.perf_counter() - t0
+            gnn_scores = predict_raw(model, data, standardiser)
+            metrics = {"gnn": quality(split, gnn_scores),
+                       "baseline": quality(split, predict_raw(baseline, data, standardiser))}
+            metric = float(metrics["gnn"]["all"]["ap"])
+            version = registry.new_version()
+            where = registry.folder(settings.data_dir, version)
+            metadata = hetero_data(data, standardiser.apply(data)).metadata()
+            artifact = Artifact("gnn", config, data.feature_names, standardiser,
+                                (list(metadata[0]), [tuple(r) for r in metadata[1]]))
+            artifact.save(model, where)
+            Artifact("baseline", config, data.feature_names, standardiser,
+                     artifact.metadata).save(baseline, where / "baseline")
+            champion = registry.champion(store.conn)
+            champion_metric = _champion_metric(champion, data, split)
+            seconds["total"] = time.perf_counter() - started
+            metrics["seconds"] = seconds
+            registry.record(store.conn, registry.ModelRow(
+                version, datetime.now(UTC), data.oldest_ms, data.newest_ms, split.cut_ms,
+                data.entities, metric, metrics, asdict(config), str(where), False, None))
+            promoted = promote and (champion_metric is None or metric > champion_metric)
+            if promoted:
+                registry.promote(store.conn, version)
+    finally:
+        driver.close()
+        store.close()
+    return TrainResult(version, promoted, metric, champion_metric, metrics, losses, seconds,
+                       {"entities": data.entities, "relationships": data.relationships,
+                        "cut_ms": split.cut_ms})
+
+
+def predict_raw(model: Any, data: GraphData, standardiser: Standardiser
+                ) -> dict[str, np.ndarray]:
+    return model_scores(model, hetero_data(data, standardiser.apply(data)))
+
+
+def _champion_metric(champion: registry.ModelRow | None, data: GraphData,
+                     split: Split) -> float | None:
+    """The champion's AP on this split's validation entities (None: no champion; a
+    champion trained on other features scores -1, so any new model replaces it)."""
+    if champion is None:
+        return None
+    try:
+        artifact, model = Artifact.load(Path(champion.path))
+        predicted = predict(artifact, model, data)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("the champion %s cannot score this graph (%s): any new model replaces it",
+                    champion.version, exc)
+        return -1.0
+    return float(quality(split, predicted)["all"]["ap"])
+
+
+def evaluate(settings: Settings, version: str | None = None) -> tuple[str, dict[str, Any]]:
+    """A registered model (default: the champion) and its baseline on the current graph's
+    validation split."""
+    row = _model_row(settings, version)
+    driver = connect.neo4j(settings)
+    try:
+        data = dataset.export(driver)
+    finally:
+        driver.close()
+    split = dataset.split(data)
+    out = {}
+    for kind, where in (("gnn", Path(row.path)), ("baseline", Path(row.path) / "baseline")):
+        artifact, model = Artifact.load(where)
+        out[kind] = quality(split, predict(artifact, model, data))
+    return row.version, out
+
+
+def _model_row(settings: Settings, version: str | None) -> registry.ModelRow:
+    store = connect.blocklist(settings)
+    try:
+        row = registry.champion(store.conn) if version is None else registry.get(store.conn,
+                                                                                   version)
+    finally:
+        store.close()
+    if row is None:
+        raise LookupError("no champion model yet: run `fraudgraph gnn train`" if version is None
+                          else f"no model {version!r}: `fraudgraph gnn models` lists them")
+    return row
+
+
+def score(settings: Settings, version: str | None = None, flag_threshold: float = 0.95,
+          ttl_seconds: int = 30 * 86_400, progress: Progress = _quiet) -> ScoreResult:
+    """Score every card, user and device with a model (default: the champion)."""
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    row = _model_row(settings, version)
+    artifact, model = Artifact.load(Path(row.path))
+    driver = connect.neo4j(settings)
+    store = connect.blocklist(settings)
+    out = Publisher(settings.kafka.bootstrap)
+    try:
+        data = dataset.export(driver)
+        seconds["export"] = time.perf_counter() - started
+        t0 = time.perf_counter()
+        predicted = predict(artifact, model, data)
+        seconds["inference"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        now_ms = int(time.time() * 1000)
+        total = sum(len(data.node_ids[t]) for t in TARGETS)
+        for rows in _batches(data, predicted):
+            driver.execute_query(cypher.load("gnn_write_scores"), rows, model=row.version,
+                                 scored_ms=now_ms)
+            progress("write scores", sum(len(v) for v in rows.values()), total)
+        seconds["write"] = time.perf_counter() - t0
+        entries = [NewEntry(ENTITY_TYPE[t], node_id, "gnn_risk", "gnn", round(float(s), 6),
+                            {"model_version": row.version, "score": round(float(s), 6)},
+                            ttl_seconds)
+                   for t in TARGETS
+                   for node_id, s in zip(data.node_ids[t], predicted[t], strict=True)
+                   if s >= flag_threshold]
+        blocklist_entities(store, driver, entries, f"gnn {row.version}")
+        for e in entries:
+            alert = EntityAlert(entity_type=e.entity_type, entity_id=e.entity_id, score=e.score,
+                                model_version=row.version, scored_ms=now_ms)
+            out.send(settings.topics.alerts, f"gnn:{e.entity_type}:{e.entity_id}".encode(),
+                     msgspec.json.encode(alert))
+        out.flush()
+        seconds["total"] = time.perf_counter() - started
+    finally:
+        store.close()
+        driver.close()
+    flagged = {ENTITY_TYPE[t]: sum(1 for e in entries if e.entity_type == ENTITY_TYPE[t])
+               for t in TARGETS}
+    return ScoreResult(row.version, {ENTITY_TYPE[t]: len(data.node_ids[t]) for t in TARGETS},
+                       flagged, seconds)
+
+
+def _batches(data: GraphData, predicted: dict[str, np.ndarray]
+             ) -> Iterator[dict[str, list[dict[str, Any]]]]:
+    keys = {"Card": "cards", "User": "users", "Device": "devices"}
+    for t in TARGETS:
+        ids, values = data.node_ids[t], predicted[t]
+        for start in range(0, len(ids), WRITE_BATCH):
+            rows: dict[str, list[dict[str, Any]]] = {k: [] for k in keys.values()}
+            rows[keys[t]] = [{"id": i, "score": round(float(s), 6)} for i, s in
+                             zip(ids[start:start + WRITE_BATCH],
+                                 values[start:start + WRITE_BATCH], strict=True)]
+            yield rows

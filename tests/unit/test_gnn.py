@@ -1,0 +1,156 @@
+"""The GNN on small synthetic graphs (tens of nodes): features, split, shapes,
+determinism, save/load, and that no validation label reaches training."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gnn import dataset
+from gnn.dataset import RELATIONS, TARGETS, GraphData
+from gnn.model import Artifact, ModelConfig, hetero_data
+from gnn.pipeline import fit_models, predict, predict_raw, quality
+
+DAY = dataset.DAY_MS
+CONFIG = ModelConfig(hidden=8, epochs=15, threads=1)
+
+
+def synthetic(seed: int = 0, n: int = 24) -> GraphData:
+    """Users holding cards, paying at sites, on devices; a quarter of the devices are
+    shared by many cards and every card on them is fraud (found at various times)."""
+    rng = np.random.default_rng(seed)
+    counts = {"User": n, "Card": n + 6, "Site": 8, "Device": n // 2, "IP": n // 2}
+    ids = {t: [f"{t.lower()}{i:03d}" for i in range(k)] for t, k in counts.items()}
+    shared = set(range(counts["Device"] // 4))
+    aggregates = {}
+    card_device = rng.integers(0, counts["Device"], counts["Card"])
+    for rel in RELATIONS:
+        if rel == ("Card", "USED_ON", "Device"):
+            src, dst = np.arange(counts["Card"]), card_device
+        elif rel == ("User", "HOLDS", "Card"):
+            src, dst = np.arange(counts["Card"]) % counts["User"], np.arange(counts["Card"])
+        else:
+            m = counts[rel[0]] * 2
+            src, dst = rng.integers(0, counts[rel[0]], m), rng.integers(0, counts[rel[2]], m)
+        k = len(src)
+        tx = rng.integers(1, 6, k)
+        first = rng.integers(0, 30, k) * DAY
+        aggregates[rel] = np.stack([src, dst, tx, tx * rng.integers(500, 9000, k), first,
+                                    first + rng.integers(0, 5, k) * DAY]).astype(np.float64)
+    fraud = {t: np.full(counts[t], -1, dtype=np.int64) for t in TARGETS}
+    for card, device in enumerate(card_device):
+        if device in shared:
+            fraud["Card"][card] = int(rng.integers(1, 40)) * DAY
+            fraud["Device"][device] = max(fraud["Device"][device], fraud["Card"][card])
+            user = card % counts["User"]
+            fraud["User"][user] = max(fraud["User"][user], fraud["Card"][card])
+    return dataset.build(ids, aggregates, fraud)
+
+
+def test_features_are_computed_from_the_aggregates_by_hand() -> None:
+    ids = {"User": ["u1"], "Card": ["c1", "c2"], "Site": ["s1"], "Device": ["d1"], "IP": []}
+    empty = np.zeros((6, 0))
+    aggregates = {rel: empty for rel in RELATIONS}
+    # c1 and c2 both on d1: 3 and 1 transactions, 300 and 100 minor units, days 0-2 and 5-5
+    aggregates[("Card", "USED_ON", "Device")] = np.array(
+        [[0, 1], [0, 0], [3, 1], [300, 100], [0, 5 * DAY], [2 * DAY, 5 * DAY]], dtype=float)
+    data = dataset.build(ids, aggregates, {})
+    device = dict(zip(data.feature_names["Device"], data.x["Device"][0], strict=True))
+    assert device["USED_ON_in_degree"] == pytest.approx(np.log1p(2))
+    assert device["USED_ON_in_transactions"] == pytest.approx(np.log1p(4))
+    assert device["USED_ON_in_amount_per_tx"] == pytest.approx(np.log1p(100))
+    assert device["USED_ON_in_max_edge_tx"] == pytest.approx(np.log1p(3))
+    assert device["USED_ON_in_span_days"] == pytest.approx(5)
+    assert device["age_days"] == pytest.approx(5) and device["days_since_active"] == 0
+    card = dict(zip(data.feature_names["Card"], data.x["Card"][0], strict=True))
+    assert card["USED_ON_out_degree"] == pytest.approx(np.log1p(1))
+    assert card["days_since_active"] == pytest.approx(3)
+    assert data.x["Site"].shape == (1, len(data.feature_names["Site"]))
+    assert not any("fraud" in name for names in data.feature_names.values() for name in names)
+
+
+def test_split_is_time_aware_and_disjoint() -> None:
+    data = synthetic()
+    split = dataset.split(data, cut_quantile=0.6)
+    for t in TARGETS:
+        fraud, train, valid = data.fraud_ms[t], split.train[t], split.valid[t]
+        assert not (train & valid).any()
+        assert (fraud[train & (fraud >= 0)] <= split.cut_ms).all()  # known before the cut
+        assert (fraud[valid & (fraud >= 0)] > split.cut_ms).all()  # found after it
+        assert ((fraud > split.cut_ms) <= valid).all()  # no late fraud is left out
+    assert sum(int(split.y[t][split.valid[t]].sum()) for t in TARGETS) > 0
+
+
+def test_tensor_shapes_and_reverse_relations() -> None:
+    data = synthetic()
+    split = dataset.split(data)
+    model, baseline, standardiser, losses = fit_models(data, split, CONFIG)
+    graph = hetero_data(data, standardiser.apply(data))
+    for t, ids in data.node_ids.items():
+        assert tuple(graph[t].x.shape) == (len(ids), len(data.feature_names[t]))
+    for (src, rel, dst), index in data.edges.items():
+        assert tuple(graph[src, rel, dst].edge_index.shape) == (2, index.shape[1])
+        assert graph[dst, f"rev_{rel}", src].edge_index.shape == (2, index.shape[1])
+    scores = predict_raw(model, data, standardiser)
+    assert {t: s.shape for t, s in scores.items()} == {t: (len(data.node_ids[t]),)
+                                                       for t in TARGETS}
+    assert all(((s >= 0) & (s <= 1)).all() for s in scores.values())
+    assert len(losses) == CONFIG.epochs and losses[-1] < losses[0]
+    assert set(predict_raw(baseline, data, standardiser)) == set(TARGETS)
+
+
+def test_training_is_deterministic_under_a_seed() -> None:
+    data = synthetic()
+    split = dataset.split(data)
+    first = predict_raw(*_model_and_standardiser(data, split, CONFIG))
+    again = predict_raw(*_model_and_standardiser(data, split, CONFIG))
+    other = predict_raw(*_model_and_standardiser(data, split,
+                                                 dataclasses.replace(CONFIG, seed=7)))
+    assert all(np.array_equal(first[t], again[t]) for t in TARGETS)
+    assert not all(np.array_equal(first[t], other[t]) for t in TARGETS)
+
+
+def test_save_and_load_give_identical_scores(tmp_path: Path) -> None:
+    data = synthetic()
+    split = dataset.split(data)
+    model, baseline, standardiser, _ = fit_models(data, split, CONFIG)
+    graph = hetero_data(data, standardiser.apply(data))
+    metadata = graph.metadata()
+    artifact = Artifact("gnn", CONFIG, data.feature_names, standardiser,
+                        (list(metadata[0]), [tuple(r) for r in metadata[1]]))
+    artifact.save(model, tmp_path / "m")
+    Artifact("baseline", CONFIG, data.feature_names, standardiser,
+             artifact.metadata).save(baseline, tmp_path / "m" / "baseline")
+    for folder, trained in ((tmp_path / "m", model), (tmp_path / "m" / "baseline", baseline)):
+        loaded, reloaded = Artifact.load(folder)
+        assert loaded.config == CONFIG
+        expected = predict_raw(trained, data, standardiser)
+        got = predict(loaded, reloaded, data)
+        assert all(np.array_equal(expected[t], got[t]) for t in TARGETS)
+    renamed = dataclasses.replace(data, feature_names={**data.feature_names,
+                                                       "Card": ["x"] * 3})
+    with pytest.raises(ValueError, match="Card features differ"):
+        predict(loaded, reloaded, renamed)
+
+
+def test_no_validation_label_influences_training() -> None:
+    data = synthetic()
+    split = dataset.split(data)
+    flipped = dataset.Split(split.cut_ms, split.train, split.valid,
+                            {t: np.where(split.valid[t], 1 - split.y[t], split.y[t])
+                             for t in TARGETS})
+    assert any((flipped.y[t] != split.y[t]).any() for t in TARGETS)
+    honest = predict_raw(*_model_and_standardiser(data, split, CONFIG))
+    leaked = predict_raw(*_model_and_standardiser(data, flipped, CONFIG))
+    assert all(np.array_equal(honest[t], leaked[t]) for t in TARGETS)
+    # ... while the validation metric does read them
+    assert quality(split, honest)["all"] != quality(flipped, honest)["all"]
+
+
+def _model_and_standardiser(data: GraphData, split: dataset.Split, config: ModelConfig
+                            ) -> tuple[object, GraphData, object]:
+    model, _, standardiser, _ = fit_models(data, split, config)
+    return model, data, standardiser
