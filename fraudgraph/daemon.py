@@ -126,7 +126,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                         from_beginning=options.from_beginning, labels=options.labels)
     thresholds = detect.Thresholds(config.graph.shared_device_cards,
                                    config.graph.shared_device_users,
-                                   config.graph.compromised_site_min_frauds)
+                                   config.graph.compromised_site_min_frauds,
+                                   config.graph.gnn_threshold)
     stats, idle, watermark = DaemonStats(), IdleWatch(options.until_idle), EventTimeWatermark()
     last_ok = [time.monotonic()]
     server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))

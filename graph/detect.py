@@ -32,6 +32,7 @@ class Thresholds:
     device_cards: int
     device_users: int
     site_frauds: int
+    min_risk: float = 0.5  # GNN risk score worth a reason (graph.gnn_threshold)
 
 
 def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: list[str],
@@ -41,10 +42,12 @@ def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: 
         return BatchFeatures(
             devices={r["id"]: dict(r) for r in tx.run(
                 cypher.load("detect_devices"), ids=devices, max_cards=thresholds.device_cards,
-                max_users=thresholds.device_users)},
-            cards={r["id"]: dict(r) for r in tx.run(cypher.load("detect_cards"), ids=cards)},
+                max_users=thresholds.device_users, min_risk=thresholds.min_risk)},
+            cards={r["id"]: dict(r) for r in tx.run(cypher.load("detect_cards"), ids=cards,
+                                                     min_risk=thresholds.min_risk)},
             sites={r["id"]: dict(r) for r in tx.run(cypher.load("detect_sites"), ids=sites,
-                                                     min_frauds=thresholds.site_frauds)})
+                                                     min_frauds=thresholds.site_frauds,
+                                                     min_risk=thresholds.min_risk)})
 
     with driver.session(database=database) as session:
         result: BatchFeatures = session.execute_read(work)

@@ -1,0 +1,119 @@
+"""The GNN end to end on the real stack: a generated stream projected and decided (its
+fraud labels applied by the daemon), `fraudgraph gnn train` and `gnn score` as an
+operator runs them, and the daemon deciding with the scores afterwards."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from detectors import config as detector_config
+from fraudgraph import connect, daemon
+from fraudgraph.settings import Settings
+from gnn import registry
+from graph.projection import clear_graph
+from ingest import kafka
+from ingest.generator import Generator, GeneratorConfig
+from ingest.publish import Publisher
+from ingest.runs import KafkaSink, generate
+from ingest.transaction import DecoderConfig, encode
+from tests.integration.cli_helpers import run_cli
+from tests.integration.test_crash import env_for
+from tests.integration.test_daemon import decisions, produce, scratch
+from tests.integration.test_projection import run_projector
+
+COUNT = 20_000
+CONFIG = GeneratorConfig(seed=11, users=1500, sites=200, fraud_rate=0.03)
+FLAG = 0.9
+
+
+def risk(driver: Any) -> dict[tuple[str, str], tuple[float, str]]:
+    records, _, _ = driver.execute_query(
+        "MATCH (n) WHERE (n:Card OR n:User OR n:Device) AND n.risk_score IS NOT NULL "
+        "RETURN labels(n)[0] AS label, n.id AS id, n.risk_score AS score, n.risk_model AS model")
+    return {(r["label"], r["id"]): (r["score"], r["model"]) for r in records}
+
+
+def target_count(driver: Any) -> int:
+    records, _, _ = driver.execute_query(
+        "MATCH (n) WHERE n:Card OR n:User OR n:Device RETURN count(n) AS n")
+    return int(records[0]["n"])
+
+
+def test_train_score_promote_and_decide_with_the_scores(
+        stack: Settings, unique: str, tmp_path: Path) -> None:
+    settings = scratch(stack, unique, partitions=2)
+    driver = connect.neo4j(settings)
+    store = connect.blocklist(settings)
+    made: list[str] = []
+    try:
+        clear_graph(driver)
+        sink = KafkaSink(Publisher(settings.kafka.bootstrap), settings.topics.transactions,
+                         settings.topics.labels)
+        generate(Generator(CONFIG), sink, tmp_path / "truth.jsonl", count=COUNT, duration=None,
+                 rate=0, progress=lambda _n: None)
+        run_projector(settings, f"proj-{unique}")
+        options = daemon.DaemonOptions(group=f"test-daemon-{unique}", until_idle=3.0)
+        config = detector_config.load("default")
+        assert daemon.run(settings, config, options, DecoderConfig()).labels > 0
+        env = env_for(settings)
+
+        trained = run_cli("gnn", "train", "--epochs", "60", env=env)
+        assert trained.returncode == 0, trained.stderr
+        assert "promoted: AP" in trained.stdout and "baseline AP" in trained.stdout
+        rows = registry.models(store.conn)
+        made += [r.path for r in rows]
+        assert [r.promoted for r in rows] == [True]
+        champion = rows[0]
+        assert champion.metric == champion.metrics["gnn"]["all"]["ap"] > 0
+        assert set(champion.metrics) >= {"gnn", "baseline", "seconds"}
+        assert (Path(champion.path) / "model.pt").exists()
+
+        scored = run_cli("gnn", "score", "--flag-threshold", str(FLAG), env=env)
+        assert scored.returncode == 0, scored.stderr
+        scores = risk(driver)
+        assert len(scores) == target_count(driver) > 0  # every card, user and device
+        assert {model for _, model in scores.values()} == {champion.version}
+        high = {(label.lower(), node_id) for (label, node_id), (s, _) in scores.items()
+                if s >= FLAG}
+        listed = {(e.entity_type, e.entity_id): e for e in store.list(limit=1_000_000)}
+        assert high and high <= set(listed)  # a card a label listed already keeps source label
+        by_gnn = {key: e for key, e in listed.items() if e.source == "gnn"}
+        assert by_gnn and set(by_gnn) <= high
+        some = next(iter(by_gnn.values()))
+        assert some.reason == "gnn_risk" and some.evidence["model_version"] == champion.version
+        assert some.expires_at is not None  # a TTL
+        alerts = [m.key().decode() for m in
+                  kafka.read_all(settings.kafka.bootstrap, settings.topics.alerts)
+                  if m.key().startswith(b"gnn:")]
+        assert sorted(alerts) == sorted(f"gnn:{t}:{i}" for t, i in high)
+
+        worse = run_cli("gnn", "train", "--epochs", "1", "--lr", "0.00001", env=env)
+        assert worse.returncode == 0, worse.stderr
+        assert "kept, not promoted" in worse.stdout
+        rows = registry.models(store.conn)
+        made += [r.path for r in rows]
+        assert len(rows) == 2 and registry.champion(store.conn) == champion
+        listed_models = run_cli("gnn", "models", env=env)
+        assert champion.version in listed_models.stdout
+
+        # the daemon reads the scores: a new purchase of the riskiest card says so
+        (_, card), _ = max(((k, v) for k, v in scores.items() if k[0] == "Card"),
+                           key=lambda kv: kv[1][0])
+        template = next(tx for tx, _ in itertools.islice(Generator(CONFIG), COUNT)
+                        if tx.card_id == card)
+        late = msgspec.structs.replace(template, transaction_id=f"{unique}-after-gnn",
+                                       event_ms=template.event_ms + 60_000)
+        produce(settings, [encode(late)])
+        daemon.run(settings, config, options, DecoderConfig())
+        reasons = {r.code for r in decisions(settings)[late.transaction_id].reasons}
+        assert "gnn_card" in reasons
+    finally:
+        store.close()
+        driver.close()
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
