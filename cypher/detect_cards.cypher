@@ -1,6 +1,6 @@
 // name: detect_cards
 // purpose: per-batch card checks: how many users hold the card, the largest fraud ring among its holders, GNN risk, and whether a confirmed-fraud or blocklisted entity lies within 2 hops (over cards, users, devices and IPs; sites are left out: every card meets every popular site); returns only the cards with something to report
-// params: ids: list<string>, min_risk: float
+// params: ids: list<string>, min_risk: float = 0.5
 // returns: id: string, holders: integer, ring_id: string|null, ring_size: integer, risk_score: float|null, near_fraud: string|null
 UNWIND $ids AS id
 MATCH (c:Card {id: id})

@@ -1,6 +1,6 @@
 // name: detect_devices
 // purpose: per-batch shared-device check; returns only the devices with something to report (linked to more than $max_cards cards or $max_users users, a GNN risk, or a fraud mark): streaming rows back costs more than the lookups
-// params: ids: list<string>, max_cards: integer, max_users: integer, min_risk: float
+// params: ids: list<string>, max_cards: integer, max_users: integer, min_risk: float = 0.5
 // returns: id: string, cards: integer, users: integer, risk_score: float|null, fraud_confirmed_ms: integer|null
 UNWIND $ids AS id
 MATCH (d:Device {id: id})

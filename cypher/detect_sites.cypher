@@ -1,6 +1,6 @@
 // name: detect_sites
 // purpose: per-batch compromised-site check; returns only the sites with at least $min_frauds confirmed frauds or a GNN risk, with the newest fraud's event time
-// params: ids: list<string>, min_frauds: integer, min_risk: float
+// params: ids: list<string>, min_frauds: integer, min_risk: float = 0.5
 // returns: id: string, fraud_count: integer, last_fraud_ms: integer|null, risk_score: float|null
 UNWIND $ids AS id
 MATCH (s:Site {id: id})

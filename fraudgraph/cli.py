@@ -148,7 +148,15 @@ def print_status(statuses: list[Any]) -> None:
 
 
 def _register_subcommands() -> None:
-    from fraudgraph import blocklist_cli, detector_cli, graph_cli, ingest_cli, query_cli
+    from fraudgraph import (
+        blocklist_cli,
+        browser_cli,
+        detector_cli,
+        gnn_cli,
+        graph_cli,
+        ingest_cli,
+        query_cli,
+    )
 
     cli.add_command(ingest_cli.generate)
     cli.add_command(ingest_cli.produce)
@@ -161,6 +169,8 @@ def _register_subcommands() -> None:
     cli.add_command(detector_cli.evaluate)
     cli.add_command(blocklist_cli.blocklist)
     cli.add_command(query_cli.query)
+    cli.add_command(gnn_cli.gnn)
+    cli.add_command(browser_cli.browser)
 
 
 _register_subcommands()

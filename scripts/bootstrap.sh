@@ -13,6 +13,8 @@ ls /usr/lib/jvm/java-17-openjdk-* >/dev/null 2>&1 || ls /usr/lib/jvm/java-21-ope
 command -v mvn >/dev/null 2>&1 || need_pkgs+=(maven)
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || [ -n "${FRAUDGRAPH_POSTGRES_DSN:-}" ] \
   || need_pkgs+=(postgresql)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)  # headless, for the Neo4j Browser test
+[ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "error: missing OS packages: ${need_pkgs[*]}; install them (sudo apt-get install ${need_pkgs[*]})" >&2
@@ -32,7 +34,7 @@ if [ ! -f "$stamp" ]; then
   echo "· creating .venv and installing fraudgraph (pip cache: ~/.cache/pip)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,gnn]'  # gnn: torch, ~3 GB, ~80 s
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

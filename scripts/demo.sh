@@ -3,7 +3,9 @@
 # a round trip through Kafka, Neo4j and PostgreSQL, stream 100,000 generated
 # card transactions with labelled fraud (every scenario) into Kafka, project
 # them into Neo4j while the detector daemon decides each one, and print the
-# decisions, throughput, latency and per-scenario recall against ground truth.  The stack keeps running afterwards: `fraudgraph stack status`,
+# decisions, throughput, latency and per-scenario recall against ground truth;
+# then train the GNN on the labels, score every entity and show the riskiest.
+# The stack keeps running afterwards: `fraudgraph stack status`,
 # `fraudgraph stack down`.  Running it again is harmless: the same seed gives
 # the same transactions, and the projection skips what it already has.
 set -euo pipefail
@@ -29,6 +31,11 @@ fraudgraph run --config scripts/demo-detectors.toml --until-idle 10s --metrics-p
 wait "$PROJECTOR"
 fraudgraph evaluate --truth "/tmp/${RUN}-truth.jsonl" --out "reports/${RUN}"
 fraudgraph graph stats
+# The GNN: train on the labels the daemon applied (and the baseline beside it), then score
+# every card, user and device; the daemon reads the scores from the next batch on.
+fraudgraph gnn train
+fraudgraph gnn score
+fraudgraph query run top_risk --param limit=10
 echo
 echo "Neo4j Browser: http://127.0.0.1:${FRAUDGRAPH_NEO4J_HTTP_PORT:-7474}/browser/ (user neo4j; password in the data folder's secrets.env)"
 echo "A flagged ring: MATCH (u:User) WHERE u.ring_id IS NOT NULL WITH u.ring_id AS ring, collect(u) AS members ORDER BY size(members) DESC LIMIT 1 UNWIND members AS u MATCH p=(u)-[:HOLDS|USES|FROM_IP]->() RETURN p"

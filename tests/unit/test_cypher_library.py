@@ -20,7 +20,8 @@ def test_header_is_complete_and_matches_the_body(name: str) -> None:
     assert {p.name for p in q.params} == q.used_params, "declared and used parameters differ"
     for p in q.params:
         assert p.type and (p.default is None or cypher.bind(q, {
-            other.name: "1" if other.type.startswith(("integer", "float")) else "x"
+            other.name: "1" if other.type.startswith(("integer", "float"))
+            else '["x"]' if other.type.startswith("list") else "x"
             for other in q.params if other.default is None}))
     if not q.writes:
         assert q.returns, "a read query names its returned columns"
@@ -53,7 +54,7 @@ def test_bind_types_defaults_and_errors() -> None:
     with pytest.raises(cypher.ParamError, match="needs --param user_id=<string>"):
         cypher.bind(cypher.query("ring_of"), {})
     ids = cypher.bind(cypher.query("detect_cards"), {"ids": '["a", "b"]'})
-    assert ids == {"ids": ["a", "b"]}
+    assert ids == {"ids": ["a", "b"], "min_risk": 0.5}  # the default filled in
     with pytest.raises(cypher.ParamError, match="ids must be list<string>"):
         cypher.bind(cypher.query("detect_cards"), {"ids": "a"})
 
