@@ -526,10 +526,19 @@ class BlocklistCache:
         self._entries: dict[Key, Entry] = {}
         self._watermark: datetime | None = None
         self._last_refresh: float | None = None
+        self._notified = False  # a change was heard and not loaded yet
 
     @property
     def watermark(self) -> datetime | None:
         return self._watermark
+
+    def due(self) -> bool:
+        """Whether :meth:`refresh` would query now (a change was notified, or
+        ``refresh_seconds`` passed); a caller that reports on the store's health asks
+        this first, since a throttled refresh proves nothing about the store."""
+        self._notified = self._notified or self._changed()
+        return (self._notified or self._last_refresh is None
+                or self._clock() - self._last_refresh >= self.refresh_seconds)
 
     def refresh(self, force: bool = False) -> int:
         """Apply the rows changed since the last refresh; return how many were loaded.
@@ -539,10 +548,9 @@ class BlocklistCache:
         loader error propagates; the next attempt is throttled all the same.
         """
         started = self._clock()
-        if (not force and not self._changed() and self._last_refresh is not None
-                and started - self._last_refresh < self.refresh_seconds):
+        if not force and not self.due():
             return 0
-        self._last_refresh = started
+        self._last_refresh, self._notified = started, False
         entries, self._watermark = self._load(self._watermark)
         now = self._now()
         for entry in entries:

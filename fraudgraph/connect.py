@@ -8,11 +8,16 @@ from fraudgraph.settings import Settings, require_secret
 from graph import driver as neo4j_driver
 
 
-def neo4j(settings: Settings) -> neo4j_driver.Driver:
-    """A verified driver for the configured Neo4j (the caller closes it)."""
+def neo4j(settings: Settings, retry_seconds: float = 30.0) -> neo4j_driver.Driver:
+    """A verified driver for the configured Neo4j (the caller closes it).
+
+    ``retry_seconds``: how long the driver itself retries a transaction that failed
+    for a transient reason (a deadlock, a lost connection) before raising; a service
+    loop with its own backoff and health reporting passes a few seconds."""
     n = settings.neo4j
     driver = neo4j_driver.connect(n.uri, n.user,
-                                  require_secret(n.password, "FRAUDGRAPH_NEO4J_PASSWORD"))
+                                  require_secret(n.password, "FRAUDGRAPH_NEO4J_PASSWORD"),
+                                  max_transaction_retry_time=retry_seconds)
     try:
         driver.verify_connectivity()
     except (neo4j_driver.ServiceUnavailable, neo4j_driver.AuthError) as exc:

@@ -102,7 +102,9 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     """Decide until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit); ``ready``
     is set once the consumer group has given this daemon its partitions."""
     stop = stop or stop_on_signals()
-    driver = connect.neo4j(settings)
+    # the driver retries transient failures for 3 s; longer outages are `retrying`'s,
+    # which reports them on /healthz and backs off
+    driver = connect.neo4j(settings, retry_seconds=3.0)
     GraphWriter(driver).apply_schema()
     store = connect.blocklist(settings)
     listener = connect.blocklist_listener(settings)
@@ -139,7 +141,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             if not batch.consumed:
                 if "kafka" in DEGRADED:  # librdkafka reconnects by itself; is it back?
                     attempt("kafka", source.probe)
-                attempt("postgres", cache.refresh)  # new entries and outages, even when idle
+                if cache.due():  # new entries and outages, even when idle
+                    attempt("postgres", cache.refresh)
                 feedback.drain(cache)
                 if ready is not None and source.assigned():
                     ready.set()
@@ -149,7 +152,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             idle.busy()
             stats.batch_started()
             t1 = time.perf_counter()
-            attempt("postgres", cache.refresh)  # down: decide on the last view    # 2
+            if cache.due():  # down: decide on the last view                       # 2
+                attempt("postgres", cache.refresh)
             txs = batch.transactions
             facts = (retrying("neo4j", stop, _graph_facts, driver, txs, thresholds)  # 3
                      if config.graph.enabled and txs else None)

@@ -85,13 +85,24 @@ def _problem(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
+def _failed(exc: BaseException, default: str) -> str:
+    """The service an error came from (an action may touch two), else ``default``."""
+    if isinstance(exc, Neo4jError | ServiceUnavailable):
+        return "neo4j"
+    if isinstance(exc, OperationalError | InterfaceError):
+        return "postgres"
+    if isinstance(exc, kafka.KafkaException | PublishError):
+        return "kafka"
+    return default
+
+
 def attempt(service: str, action: Callable[[], Any]) -> bool:
     """Run ``action`` once; on a service failure mark ``service`` degraded, log (once per
     ``LOG_EVERY``) and return False, so the caller goes on with what it has."""
     try:
         action()
     except RETRYABLE as exc:
-        service_down(service, _problem(exc), "going on with the last known state")
+        service_down(_failed(exc, service), _problem(exc), "going on with the last known state")
         return False
     service_up(service)
     return True
@@ -108,7 +119,7 @@ def retrying(service: str, stop: threading.Event, action: Callable[..., T], *arg
         try:
             result = action(*args)
         except RETRYABLE as exc:
-            service_down(service, _problem(exc), "retrying with backoff")
+            service_down(_failed(exc, service), _problem(exc), "retrying with backoff")
             if stop.is_set():
                 raise
             stop.wait(delay)

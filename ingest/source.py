@@ -134,9 +134,11 @@ class TransactionSource:
         consumer.assign(partitions)
 
     def probe(self, timeout: float = 2.0) -> None:
-        """Ask a broker for the input topic's metadata; raises KafkaException when none
-        answers (an outage check, never on the hot path)."""
-        self.consumer.list_topics(self.topic, timeout=timeout)
+        """Ask the broker for the input topic's first partition's offsets (a round trip:
+        metadata could come from the client's cache); raises KafkaException when no
+        broker answers.  An outage check, never on the hot path."""
+        self.consumer.get_watermark_offsets(kafka.TopicPartition(self.topic, 0),
+                                            timeout=timeout, cached=False)
 
     def positions(self) -> dict[tuple[str, int], int]:
         """The next offset to read of each assigned partition read from so far."""

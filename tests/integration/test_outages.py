@@ -54,11 +54,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         if condition():
             return
         time.sleep(0.5)
-    raise AssertionError(f"not within {timeout:.0f}s: {what}")
+    seen = getattr(condition, "seen", [])[-3:]
+    raise AssertionError(f"not within {timeout:.0f}s: {what}" + (f" (saw {seen})" if seen else ""))
 
 
 def reports(port: int, name: str) -> Callable[[], bool]:
-    return lambda: _health(port)["degraded"] == [name]
+    def check() -> bool:
+        seen.append(_health(port))
+        return bool(seen[-1]["degraded"] == [name])
+    seen: list[dict[str, object]] = []
+    check.seen = seen  # type: ignore[attr-defined]
+    return check
 
 
 def degraded_gauge(port: int, name: str) -> float:
