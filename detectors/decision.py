@@ -88,3 +88,7 @@ class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
     rules_version: str
     model_version: str | None = None
     produced_ms: int | None = None  # Kafka timestamp of the input: latency = decided - produced
+    #: review/block only: the command that shows the evidence (graph neighbourhood,
+    #: sharing, rings, nearby fraud); in Neo4j Browser, the guide's "explain a
+    #: decision" step with ``:param transaction_id => "<id>"``
+    evidence: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -118,7 +119,12 @@ class Detector:
             device_id=tx.device_id, ip_address=tx.ip_address, amount_minor=tx.amount_minor,
             currency=tx.currency, country=tx.country, event_time=iso_from_ms(tx.event_ms),
             event_ms=tx.event_ms, decided_ms=now_ms, rules_version=self.version,
-            produced_ms=produced_ms)
+            produced_ms=produced_ms,
+            evidence=None if verdict.decision == ALLOW else
+            f"{EXPLAIN} -p transaction_id={shlex.quote(tx.transaction_id)}")
+
+
+EXPLAIN = "fraudgraph query run explain_decision"
 
 
 def flagged_row(d: Decided) -> FlaggedTransaction:

@@ -94,6 +94,10 @@ def test_blocklisted_card_is_blocked_and_every_transaction_has_one_decision(
         assert blocked.decision == "block" and blocked.score == 1.0
         assert [r.code for r in blocked.reasons] == ["blocklist_card"]
         assert {got[f"{unique}-t{i}"].decision for i in range(5)} == {"allow"}
+        # an alert says how to open its evidence; an allow decision carries nothing extra
+        assert blocked.evidence == ("fraudgraph query run explain_decision "
+                                    f"-p transaction_id={unique}-t10")
+        assert {got[f"{unique}-t{i}"].evidence for i in range(5)} == {None}
         assert stats.rejected == 1 and stats.outcomes == Counter(allow=5, block=1)
         alerts = kafka.read_all(settings.kafka.bootstrap, settings.topics.alerts, timeout=20)
         training = kafka.read_all(settings.kafka.bootstrap, settings.topics.training, timeout=20)
