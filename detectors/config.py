@@ -160,7 +160,9 @@ class GraphConfig:
     compromised_site_min_frauds: int = 2
     compromised_site_weight: float = 0.15
     near_fraud_weight: float = 0.35
+    gnn_enabled: bool = True
     gnn_threshold: float = 0.5
+    gnn_weight: float = 0.4
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def reasons_for(tx: Transaction, devices: dict[str, dict[str, Any]],
 
 def _gnn(entity_type: str, facts: dict[str, Any], config: GraphConfig) -> list[Reason]:
     score = facts.get("risk_score")
-    if score is None or score < config.gnn_threshold:
+    if not config.gnn_enabled or score is None or score < config.gnn_threshold:
         return []
     return [Reason(f"gnn_{entity_type}", GNN, f"{entity_type} GNN risk {score:.2f}",
-                   float(score))]
+                   config.gnn_weight * float(score))]

@@ -129,7 +129,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     thresholds = detect.Thresholds(config.graph.shared_device_cards,
                                    config.graph.shared_device_users,
                                    config.graph.compromised_site_min_frauds,
-                                   config.graph.gnn_threshold)
+                                   config.graph.gnn_threshold
+                                   if config.graph.gnn_enabled else 2.0)  # 2: never
     stats, idle, watermark = DaemonStats(), IdleWatch(options.until_idle), EventTimeWatermark()
     last_ok = [time.monotonic()]
     server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))

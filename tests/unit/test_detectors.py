@@ -213,7 +213,10 @@ def test_graph_checks_turn_facts_into_reasons() -> None:
     found = {r.code: r for r in reasons_for(t, devices, cards, sites, graph)}
     assert sorted(found) == ["compromised_site", "fraud_ring", "gnn_device", "near_fraud",
                              "shared_card", "shared_device"]
-    assert found["gnn_device"].weight == 0.9 and found["shared_device"].flag == ("device",)
+    assert found["gnn_device"].weight == pytest.approx(0.4 * 0.9)  # gnn_weight x score
+    assert found["shared_device"].flag == ("device",)
+    assert "gnn_device" not in {r.code for r in reasons_for(
+        t, devices, cards, sites, dataclasses.replace(graph, gnn_enabled=False))}
     old = {"s1": {"fraud_count": 3, "last_fraud_ms": T0 - 30 * 86_400_000, "risk_score": None}}
     assert reasons_for(t, {}, {}, old, graph) == []
 
