@@ -13,6 +13,7 @@ from detectors.quality import measure, percentile
 from fraudgraph import daemon
 from fraudgraph.errors import ConfigError
 from fraudgraph.ingest_cli import decoder_config
+from fraudgraph.settings import require_secret
 from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
 
 RUN_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDGRAPH_NEO4J",
@@ -59,6 +60,9 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
     batches.  Runs until Ctrl-C / SIGTERM (or --until-idle).
     """
     settings = settings_from(ctx)
+    require_secret(settings.neo4j.password, "FRAUDGRAPH_NEO4J_PASSWORD")  # before any output
+    if settings.postgres.managed:
+        require_secret(settings.postgres.password, "FRAUDGRAPH_POSTGRES_PASSWORD")
     config = _config(config_ref)
     options = daemon.DaemonOptions(
         group=group, batch_size=batch_size, batch_timeout=batch_timeout / 1000,

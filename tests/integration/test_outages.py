@@ -133,6 +133,9 @@ def test_neo4j_postgres_and_kafka_outages_are_ridden_out(
     assert not running.is_alive()
 
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("fraudgraph")]
+    logged = "\n".join(r.getMessage() for r in caplog.records)  # every logger, the driver's too
+    for secret in (stack.neo4j.password, stack.postgres.password):
+        assert secret and secret not in logged
     for name in ("neo4j", "postgres", "kafka"):
         down = [m for m in messages if m.startswith(f"{name} unavailable")]
         assert 1 <= len(down) <= 1 + NEO4J_DOWN // LOG_EVERY + 1, (name, down)

@@ -60,3 +60,24 @@ def test_errors_are_short_and_have_no_traceback(args: tuple[str, ...], env: dict
     assert expected in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"FRAUDGRAPH_NEO4J_PASSWORD": "neo4j", "FRAUDGRAPH_POSTGRES_PASSWORD": "Str0ng-pg-1"},
+     "FRAUDGRAPH_NEO4J_PASSWORD is a default or empty password"),
+    ({"FRAUDGRAPH_NEO4J_PASSWORD": "Str0ng-neo-1", "FRAUDGRAPH_POSTGRES_PASSWORD": "postgres"},
+     "FRAUDGRAPH_POSTGRES_PASSWORD is a default or empty password"),
+    ({"FRAUDGRAPH_POSTGRES_PASSWORD": "Str0ng-pg-1"}, "FRAUDGRAPH_NEO4J_PASSWORD"),  # unset
+])
+def test_the_daemon_refuses_default_or_missing_passwords_in_production(
+        tmp_path: Path, env: dict[str, str], expected: str) -> None:
+    """Outside the dev profile nothing is generated and no default is accepted; the
+    error names the variable, never the value, and nothing is started."""
+    result = run("run", "--metrics-port", "0", FRAUDGRAPH_PROFILE="prod",
+                 FRAUDGRAPH_DATA_DIR=str(tmp_path), FRAUDGRAPH_KAFKA_BOOTSTRAP="127.0.0.1:1",
+                 **env)
+    assert result.returncode != 0 and result.stderr.startswith("error: ")
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    for value in env.values():
+        assert value not in result.stdout + result.stderr
+    assert not (tmp_path / "secrets.env").exists()
