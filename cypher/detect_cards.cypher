@@ -10,7 +10,7 @@ WITH c, holders, [u IN holders WHERE u.ring_id IS NOT NULL | u] AS members
 OPTIONAL CALL (c) {
   MATCH (c)-[:HOLDS|USED_ON|USES|FROM_IP*1..2]-(x)
   WHERE x <> c AND (x.fraud_confirmed_ms IS NOT NULL OR x.blocked = true)
-  RETURN labels(x)[0] + ' ' + x.id AS near
+  RETURN head([l IN labels(x) WHERE NOT l IN ['Blocked', 'ConfirmedFraud', 'HighRisk']]) + ' ' + x.id AS near
   LIMIT 1
 }
 WITH c, holders, members, near

@@ -9,7 +9,7 @@ OPTIONAL CALL (c) {
   MATCH (c)-[:HOLDS|USED_ON|USES|FROM_IP*1..2]-(x)
   WHERE x <> c AND (x.fraud_confirmed_ms IS NOT NULL OR x.blocked = true)
   WITH DISTINCT x ORDER BY x.id LIMIT 20
-  RETURN collect(labels(x)[0] + ' ' + x.id) AS flagged_nearby
+  RETURN collect(head([l IN labels(x) WHERE NOT l IN ['Blocked', 'ConfirmedFraud', 'HighRisk']]) + ' ' + x.id) AS flagged_nearby
 }
 RETURN t.id AS transaction_id, t.decision AS decision, t.score AS score, t.reasons AS reasons,
        c.id AS card, u.id AS user, s.id AS site, d.id AS device,

@@ -4,4 +4,4 @@
 // returns: label: string, id: string, fraud_ms: integer
 MATCH (n)
 WHERE n.fraud_confirmed_ms IS NOT NULL AND (n:Card OR n:User OR n:Device)
-RETURN labels(n)[0] AS label, n.id AS id, n.fraud_confirmed_ms AS fraud_ms
+RETURN head([l IN labels(n) WHERE NOT l IN ['Blocked', 'ConfirmedFraud', 'HighRisk']]) AS label, n.id AS id, n.fraud_confirmed_ms AS fraud_ms

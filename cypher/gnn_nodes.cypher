@@ -4,4 +4,4 @@
 // returns: label: string, id: string
 MATCH (n)
 WHERE n:User OR n:Card OR n:Site OR n:Device OR n:IP
-RETURN labels(n)[0] AS label, n.id AS id
+RETURN head([l IN labels(n) WHERE NOT l IN ['Blocked', 'ConfirmedFraud', 'HighRisk']]) AS label, n.id AS id

@@ -16,7 +16,8 @@ WITH r, t, coalesce(tc.id, r.card_id) AS card_id, coalesce(t.user_id, r.user_id)
      ts, td, coalesce(t.event_ms, r.event_ms) AS event_ms
 OPTIONAL MATCH (c:Card {id: card_id})
 OPTIONAL MATCH (u:User {id: user_id})
-SET c.fraud_confirmed_ms = CASE WHEN c.fraud_confirmed_ms > event_ms THEN c.fraud_confirmed_ms ELSE event_ms END,
+SET c:ConfirmedFraud, u:ConfirmedFraud, td:ConfirmedFraud,
+    c.fraud_confirmed_ms = CASE WHEN c.fraud_confirmed_ms > event_ms THEN c.fraud_confirmed_ms ELSE event_ms END,
     u.fraud_confirmed_ms = CASE WHEN u.fraud_confirmed_ms > event_ms THEN u.fraud_confirmed_ms ELSE event_ms END,
     td.fraud_confirmed_ms = CASE WHEN td.fraud_confirmed_ms > event_ms THEN td.fraud_confirmed_ms ELSE event_ms END,
     ts.fraud_count = coalesce(ts.fraud_count, 0) + 1,

@@ -12,7 +12,7 @@ CALL () {
 MATCH p = (n)-[:HOLDS|USED_ON|USES|FROM_IP*1..2]-(m)
 WHERE m <> n
 WITH m, min(length(p)) AS hops
-RETURN labels(m)[0] AS label, m.id AS id, hops, m.risk_score AS risk_score,
+RETURN head([l IN labels(m) WHERE NOT l IN ['Blocked', 'ConfirmedFraud', 'HighRisk']]) AS label, m.id AS id, hops, m.risk_score AS risk_score,
        coalesce(m.blocked, false) AS blocked, m.fraud_confirmed_ms IS NOT NULL AS confirmed_fraud
 ORDER BY hops, label, id
 LIMIT $limit

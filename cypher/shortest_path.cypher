@@ -17,5 +17,5 @@ CALL () {
   UNION MATCH (n:Site {id: $to_id}) WHERE $to_label = 'Site' RETURN n AS b
 }
 MATCH p = shortestPath((a)-[:HOLDS|PAID_AT|USED_ON|USES|FROM_IP*..6]-(b))
-RETURN length(p) AS hops, [x IN nodes(p) | labels(x)[0] + ' ' + x.id] AS nodes,
+RETURN length(p) AS hops, [x IN nodes(p) | head([l IN labels(x) WHERE NOT l IN ['Blocked', 'ConfirmedFraud', 'HighRisk']]) + ' ' + x.id] AS nodes,
        [r IN relationships(p) | type(r)] AS relationships

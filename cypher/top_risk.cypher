@@ -4,7 +4,7 @@
 // returns: label: string, id: string, risk_score: float, risk_model: string|null, blocked: boolean
 MATCH (n)
 WHERE n.risk_score IS NOT NULL
-RETURN labels(n)[0] AS label, n.id AS id, n.risk_score AS risk_score, n.risk_model AS risk_model,
+RETURN head([l IN labels(n) WHERE NOT l IN ['Blocked', 'ConfirmedFraud', 'HighRisk']]) AS label, n.id AS id, n.risk_score AS risk_score, n.risk_model AS risk_model,
        coalesce(n.blocked, false) AS blocked
 ORDER BY risk_score DESC, label, id
 LIMIT $limit

@@ -238,7 +238,7 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
         total = sum(len(data.node_ids[t]) for t in TARGETS)
         for rows in _batches(data, predicted):
             driver.execute_query(cypher.load("gnn_write_scores"), rows, model=row.version,
-                                 scored_ms=now_ms)
+                                 scored_ms=now_ms, high_risk=flag_threshold)
             progress("write scores", sum(len(v) for v in rows.values()), total)
         seconds["write"] = time.perf_counter() - t0
         entries = [NewEntry(ENTITY_TYPE[t], node_id, "gnn_risk", "gnn", round(float(s), 6),

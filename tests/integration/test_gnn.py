@@ -80,6 +80,13 @@ def test_train_score_promote_and_decide_with_the_scores(
         assert {model for _, model in scores.values()} == {champion.version}
         high = {(label.lower(), node_id) for (label, node_id), (s, _) in scores.items()
                 if s >= FLAG}
+        # the Browser style's highlight labels: high risk, confirmed fraud, blocked
+        marked = {label: {(r["label"].lower(), r["id"]) for r in driver.execute_query(
+            "MATCH (n) WHERE $marker IN labels(n) RETURN n.id AS id, "
+            "head([l IN labels(n) WHERE l IN ['Card', 'User', 'Device']]) AS label",
+            marker=label).records} for label in ("HighRisk", "ConfirmedFraud", "Blocked")}
+        assert marked["HighRisk"] == high
+        assert marked["ConfirmedFraud"] and marked["Blocked"] >= high
         listed = {(e.entity_type, e.entity_id): e for e in store.list(limit=1_000_000)}
         assert high and high <= set(listed)  # a card a label listed already keeps source label
         by_gnn = {key: e for key, e in listed.items() if e.source == "gnn"}
