@@ -465,9 +465,13 @@ class BlocklistListener:
         """Listen for changes in ``schema``; connecting waits for the first :meth:`changed`."""
         def connect() -> Connection:
             conn = psycopg2.connect(dsn)
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+            try:
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+            except psycopg2.Error:
+                conn.close()
+                raise
             return conn
         return cls(connect, schema)
 
@@ -481,12 +485,12 @@ class BlocklistListener:
             self._last_try = now
             try:
                 self._conn = self._connect()
-            except OperationalError:
+            except psycopg2.Error:
                 return False
             return True
         try:
             self._conn.poll()
-        except (OperationalError, InterfaceError):
+        except psycopg2.Error:  # a broken connection, whatever the driver calls it
             self.close()
             return True
         notifies = self._conn.notifies
@@ -551,6 +555,8 @@ class BlocklistCache:
         if not force and not self.due():
             return 0
         self._last_refresh, self._notified = started, False
+        # a failed load is retried at the next poll (refresh_seconds): the watermark
+        # is unchanged, so nothing committed in between is missed
         entries, self._watermark = self._load(self._watermark)
         now = self._now()
         for entry in entries:

@@ -80,7 +80,7 @@ def load(path: Path, rules_version: str) -> Checkpoint | None:
             offsets={(str(t), int(p)): int(o) for t, p, o in raw["offsets"]},
             state=raw["state"], rules_version=str(raw["rules_version"]),
             written_at=float(raw["written_at"]))
-    except (OSError, ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, msgspec.DecodeError) as exc:
         log.warning("ignoring the rule-state checkpoint %s (%s): starting with empty state",
                     path, exc)
         return None

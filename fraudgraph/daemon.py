@@ -52,6 +52,7 @@ from detectors.blocklist import BlocklistCache, BlocklistStore, NewEntry
 from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
 from detectors.pipeline import Decided, Detector, flagged_row
+from detectors.rules import RuleEngine
 from fraudgraph import connect, metrics
 from fraudgraph.feedback import DEGRADED, Feedback, attempt, retrying, service_down
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
@@ -59,7 +60,7 @@ from fraudgraph.settings import Settings
 from graph import detect
 from graph.projection import GraphWriter
 from ingest import kafka
-from ingest.publish import Publisher, PublishError
+from ingest.publish import Publisher
 from ingest.source import EventTimeWatermark, TransactionSource
 from ingest.transaction import DecoderConfig, Transaction, encode
 
@@ -118,11 +119,11 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                                topics.dlq, decoder, batch_size=options.batch_size,
                                batch_timeout=options.batch_timeout,
                                from_beginning=options.from_beginning,
-                               start_offsets=state.restore(),
                                # small fetches per partition keep partitions close in
                                # event time (rule state and labels follow event time)
                                **{"max.partition.fetch.bytes": 128 * 1024,
                                   "error_cb": _kafka_error})
+    state.restore(source)
     out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
     feedback = Feedback(settings, config, options.group, driver, connect.blocklist(settings),
                         from_beginning=options.from_beginning, labels=options.labels)
@@ -166,7 +167,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                 _publish(out, topics, d)
             retrying("postgres", stop, _store, store, feedback, decided, flags)    # 6
             t4 = time.perf_counter()
-            retrying("kafka", stop, _flush, out, topics, decided)                  # 7
+            retrying("kafka", stop, out.flush)  # failed records are queued again   # 7
             published_ms = time.time() * 1000  # the decisions are produced: latency ends
             retrying("kafka", stop, source.commit, True)                           # 8
             state.checkpoint(source)
@@ -207,18 +208,31 @@ class _RuleState:
         self.detector = detector
         self.last = time.monotonic()
 
-    def restore(self) -> dict[tuple[str, int], int] | None:
-        """Load the checkpoint into the rules; return the offsets to resume at."""
+    def restore(self, source: TransactionSource) -> None:
+        """Load the checkpoint into the rules and have ``source`` resume at its offsets.
+        A ``--from-beginning`` run removes it (it rebuilds the state from the start);
+        a checkpoint whose offsets the topic no longer has is ignored."""
         if self.every is None:
-            return None
+            if self.path.exists():
+                self.path.unlink()
+            return
         saved = checkpoint.load(self.path, self.detector.version)
         if saved is None:
-            return None
-        self.detector.engine.restore(saved.state)
+            return
+        if not source.offsets_valid(saved.offsets):
+            log.warning("ignoring the rule-state checkpoint %s: its offsets are outside the "
+                        "topic's (recreated, or truncated by retention); empty state", self.path)
+            return
+        try:
+            self.detector.engine.restore(saved.state)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            log.warning("ignoring the rule-state checkpoint %s (%s); empty state", self.path, exc)
+            self.detector.engine.restore(RuleEngine(self.detector.config).snapshot())
+            return
+        source.start_at(saved.offsets)
         log.warning("rule state restored from %s (%s); resuming at %s", self.path,
-                 ", ".join(f"{k} {v}" for k, v in self.detector.engine.state_sizes().items()),
-                 ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(saved.offsets.items())))
-        return saved.offsets
+                    ", ".join(f"{k} {v}" for k, v in self.detector.engine.state_sizes().items()),
+                    ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(saved.offsets.items())))
 
     def checkpoint(self, source: TransactionSource, force: bool = False) -> None:
         """Save state and positions, at most every ``checkpoint_every`` seconds (or now);
@@ -262,18 +276,6 @@ def _publish(out: Publisher, topics: Any, d: Decided) -> None:
         out.send(topics.training, key, encode(d.transaction))
     else:
         out.send(topics.alerts, key, value)
-
-
-def _flush(out: Publisher, topics: Any, decided: list[Decided]) -> None:
-    """Wait for Kafka to acknowledge the batch's outputs; when some failed (a broker
-    away past the delivery timeout), queue the whole batch again (same keys) and
-    raise, so ``retrying`` backs off and flushes the resent records."""
-    try:
-        out.flush()
-    except PublishError:
-        for d in decided:
-            _publish(out, topics, d)
-        raise
 
 
 def _store(store: BlocklistStore, feedback: Feedback, decided: list[Decided],

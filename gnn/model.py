@@ -74,8 +74,10 @@ class Standardiser:
     def fit(cls, data: GraphData) -> Standardiser:
         mean = {t: x.mean(axis=0).tolist() if len(x) else [0.0] * x.shape[1]
                 for t, x in data.x.items()}
-        std = {t: (x.std(axis=0) + 1e-6).tolist() if len(x) else [1.0] * x.shape[1]
-               for t, x in data.x.items()}
+        # a feature constant in training keeps scale 1: dividing by ~0 would blow up
+        # any later variation of it at scoring time
+        std = {t: np.where(x.std(axis=0) < 1e-3, 1.0, x.std(axis=0)).tolist() if len(x)
+               else [1.0] * x.shape[1] for t, x in data.x.items()}
         return cls(mean, std)
 
     def apply(self, data: GraphData) -> dict[str, torch.Tensor]:
@@ -193,6 +195,6 @@ class Artifact:
 
     def check_features(self, data: GraphData) -> None:
         """The graph must give the features this model was trained on."""
-        for t in TARGETS:
-            if data.feature_names[t] != self.feature_names[t]:
+        for t in self.feature_names:
+            if data.feature_names.get(t) != self.feature_names[t]:
                 raise ValueError(f"{t} features differ from the model's: retrain it")

@@ -155,7 +155,10 @@ def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
             registry.record(store.conn, registry.ModelRow(
                 version, datetime.now(UTC), data.oldest_ms, data.newest_ms, split.cut_ms,
                 data.entities, metric, metrics, asdict(config), str(where), False, None))
-            promoted = promote and (champion_metric is None or metric > champion_metric)
+            # no fraud after the cut-off: nothing measured the model, so it is not promoted
+            measured = metrics["gnn"]["all"]["positives"] > 0
+            promoted = promote and measured and (champion_metric is None
+                                                 or metric > champion_metric)
             if promoted:
                 registry.promote(store.conn, version)
     finally:
@@ -180,7 +183,7 @@ def _champion_metric(champion: registry.ModelRow | None, data: GraphData,
     try:
         artifact, model = Artifact.load(Path(champion.path))
         predicted = predict(artifact, model, data)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
         log.warning("the champion %s cannot score this graph (%s): any new model replaces it",
                     champion.version, exc)
         return -1.0

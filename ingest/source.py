@@ -25,7 +25,7 @@ from typing import Any
 
 from ingest import kafka
 from ingest.dlq import dlq_record
-from ingest.publish import Publisher, PublishError
+from ingest.publish import Publisher
 from ingest.transaction import DecodeError, DecoderConfig, Transaction, decode
 
 
@@ -77,20 +77,17 @@ class TransactionSource:
     def __init__(self, bootstrap: str, group_id: str, topic: str, dlq_topic: str,
                  config: DecoderConfig | None = None, *, batch_size: int = 5000,
                  batch_timeout: float = 0.5, from_beginning: bool = False,
-                 start_offsets: dict[tuple[str, int], int] | None = None,
                  **consumer_overrides: Any) -> None:
-        """``start_offsets``: where to start partitions the first time they are
-        assigned (a rule-state checkpoint's), instead of the committed offsets."""
         self.consumer = kafka.consumer(bootstrap, group_id, **consumer_overrides)
-        self._start = dict(start_offsets or {})
-        self._dlq_unconfirmed: list[tuple[bytes | None, bytes]] = []
+        self._start: dict[tuple[str, int], int] = {}  # see start_at
+        #: next offset per partition after what this process consumed: a redelivery
+        #: (a lost async commit, a rebalance) is dropped, its effects are durable already
+        self._next: dict[tuple[str, int], int] = {}
         self.topic = topic
         if from_beginning:
             self.consumer.subscribe([topic], on_assign=kafka.rewind_on_assign)
-        elif self._start:
-            self.consumer.subscribe([topic], on_assign=self._start_at)
         else:
-            self.consumer.subscribe([topic])
+            self.consumer.subscribe([topic], on_assign=self._start_at)
         self.dlq = Publisher(bootstrap)
         self.dlq_topic = dlq_topic
         self.config = config or DecoderConfig()
@@ -113,6 +110,9 @@ class TransactionSource:
             raw = msg.value()
             where = (msg.topic() or "", msg.partition() or 0)
             offset = msg.offset() or 0
+            if offset < self._next.get(where, 0):
+                continue  # consumed and done before this process was handed it again
+            self._next[where] = offset + 1
             high[where] = offset  # messages of a partition arrive in offset order
             try:
                 good.append(decode(raw if raw is not None else b"", config))
@@ -122,9 +122,12 @@ class TransactionSource:
                 reasons[error.reason] += 1
                 key, value = dlq_record(raw, msg.key(), error, where[0], where[1], offset)
                 self.dlq.send(self.dlq_topic, key, value)
-                self._dlq_unconfirmed.append((key, value))
         return Batch(good, len(messages), sum(reasons.values()), reasons, positions, high,
                      produced)
+
+    def start_at(self, offsets: dict[tuple[str, int], int]) -> None:
+        """Start these partitions here when they are first assigned (a checkpoint's)."""
+        self._start = dict(offsets)
 
     def _start_at(self, consumer: Any, partitions: list[kafka.TopicPartition]) -> None:
         for tp in partitions:
@@ -132,6 +135,19 @@ class TransactionSource:
             if offset is not None:
                 tp.offset = offset
         consumer.assign(partitions)
+
+    def offsets_valid(self, offsets: dict[tuple[str, int], int], timeout: float = 10.0) -> bool:
+        """Whether every offset lies within its partition's current range (a checkpoint
+        of a deleted and recreated topic, or of a run long ago, does not)."""
+        for (topic, partition), offset in offsets.items():
+            try:
+                low, high = self.consumer.get_watermark_offsets(
+                    kafka.TopicPartition(topic, partition), timeout=timeout, cached=False)
+            except kafka.KafkaException:
+                return False
+            if not low <= offset <= high:
+                return False
+        return True
 
     def probe(self, timeout: float = 2.0) -> None:
         """Ask the broker for the input topic's first partition's offsets (a round trip:
@@ -187,15 +203,8 @@ class TransactionSource:
         ``asynchronous`` does not wait for the broker's answer: the effects are
         already durable, and a commit that is lost is covered by the next one (or
         the batch is redelivered, which idempotent effects absorb).  When DLQ records
-        failed (a broker away past the delivery timeout) they are queued again and
-        the error raised: the caller retries."""
-        try:
-            self.dlq.flush()
-        except PublishError:
-            for key, value in self._dlq_unconfirmed:
-                self.dlq.send(self.dlq_topic, key, value)
-            raise
-        self._dlq_unconfirmed.clear()
+        failed the publisher queues them again and raises: the caller retries."""
+        self.dlq.flush()  # failed records are queued again by the publisher
         try:
             if asynchronous:
                 self.consumer.commit(asynchronous=True)
