@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,16 @@ import msgspec
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+
+
+def _encode_other(value: Any) -> Any:
+    if isinstance(value, deque):
+        return list(value)
+    raise NotImplementedError(f"cannot checkpoint {type(value).__name__}")
+
+
+_ENCODER = msgspec.msgpack.Encoder(enc_hook=_encode_other)  # dataclasses, sets, tuples: native
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
 
 
@@ -50,7 +60,7 @@ def path_for(data_dir: Path, group: str, topic: str) -> Path:
 
 def save(path: Path, offsets: Offsets, state: dict[str, Any], rules_version: str) -> int:
     """Write atomically; return the size in bytes."""
-    data = msgspec.msgpack.encode({
+    data = _ENCODER.encode({
         "format": FORMAT, "rules_version": rules_version, "written_at": time.time(),
         "offsets": [[topic, partition, offset] for (topic, partition), offset in offsets.items()],
         "state": state})

@@ -90,29 +90,25 @@ class RuleEngine:
                               config.rules.card_testing.window_ms) + LATENESS_MS
 
     def snapshot(self) -> dict[str, Any]:
-        """The whole rule state as plain data (lists, in LRU order: oldest first), for
-        :mod:`detectors.checkpoint`; :meth:`restore` reads it back."""
-        return {
-            "cards": [[k, [list(e) for e in v]] for k, v in self.cards.data.items()],
-            "users": [[k, u.count, u.max_usd, sorted(u.devices), sorted(u.countries),
-                       [list(e) for e in u.recent]] for k, u in self.users.data.items()],
-            "device_cards": [[k, sorted(v)] for k, v in self.device_cards.data.items()],
-            "device_users": [[k, sorted(v)] for k, v in self.device_users.data.items()],
-            "ip_users": [[k, sorted(v)] for k, v in self.ip_users.data.items()],
-        }
+        """The whole rule state, in LRU order (oldest first), for
+        :mod:`detectors.checkpoint` to encode at once (the live objects: encode before
+        the next transaction); :meth:`restore` reads the decoded form back."""
+        return {name: list(getattr(self, name).data.items())
+                for name in ("cards", "users", "device_cards", "device_users", "ip_users")}
 
     def restore(self, state: dict[str, Any]) -> None:
-        """Replace the state with a :meth:`snapshot` (this config's limits apply: with
-        smaller limits the least recent keys are left out)."""
+        """Replace the state with a decoded :meth:`snapshot` (this config's limits apply:
+        with smaller limits the least recent keys are left out)."""
         history = self.config.state.history_per_card
         self.cards.data = OrderedDict(
             (k, deque(((int(e[0]), int(e[1]), float(e[2]), str(e[3])) for e in v),
                       maxlen=history))
             for k, v in state["cards"][-self.cards.limit:])
         self.users.data = OrderedDict(
-            (k, UserState(int(count), float(max_usd), set(devices), set(countries),
-                          deque(((int(e[0]), str(e[1])) for e in recent), maxlen=8)))
-            for k, count, max_usd, devices, countries, recent in state["users"][-self.users.limit:])
+            (k, UserState(int(u["count"]), float(u["max_usd"]), set(u["devices"]),
+                          set(u["countries"]),
+                          deque(((int(e[0]), str(e[1])) for e in u["recent"]), maxlen=8)))
+            for k, u in state["users"][-self.users.limit:])
         for name in ("device_cards", "device_users", "ip_users"):
             table: Lru[str, set[str]] = getattr(self, name)
             table.data = OrderedDict((k, set(v)) for k, v in state[name][-table.limit:])

@@ -79,7 +79,7 @@ class DaemonOptions:
     metrics_port: int = 0
     labels: bool = True
     keep_decisions: bool = False  # remember every decision (for a summary at the end)
-    checkpoint_every: float | None = 10.0  # seconds between rule-state checkpoints; None: off
+    checkpoint_every: float | None = 30.0  # seconds between rule-state checkpoints; None: off
 
 
 @dataclass

@@ -41,7 +41,7 @@ class _Truth(msgspec.Struct):
 @click.option("--metrics-port", type=int, default=9110, show_default=True,
               help="Serve /metrics and /healthz on 127.0.0.1:PORT (0: off).")
 @click.option("--no-labels", is_flag=True, help="Do not consume the fraud-labels topic.")
-@click.option("--checkpoint-every", type=DURATION, default="10s", show_default=True,
+@click.option("--checkpoint-every", type=DURATION, default="30s", show_default=True,
               help="Save the rule state with the input offsets this often (a restart after "
                    "a crash resumes from it); 0: never.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -58,12 +58,15 @@ def test_restored_state_decides_the_rest_of_the_stream_like_an_uninterrupted_eng
     assert decide_all(RuleEngine(CONFIG), txs[4000:]) != whole[4000:]  # what the state is for
 
 
-def test_restore_keeps_the_most_recent_keys_within_smaller_limits() -> None:
+def test_restore_keeps_the_most_recent_keys_within_smaller_limits(tmp_path: Path) -> None:
     engine = RuleEngine(CONFIG)
     decide_all(engine, stream(2000))
     small = dataclasses.replace(CONFIG, state=dataclasses.replace(CONFIG.state, max_cards=10))
     restored = RuleEngine(small)
-    restored.restore(engine.snapshot())
+    checkpoint.save(tmp_path / "c", {("t", 0): 1}, engine.snapshot(), "v1")
+    loaded = checkpoint.load(tmp_path / "c", "v1")
+    assert loaded is not None
+    restored.restore(loaded.state)
     assert list(restored.cards.data) == list(engine.cards.data)[-10:]
 
 
