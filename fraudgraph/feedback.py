@@ -54,6 +54,9 @@ MAX_PENDING_LABELS = 200_000  # labels waiting for the stream's event time; then
 LABELS_EVERY = 0.5  # seconds between label polls of the worker
 RETRY_EVERY = 10  # worker passes between retries of decisions whose node is not there yet
 DECISION_TRIES = 24  # retries (~2 min) a decision waits for its transaction's detail node
+#: decisions waiting for their node, at most (beyond, the annotation on the node is
+#: skipped; the decision itself is on the topic and in PostgreSQL)
+MAX_UNDECIDED = 50_000
 LOG_EVERY = 30.0  # seconds between repeated outage log lines
 #: Services failing right now (for /healthz; the gauge carries the same for Prometheus).
 DEGRADED: set[str] = set()
@@ -213,7 +216,7 @@ class Feedback:
         if rows:
             found = retrying("neo4j", self._stop, detect.set_decisions, self.driver, rows)
             for row in fresh:  # not projected yet: tried again every RETRY_EVERY passes
-                if row["id"] not in found:
+                if row["id"] not in found and len(self.undecided) < MAX_UNDECIDED:
                     self.undecided.setdefault(row["id"], (row, 0))
             if retry:
                 self.undecided = {key: (row, tries + 1) for key, (row, tries) in

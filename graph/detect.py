@@ -13,6 +13,7 @@ from typing import Any
 import cypher
 from graph.driver import Driver
 
+WRITE_CHUNK = 5000  # rows per write transaction of the feedback worker
 LABEL_OF = {"card": "cards", "user": "users", "device": "devices", "ip": "ips", "site": "sites"}
 
 
@@ -87,7 +88,12 @@ def label_fraud(driver: Driver, rows: list[dict[str, Any]],
 
 def set_decisions(driver: Driver, rows: list[dict[str, Any]],
                   database: str = "neo4j") -> set[str]:
-    """Write decisions onto their Transaction nodes; returns the ids that were found."""
-    records, _, _ = driver.execute_query(cypher.load("set_decisions"), rows=rows,
-                                         database_=database)
-    return {r["id"] for r in records}
+    """Write decisions onto their Transaction nodes, at most ``WRITE_CHUNK`` per
+    transaction (bounded Neo4j heap however many waited); returns the ids found."""
+    found: set[str] = set()
+    for start in range(0, len(rows), WRITE_CHUNK):
+        records, _, _ = driver.execute_query(cypher.load("set_decisions"),
+                                             rows=rows[start:start + WRITE_CHUNK],
+                                             database_=database)
+        found.update(r["id"] for r in records)
+    return found
