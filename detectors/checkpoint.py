@@ -36,7 +36,7 @@ FORMAT = 2
 def _encode_other(value: Any) -> Any:
     if isinstance(value, deque):
         return list(value)
-    raise NotImplementedError(f"cannot checkpoint {type(value).__name__}")
+    raise TypeError(f"cannot checkpoint {type(value).__name__}")
 
 
 _ENCODER = msgspec.msgpack.Encoder(enc_hook=_encode_other)  # dataclasses, sets, tuples: native

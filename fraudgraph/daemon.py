@@ -227,7 +227,7 @@ class _RuleState:
             self.detector.engine.restore(saved.state)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             log.warning("ignoring the rule-state checkpoint %s (%s); empty state", self.path, exc)
-            self.detector.engine.restore(RuleEngine(self.detector.config).snapshot())
+            self.detector.engine = RuleEngine(self.detector.config)  # nothing half-restored
             return
         source.start_at(saved.offsets)
         log.warning("rule state restored from %s (%s); resuming at %s", self.path,
