@@ -7,7 +7,8 @@ it as in production.  Latency runs from the Kafka timestamp of a transaction to
 its decision being acknowledged by Kafka.  Then the naive baseline
 (``fraudgraph.naive``) reads the same topic and the daemon's throughput is
 reported as a ratio to it.  CPU seconds are measured per process: the daemon
-(this process), the projector (a child), Kafka, Neo4j and PostgreSQL.
+(this process), the load generator and the projector (children), Kafka, Neo4j
+and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -116,15 +117,28 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     result = BenchResult(count, rate, projection)
     ready = threading.Event()
 
+    env = {**os.environ, **{f"FRAUDGRAPH_TOPIC_{k.upper()}": v for k, v in names.items()}}
+    labels_path = scratch / f"{run_id}.jsonl"
+
     def produce() -> None:
         sink = KafkaSink(Publisher(bench.kafka.bootstrap, **{"linger.ms": 1}),
                          names["transactions"], names["labels"])
-        generate(Generator(GeneratorConfig(seed=seed)), sink, scratch / f"{run_id}.jsonl",
+        generate(Generator(GeneratorConfig(seed=seed)), sink, labels_path,
                  count=count, duration=None, rate=rate, progress=lambda _n: None)
 
     def produce_when_ready() -> None:
+        """The offered load comes from its own process, so the daemon's memory samples
+        and CPU time are the daemon's alone."""
         ready.wait(120)  # the daemon has joined its group: latency excludes the join
-        produce()
+        generator = subprocess.Popen(
+            [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count),
+             "--rate", str(rate), "--seed", str(seed), "--labels", str(labels_path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _pid, status, usage = os.wait4(generator.pid, 0)
+        generator.returncode = os.waitstatus_to_exitcode(status)
+        result.cpu_seconds["load generator"] = usage.ru_utime + usage.ru_stime
+        if generator.returncode != 0:
+            report(f"the load generator stopped with exit status {generator.returncode}")
 
     if rate <= 0:
         report(f"producing {count:,} transactions to {names['transactions']}")
@@ -134,7 +148,6 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     projector, projector_started = None, time.monotonic()
     if projection:
-        env = {**os.environ, **{f"FRAUDGRAPH_TOPIC_{k.upper()}": v for k, v in names.items()}}
         projector = subprocess.Popen(
             [sys.executable, "-m", "fraudgraph", "project", "--until-idle", "5s",
              "--metrics-port", "0", "--group", f"bench-projection-{run_id}"],
@@ -155,6 +168,8 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
                            ready=ready)
         sampling.set()
         result.cpu_seconds["detector daemon"] = time.process_time() - cpu_started
+        if producer.is_alive():
+            producer.join()
         result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
         result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
         if projector is not None:
@@ -167,7 +182,8 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             result.cpu_seconds["projector"] = (children.ru_utime + children.ru_stime
                                                - children_before.ru_utime
-                                               - children_before.ru_stime)
+                                               - children_before.ru_stime
+                                               - result.cpu_seconds.get("load generator", 0))
         for name, pids in services.items():
             result.cpu_seconds[name] = _cpu(pids) - cpu_before[name]
         report(f"naive baseline: one message at a time, up to {baseline_count:,}")
@@ -244,3 +260,28 @@ def _cpu(pids: list[int]) -> float:
             continue
         total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return total / CLOCK_TICKS
+
+
+def plot_samples(samples: Sequence[dict[str, float]], path: Path) -> Path:
+    """A soak run's picture: daemon RSS, consumer lag and cards in the rule state over
+    time (``samples`` as in :meth:`BenchResult.as_json`), one panel each, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [s["seconds"] / 60 for s in samples]
+    panels = (("rss_mb", "daemon RSS (MB)"), ("lag", "consumer lag (messages)"),
+              ("cards_in_rule_state", "cards in the rule state"))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 7), sharex=True)
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        ax.plot(minutes, [s[key] for s in samples], linewidth=1.2)
+        ax.set_ylabel(title, fontsize=9)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[-1].set_xlabel("minutes")
+    fig.suptitle("fraudgraph bench: soak")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
