@@ -1,9 +1,15 @@
-"""`fraudgraph blocklist list | add | remove | show`: the PostgreSQL blocklist by hand."""
+"""`fraudgraph blocklist list | add | remove | show`: the PostgreSQL blocklist by hand.
+
+`add` and `remove` also set or clear the node's blocked mark in Neo4j (the
+:Blocked label the Browser shows and the ``blocked`` property the detectors'
+proximity checks read), as the daemon does for the entries it makes."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -11,10 +17,13 @@ from rich.table import Table
 
 from detectors.blocklist import ENTITY_TYPES, SOURCES, Entry, NewEntry
 from fraudgraph import connect
-from fraudgraph.errors import FraudgraphError
+from fraudgraph.errors import FraudgraphError, ServiceUnavailable
+from fraudgraph.settings import Settings
 from fraudgraph.ui import DURATION, env_epilog, out, settings_from
+from graph import detect
 
 BLOCKLIST_ENV = env_epilog("FRAUDGRAPH_POSTGRES")
+CHANGE_ENV = env_epilog("FRAUDGRAPH_POSTGRES", "FRAUDGRAPH_NEO4J")
 ENTITY_TYPE = click.Choice(ENTITY_TYPES)
 
 
@@ -71,7 +80,7 @@ def list_entries(ctx: click.Context, entity_type: str | None, source: str | None
                      for e in entries]))
 
 
-@blocklist.command(epilog=BLOCKLIST_ENV)
+@blocklist.command(epilog=CHANGE_ENV)
 @click.argument("entity_type", metavar="TYPE", type=ENTITY_TYPE)
 @click.argument("entity_id", metavar="ID")
 @click.option("--reason", required=True, help="Why the entity is blocked (kept in history).")
@@ -81,13 +90,18 @@ def list_entries(ctx: click.Context, entity_type: str | None, source: str | None
 @click.pass_context
 def add(ctx: click.Context, entity_type: str, entity_id: str, reason: str, ttl: int | None,
         score: float) -> None:
-    """Put TYPE ID on the blocklist (source 'manual'); re-activates a revoked entry."""
+    """Put TYPE ID on the blocklist (source 'manual'); re-activates a revoked entry.
+
+    The graph node, when there is one, is marked blocked as well."""
     ttl_seconds = None if ttl is None else max(1, round(ttl / 1000))
     entry = NewEntry(entity_type, entity_id, reason, "manual", score, {}, ttl_seconds)
-    with connect.blocklist(settings_from(ctx)) as store:
+    settings = settings_from(ctx)
+    with connect.blocklist(settings) as store:
         changed = store.upsert([entry], actor())
         stored = store.get(entity_type, entity_id)
     assert stored is not None
+    _on_graph(settings, lambda driver: detect.mark_blocked(
+        driver, [(entity_type, entity_id, stored.reason, stored.source)]))
     if changed:
         out.print(f"blocklisted {entity_type} {entity_id} "
                   f"(expires {when(stored.expires_at, 'never')})")
@@ -96,20 +110,45 @@ def add(ctx: click.Context, entity_type: str, entity_id: str, reason: str, ttl: 
                   f"{stored.score:.2f}, expiring {when(stored.expires_at, 'never')}: unchanged")
 
 
-@blocklist.command(epilog=BLOCKLIST_ENV)
+@blocklist.command(epilog=CHANGE_ENV)
 @click.argument("entity_type", metavar="TYPE", type=ENTITY_TYPE)
 @click.argument("entity_id", metavar="ID")
 @click.option("--reason", default="removed by hand", show_default=True,
               help="Why the entry is revoked (kept in history).")
 @click.pass_context
 def remove(ctx: click.Context, entity_type: str, entity_id: str, reason: str) -> None:
-    """Revoke the active entry for TYPE ID (the row and its history stay)."""
-    with connect.blocklist(settings_from(ctx)) as store:
+    """Revoke the active entry for TYPE ID (the row and its history stay).
+
+    The graph node loses its blocked mark (its confirmed fraud, if any, stays).
+    Run it again if Neo4j was away: it then clears the mark left behind."""
+    settings = settings_from(ctx)
+    with connect.blocklist(settings) as store:
         revoked = store.revoke(entity_type, entity_id, actor(), reason)
-    if not revoked:
+    unmarked = _on_graph(settings, lambda driver: detect.unmark_blocked(
+        driver, [(entity_type, entity_id)]))
+    if revoked:
+        out.print(f"revoked {entity_type} {entity_id}")
+    elif unmarked:
+        out.print(f"{entity_type} {entity_id} was revoked already: cleared the blocked mark "
+                  "its graph node still had")
+    else:
         raise FraudgraphError(f"{entity_type} {entity_id} has no active blocklist entry "
                               "(see `fraudgraph blocklist list --all`)")
-    out.print(f"revoked {entity_type} {entity_id}")
+
+
+def _on_graph(settings: Settings, change: Callable[[Any], int | None]) -> int:
+    """Apply a blocked-mark change to the graph; on a Neo4j outage warn (the blocklist,
+    the source of truth, has changed already) and return 0."""
+    try:
+        driver = connect.neo4j(settings, retry_seconds=3.0)
+    except ServiceUnavailable as exc:
+        out.print(f"[yellow]warning:[/] the graph mark is not updated: {escape(str(exc))}; "
+                  "run the command again when Neo4j is up")
+        return 0
+    try:
+        return change(driver) or 0
+    finally:
+        driver.close()
 
 
 @blocklist.command(epilog=BLOCKLIST_ENV)

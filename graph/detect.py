@@ -78,6 +78,18 @@ def mark_blocked(driver: Driver, entries: list[tuple[str, str, str, str]],
     driver.execute_query(cypher.load("mark_blocked"), rows, database_=database)
 
 
+def unmark_blocked(driver: Driver, entries: list[tuple[str, str]],
+                   database: str = "neo4j") -> int:
+    """``entries``: (entity_type, entity_id) no longer blocklisted; returns how many nodes
+    lost their ``blocked`` mark."""
+    rows: dict[str, list[dict[str, str]]] = {name: [] for name in LABEL_OF.values()}
+    for entity_type, entity_id in entries:
+        rows[LABEL_OF[entity_type]].append({"id": entity_id})
+    records, _, _ = driver.execute_query(cypher.load("unmark_blocked"), rows,
+                                         database_=database)
+    return int(records[0]["unmarked"])
+
+
 def label_fraud(driver: Driver, rows: list[dict[str, Any]],
                 database: str = "neo4j") -> list[dict[str, Any]]:
     """Apply new fraud labels; returns the resolved entities of those applied now."""

@@ -31,6 +31,7 @@ from fraudgraph import blocklist_cli, connect
 from fraudgraph.cli import cli
 from fraudgraph.errors import FraudgraphError
 from fraudgraph.settings import Settings
+from graph import detect
 
 
 @pytest.fixture
@@ -403,3 +404,38 @@ def test_cli_on_the_default_database(stack: Settings, unique: str) -> None:
         query(store, "DELETE FROM blocklist_history WHERE entity_type = 'ip' AND entity_id = %s",
               ip)
         store.close()
+
+
+def test_cli_add_and_remove_set_and_clear_the_graph_mark(store: BlocklistStore, dsn: str,
+                                                         stack: Settings, unique: str) -> None:
+    """The Browser and the detectors' proximity checks read the node's blocked mark: a
+    manual entry sets it, a revocation clears it (confirmed fraud stays), and a second
+    `remove` clears a mark left behind while Neo4j was away."""
+    card = f"c-{unique}"
+    driver = connect.neo4j(stack)
+
+    def node() -> dict[str, Any]:
+        records, _, _ = driver.execute_query(
+            "MATCH (c:Card {id: $id}) RETURN labels(c) AS labels, c.blocked AS blocked, "
+            "c.blocked_reason AS reason, c.blocked_source AS source, "
+            "c.fraud_confirmed_ms AS fraud", id=card)
+        return dict(records[0])
+
+    try:
+        driver.execute_query("CREATE (:Card {id: $id, fraud_confirmed_ms: 5})", id=card)
+        assert run("add", "card", card, "--reason", "stolen", dsn=dsn).exit_code == 0
+        assert node() == {"labels": ["Card", "Blocked"], "blocked": True, "reason": "stolen",
+                          "source": "manual", "fraud": 5}
+        removed = run("remove", "card", card, dsn=dsn)
+        assert removed.exit_code == 0 and f"revoked card {card}" in removed.output
+        assert node() == {"labels": ["Card"], "blocked": None, "reason": None, "source": None,
+                          "fraud": 5}
+        detect.mark_blocked(driver, [("card", card, "stolen", "manual")])  # left behind
+        again = run("remove", "card", card, dsn=dsn)
+        assert again.exit_code == 0 and "cleared the blocked mark" in again.output
+        assert node()["labels"] == ["Card"] and node()["blocked"] is None
+        assert actions(store, "card", card) == ["add", "revoke"]
+        assert run("remove", "card", card, dsn=dsn).exit_code == 1  # nothing left to do
+    finally:
+        driver.execute_query("MATCH (c:Card {id: $id}) DETACH DELETE c", id=card)
+        driver.close()
