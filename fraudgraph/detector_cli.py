@@ -14,7 +14,7 @@ from fraudgraph import daemon
 from fraudgraph.errors import ConfigError
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import require_secret
-from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
+from fraudgraph.ui import DURATION, EventTime, env_epilog, out, progress_bar, settings_from, table
 
 RUN_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDGRAPH_NEO4J",
                      "FRAUDGRAPH_POSTGRES")
@@ -109,7 +109,7 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
                    "measuring sustained throughput from a backlog).")
 @click.option("--duration", type=DURATION,
               help="With --rate: offer RATE x DURATION transactions (a soak run; memory and "
-                   "lag are sampled every 10 s).")
+                   "lag are sampled every 10 s and drawn in a PNG beside --json).")
 @click.option("--projection/--no-projection", default=True, show_default=True,
               help="Run the projection consumer beside the daemon, as in production.")
 @click.option("--baseline-count", type=click.IntRange(min=100), default=20_000,
@@ -172,7 +172,10 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
            ["lag max / last", f"{max(x[2] for x in result.samples):,.0f} / "
                               f"{result.samples[-1][2]:,.0f}"]] if result.samples else []),
     ]))
-    out.print(f"wrote {json_path}")
+    written = [json_path]
+    if len(result.samples) >= 3:
+        written.append(bench_run.plot_samples(figures["samples"], json_path.with_suffix(".png")))
+    out.print(f"wrote {', '.join(str(p) for p in written)}")
 
 
 def _config(ref: str) -> detector_config.DetectorConfig:
@@ -193,14 +196,17 @@ def _config(ref: str) -> detector_config.DetectorConfig:
               help="Folder for report.md and the PNG charts.")
 @click.option("-k", type=click.IntRange(min=1), default=100, show_default=True,
               help="Cards an analyst team checks per day (Card Precision@k).")
+@click.option("--since", type=EventTime(), metavar="TIME",
+              help="Only transactions at or after this event time (ISO-8601 with zone).")
 @click.pass_context
 def evaluate(ctx: click.Context, truth: Path, decisions_file: Path | None, out_dir: Path,
-             k: int) -> None:
+             k: int, since: int | None) -> None:
     """Score the decisions against the ground truth: report and charts.
 
     Precision, recall and F1 at the review and block thresholds, AUC-ROC and
     average precision (overall and per scenario), Card Precision@k per day,
-    decision latency; writes report.md and PNGs to --out.
+    decision latency; writes report.md and PNGs to --out.  --since keeps the
+    transactions from that event time on (a backtest's evaluation window).
     """
     from fraudgraph import evaluate as ev
     from ingest import kafka
@@ -218,6 +224,10 @@ def evaluate(ctx: click.Context, truth: Path, decisions_file: Path | None, out_d
         raise ConfigError(f"no decisions to evaluate in {source}: run `fraudgraph run` first "
                           "(or pass --decisions FILE)")
     labels = ev.read_truth(truth)
+    if since is not None:
+        records, labels = ev.since(records, labels, since)
+        if not records:
+            raise ConfigError("no decisions at or after --since: choose an earlier time")
     rows = ev.join(records, labels)
     report = ev.build(rows, labels, k)
     files = ev.write(report, rows, out_dir)

@@ -55,6 +55,15 @@ def read_truth(path: Path) -> dict[str, str]:
                 if t.label == "fraud"}
 
 
+def since(decisions: list[DecisionRecord], truth: dict[str, str], start_ms: int
+          ) -> tuple[list[DecisionRecord], dict[str, str]]:
+    """The decisions of transactions at or after ``start_ms`` (event time) and the
+    truth without the transactions decided before it."""
+    before = {d.transaction_id for d in decisions if d.event_ms < start_ms}
+    return ([d for d in decisions if d.event_ms >= start_ms],
+            {t: s for t, s in truth.items() if t not in before})
+
+
 def join(decisions: Iterable[DecisionRecord], truth: dict[str, str]) -> list[Scored]:
     """One row per transaction id (a redelivered decision counts once)."""
     rows: dict[str, Scored] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import click
@@ -67,6 +68,29 @@ class Duration(click.ParamType):
 
 
 DURATION = Duration()
+
+
+class EventTime(click.ParamType):
+    """An ISO-8601 time with its zone (``2026-03-01T00:00:00Z``) → epoch milliseconds;
+    ``words`` pass through unchanged."""
+
+    name = "time"
+
+    def __init__(self, *words: str) -> None:
+        self.words = words
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        if isinstance(value, int) or value in self.words:
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            extra = "".join(f" or {w}" for w in self.words)
+            self.fail(f"{value!r} is not a time like 2026-03-01T00:00:00Z{extra}", param, ctx)
+        return int(parsed.timestamp() * 1000)
 
 
 class RateColumn(ProgressColumn):

@@ -62,3 +62,29 @@ def test_evaluate_without_decisions_says_what_to_do(tmp_path: Path) -> None:
     result = run("evaluate", "--decisions", str(empty), "--truth", str(truth))
     assert result.returncode == 1
     assert "no decisions to evaluate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_since_keeps_the_later_transactions_and_their_truth(tmp_path: Path) -> None:
+    """A backtest's window: decisions and labels of transactions before --since leave the
+    report (not counted as undecided fraud either)."""
+    decisions = [decision(1, "block", 0.9, "a"), decision(2, "allow", 0.1, "b"),
+                 decision(3, "review", 0.6, "c", day=1), decision(4, "allow", 0.2, "d", day=1)]
+    truth = [{"transaction_id": "t1", "scenario": "card_testing"},
+             {"transaction_id": "t3", "scenario": "fraud_ring"},
+             {"transaction_id": "t9", "scenario": "fraud_ring"}]  # never decided
+    decisions_file, truth_file = tmp_path / "decisions.jsonl", tmp_path / "truth.jsonl"
+    decisions_file.write_bytes(b"".join(msgspec.json.encode(d) + b"\n" for d in decisions))
+    truth_file.write_text("".join(json.dumps(t) + "\n" for t in truth))
+    out = tmp_path / "report"
+    result = run("evaluate", "--decisions", str(decisions_file), "--truth", str(truth_file),
+                 "--out", str(out), "--since", "2026-01-02T00:00:00Z")
+    assert result.returncode == 0, result.stderr
+    report = (out / "report.md").read_text()
+    assert "| all | 2 | 1 |" in report and "card_testing" not in report
+    assert "Labelled transactions without a decision: 1" in report
+    late = run("evaluate", "--decisions", str(decisions_file), "--truth", str(truth_file),
+               "--since", "2026-02-01T00:00:00+00:00")
+    assert late.returncode == 1 and "no decisions at or after --since" in late.stderr
+    bad = run("evaluate", "--decisions", str(decisions_file), "--truth", str(truth_file),
+              "--since", "2026-01-02")
+    assert bad.returncode == 2 and "is not a time like 2026-03-01T00:00:00Z" in bad.stderr
