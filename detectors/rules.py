@@ -244,11 +244,24 @@ class RuleEngine:
                      tx.site_id))
         while card[0][0] < tx.event_ms - self.horizon_ms:  # older than every window
             card.popleft()
+        self._forget_idle_cards(tx.event_ms)
         if tx.device_id:
             _add_capped(self.device_cards.get(tx.device_id), tx.card_id)
             _add_capped(self.device_users.get(tx.device_id), tx.user_id)
         if tx.ip_address:
             _add_capped(self.ip_users.get(tx.ip_address), tx.user_id)
+
+    def _forget_idle_cards(self, now_ms: int) -> None:
+        """Drop the cards with no activity within the horizon, least recently seen
+        first: their history would be pruned to nothing on their next payment, so
+        nothing reads it again, and the table holds the cards active within the
+        horizon instead of growing to its limit."""
+        data, oldest = self.cards.data, now_ms - self.horizon_ms
+        while data:
+            history = data[next(iter(data))]
+            if history and history[-1][0] >= oldest:
+                return
+            data.popitem(last=False)
 
 
 def _add_capped(members: set[str], value: str) -> None:

@@ -297,3 +297,26 @@ def test_card_precision_at_k_with_ties_and_empty_days() -> None:
     assert per_day == {"2026-01-01": 0.75, "2026-01-03": 0.0}
     assert mean == 0.375
     assert card_precision_at_k([], k=100) == (0.0, {})
+
+
+def test_idle_cards_leave_the_state_and_no_decision_changes() -> None:
+    """A card with no payment within the horizon is dropped (its history would be pruned
+    to nothing on its next payment): the same stream gets the same reasons as with
+    every card kept, and the card table holds the recently active cards only."""
+    import itertools
+
+    from ingest.generator import Generator, GeneratorConfig
+
+    stream = [t for t, _ in itertools.islice(Generator(GeneratorConfig(seed=5, users=400)),
+                                             20_000)]
+    keeping = RuleEngine(cfg.DetectorConfig())
+    keeping._forget_idle_cards = lambda _now: None  # type: ignore[method-assign]
+    forgetting = RuleEngine(cfg.DetectorConfig())
+    for t in stream:
+        assert codes(forgetting, t) == codes(keeping, t), t.transaction_id
+    newest = stream[-1].event_ms
+    assert len(forgetting.cards) < len(keeping.cards) / 2
+    assert all(h and h[-1][0] >= newest - forgetting.horizon_ms
+               for h in forgetting.cards.data.values())
+    assert {k for k, h in keeping.cards.data.items() if h and h[-1][0] >= newest} <= set(
+        forgetting.cards.data)
