@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudgraph import connect
 from fraudgraph.errors import FraudgraphError
 from fraudgraph.loop import stop_on_signals
-from fraudgraph.ui import DURATION, env_epilog, err, out, settings_from, table
+from fraudgraph.ui import DURATION, EventTime, env_epilog, err, out, settings_from, table
 
 GNN_ENV = env_epilog("FRAUDGRAPH_NEO4J", "FRAUDGRAPH_POSTGRES", "FRAUDGRAPH_DATA")
 
@@ -147,20 +147,32 @@ def evaluate(ctx: click.Context, version: str | None) -> None:
               help="Entities scoring at least this go to the blocklist and fraud-alerts.")
 @click.option("--ttl", type=DURATION, default="7d", show_default=True,
               help="Time to live of the blocklist entries.")
+@click.option("--labels-until", type=EventTime("cut"), metavar="TIME|cut",
+              help="Backtest: the model sees only the fraud confirmed at or before this "
+                   "event time (ISO-8601 with zone), or before its training cut-off (cut) "
+                   "[default: all confirmed fraud].")
+@click.option("--no-flag", is_flag=True,
+              help="Write the scores only: no blocklist entries, marks or alerts.")
 @click.pass_context
-def score(ctx: click.Context, version: str | None, flag_threshold: float, ttl: int) -> None:
+def score(ctx: click.Context, version: str | None, flag_threshold: float, ttl: int,
+          labels_until: int | str | None, no_flag: bool) -> None:
     """Score every card, user and device: risk_score / risk_model on the nodes (the
-    detector daemon reads them), high scores to the blocklist (source gnn) and alerts."""
-    _score(ctx, version, flag_threshold, ttl)
+    detector daemon reads them), high scores to the blocklist (source gnn) and alerts.
+
+    The model reads the confirmed fraud around each entity (its label input):
+    entities next to known fraud score higher.  Confirmed fraud itself scores 1 and
+    is not flagged again (the label feedback has blocklisted it)."""
+    _score(ctx, version, flag_threshold, ttl, labels_until, not no_flag)
 
 
 def _score(ctx: click.Context, version: str | None = None, flag_threshold: float = 0.95,
-           ttl: int = 7 * 86_400_000) -> Any:
+           ttl: int = 7 * 86_400_000, labels_until: int | str | None = None,
+           flag: bool = True) -> Any:
     pipeline = _pipeline()
     try:
         with _stages() as advance:
             result = pipeline.score(settings_from(ctx), version, flag_threshold,
-                                    max(1, ttl // 1000), advance)
+                                    max(1, ttl // 1000), advance, labels_until, flag)
     except (ValueError, LookupError) as exc:
         raise FraudgraphError(str(exc)) from None
     out.print(table(f"scored with {result.version}", ["entities", "scored", "flagged"],

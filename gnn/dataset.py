@@ -7,6 +7,11 @@ or earlier model scores, so no label reaches the model through its inputs.
 Labels are the confirmed-fraud marks of cards, users and devices with the event
 time of their latest confirmed fraud.
 
+The one label-derived input is separate from the features: :func:`known_fraud`,
+the confirmed fraud *known at a time* (the cut-off when training and measuring,
+now when scoring), which the model reads as an extra input so that message
+passing carries known fraud to the entities around it (see :mod:`gnn.model`).
+
 Split (:func:`split`), time-aware: entities whose confirmed fraud happened at or
 before the cut-off are training positives; those after it are validation
 positives and take no part in training.  Entities without confirmed fraud are
@@ -174,3 +179,10 @@ def split(data: GraphData, cut_quantile: float = 0.7, valid_share: float = 0.3) 
         result.train[t] = (positive & ~late) | (~positive & ~pool)
         result.valid[t] = late | (~positive & pool)
     return result
+
+
+def known_fraud(data: GraphData, until_ms: int | None = None) -> dict[str, np.ndarray]:
+    """Per target type, which entities had confirmed fraud at or before ``until_ms``
+    (all confirmed fraud when None): the label input of the model."""
+    return {t: (f >= 0) & (f <= until_ms) if until_ms is not None else f >= 0
+            for t, f in data.fraud_ms.items()}

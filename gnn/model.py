@@ -2,6 +2,19 @@
 relation, messages in both directions), a logit per node; and the non-graph
 baseline, a logistic regression per entity type on the same standardised features.
 
+Label input: cards, users and devices carry one more input, ``known_fraud`` (1
+for confirmed fraud known at the time), so that two rounds of message passing
+bring known fraud to the entities that share a device, a site, an IP or a holder
+with it: guilt by association, which no per-entity model can see.  Training
+mirrors how the model is used: each epoch draws an inner cut-off among the
+training frauds' times, shows the frauds up to it and takes the loss on the
+entities not shown (the later frauds and the entities without fraud).  Drawing
+by time, not per entity, matters: one fraud label marks a card, its user and its
+device at once, so showing some of them while hiding the others would hand the
+hidden ones their own label through their neighbours.  Measuring shows the
+frauds up to the split's cut-off and scores the later ones; scoring shows every
+confirmed fraud.
+
 Training is full-batch on CPU, seeded and deterministic; class imbalance is met
 with a positive-class weight per entity type (negatives / positives in training).
 """
@@ -37,6 +50,11 @@ class ModelConfig:
     #: (1: balanced, scores far above the fraud rate; 0.5: a milder push that keeps
     #: high scores meaningful for a blocklist threshold; 0: plain cross-entropy)
     imbalance_power: float = 0.5
+    #: the label input (off: the column stays 0, for comparing with and without it)
+    label_input: bool = True
+
+
+LABEL_INPUT = "known_fraud"  # the last input column of every target type
 
 
 class _Sage(nn.Module):
@@ -86,10 +104,21 @@ class Standardiser:
                 for t, x in data.x.items()}
 
 
-def hetero_data(data: GraphData, features: dict[str, torch.Tensor]) -> HeteroData:
-    """PyG ``HeteroData`` with a reverse relation for each relation."""
+def schema(data: GraphData) -> dict[str, list[str]]:
+    """The model's input columns per node type: the features, then the label input."""
+    return {t: [*names, LABEL_INPUT] if t in TARGETS else names
+            for t, names in data.feature_names.items()}
+
+
+def hetero_data(data: GraphData, standardiser: Standardiser,
+                known: dict[str, np.ndarray]) -> HeteroData:
+    """PyG ``HeteroData``: standardised features plus the label input ``known`` (per
+    target type, bool per node) as the last column, and a reverse relation for each
+    relation."""
     graph = HeteroData()
-    for t, x in features.items():
+    for t, x in standardiser.apply(data).items():
+        if t in TARGETS:
+            x = torch.cat([x, torch.from_numpy(known[t].astype(np.float32))[:, None]], dim=1)
         graph[t].x = x
     for (src, rel, dst), index in data.edges.items():
         edge_index = torch.from_numpy(index)
@@ -106,19 +135,40 @@ def build_gnn(graph: HeteroData, config: ModelConfig) -> nn.Module:
     return model
 
 
-def forward(model: nn.Module, graph: HeteroData) -> dict[str, torch.Tensor]:
-    out: dict[str, torch.Tensor] = model(graph.x_dict, graph.edge_index_dict)
+def forward(model: nn.Module, graph: HeteroData,
+            x_dict: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = model(graph.x_dict if x_dict is None else x_dict,
+                                         graph.edge_index_dict)
     return out
 
 
-def train(model: nn.Module, graph: HeteroData, split: Split, config: ModelConfig,
-          progress: Callable[[int], None] = lambda _n: None) -> list[float]:
-    """Full-batch training on the split's training masks; returns the loss per epoch."""
+def label_view(times: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], inner: int
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """One training epoch's view: ``shown`` (label input 1), the training frauds at or
+    before ``inner``; ``hidden`` (the loss), the other training entities.  ``times``:
+    fraud event time of the training frauds, -1 elsewhere."""
+    shown = {t: (times[t] >= 0) & (times[t] <= inner) for t in times}
+    return shown, {t: masks[t] & ~shown[t] for t in times}
+
+
+def train(model: nn.Module, graph: HeteroData, split: Split, fraud_ms: dict[str, np.ndarray],
+          config: ModelConfig, progress: Callable[[int], None] = lambda _n: None
+          ) -> list[float]:
+    """Full-batch training on the split's training masks; returns the loss per epoch.
+
+    ``fraud_ms``: event time of each entity's confirmed fraud (-1: none).  Each epoch
+    draws an inner cut-off uniformly among the training frauds' times, shows the
+    training frauds up to it in the label input and takes the loss on the other
+    training entities."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True)
+    draw = torch.Generator().manual_seed(config.seed)
     masks = {t: torch.from_numpy(split.train[t]) for t in TARGETS}
     labels = {t: torch.from_numpy(split.y[t]) for t in TARGETS}
+    times = {t: torch.from_numpy(np.where(split.train[t] & (split.y[t] > 0), fraud_ms[t], -1))
+             for t in TARGETS}
+    known_times = torch.cat([v[v >= 0] for v in times.values()]).sort().values
     weights = {}
     for t in TARGETS:
         y = labels[t][masks[t]]
@@ -131,10 +181,18 @@ def train(model: nn.Module, graph: HeteroData, split: Split, config: ModelConfig
     model.train()
     for _ in range(config.epochs):
         optimiser.zero_grad()
-        out = forward(model, graph)
+        # the inner cut-off: nothing shown, up to all but the last training fraud shown
+        rank = int(torch.randint(max(1, len(known_times)), (1,), generator=draw))
+        inner = int(known_times[rank - 1]) if rank and config.label_input else -1
+        shown, hidden = label_view(times, masks, inner)
+        x_dict = dict(graph.x_dict)
+        for t in TARGETS:
+            x_dict[t] = x_dict[t].clone()
+            x_dict[t][:, -1] = shown[t].float()
+        out = forward(model, graph, x_dict)
         loss = sum((nn.functional.binary_cross_entropy_with_logits(
-            out[t][masks[t]], labels[t][masks[t]], pos_weight=weights[t])
-            for t in TARGETS if bool(masks[t].any())), torch.tensor(0.0))
+            out[t][hidden[t]], labels[t][hidden[t]], pos_weight=weights[t])
+            for t in TARGETS if bool(hidden[t].any())), torch.tensor(0.0))
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
@@ -194,7 +252,8 @@ class Artifact:
         return artifact, model
 
     def check_features(self, data: GraphData) -> None:
-        """The graph must give the features this model was trained on."""
+        """The graph must give the inputs this model was trained on."""
+        given = schema(data)
         for t in self.feature_names:
-            if data.feature_names.get(t) != self.feature_names[t]:
+            if given.get(t) != self.feature_names[t]:
                 raise ValueError(f"{t} features differ from the model's: retrain it")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from fraudgraph.feedback import blocklist_entities
 from fraudgraph.settings import Settings
 from gnn import dataset, registry
 from gnn.dataset import TARGETS, GraphData, Split
-from gnn.model import Artifact, Baseline, ModelConfig, Standardiser, build_gnn, hetero_data
+from gnn.model import Artifact, Baseline, ModelConfig, Standardiser, build_gnn, hetero_data, schema
 from gnn.model import scores as model_scores
 from gnn.model import train as fit
 from ingest.publish import Publisher
@@ -102,20 +102,35 @@ def quality(split: Split, predicted: dict[str, np.ndarray]) -> dict[str, Any]:
 
 def fit_models(data: GraphData, split: Split, config: ModelConfig,
                progress: Progress = _quiet) -> tuple[Any, Any, Standardiser, list[float]]:
-    """Train the GNN and the baseline (same features, split, loss and epochs)."""
+    """Train the GNN and the baseline (same features, split, loss and epochs).  The
+    baseline trains on every training entity without the label input: an entity's
+    own label is the only one it could read, and that is the answer."""
     standardiser = Standardiser.fit(data)
-    graph = hetero_data(data, standardiser.apply(data))
+    graph = hetero_data(data, standardiser, dataset.known_fraud(data, split.cut_ms))
     model = build_gnn(graph, config)
-    losses = fit(model, graph, split, config, lambda n: progress("train gnn", n, config.epochs))
+    losses = fit(model, graph, split, data.fraud_ms, config,
+                 lambda n: progress("train gnn", n, config.epochs))
     torch.manual_seed(config.seed)
     baseline = Baseline({t: graph[t].x.shape[1] for t in TARGETS})
-    fit(baseline, graph, split, config, lambda n: progress("train baseline", n, config.epochs))
+    fit(baseline, graph, split, data.fraud_ms, baseline_config(config),
+        lambda n: progress("train baseline", n, config.epochs))
     return model, baseline, standardiser, losses
 
 
-def predict(artifact: Artifact, model: Any, data: GraphData) -> dict[str, np.ndarray]:
+def predict(artifact: Artifact, model: Any, data: GraphData,
+            known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Scores of a saved model; ``known``: the confirmed fraud it may see (label input)."""
     artifact.check_features(data)
-    return model_scores(model, hetero_data(data, artifact.standardiser.apply(data)))
+    return predict_raw(model, data, artifact.standardiser, shown(artifact.config, known))
+
+
+def baseline_config(config: ModelConfig) -> ModelConfig:
+    return replace(config, label_input=False)
+
+
+def shown(config: ModelConfig, known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The label input a model reads: ``known``, or nothing for one trained without."""
+    return known if config.label_input else {t: np.zeros_like(k) for t, k in known.items()}
 
 
 def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
@@ -136,17 +151,20 @@ def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
             t0 = time.perf_counter()
             model, baseline, standardiser, losses = fit_models(data, split, config, progress)
             seconds["train"] = time.perf_counter() - t0
-            gnn_scores = predict_raw(model, data, standardiser)
-            metrics = {"gnn": quality(split, gnn_scores),
-                       "baseline": quality(split, predict_raw(baseline, data, standardiser))}
+            known = dataset.known_fraud(data, split.cut_ms)
+            metrics = {kind: quality(split, predict_raw(trained, data, standardiser,
+                                                        shown(used, known)))
+                       for kind, trained, used in (("gnn", model, config),
+                                                   ("baseline", baseline,
+                                                    baseline_config(config)))}
             metric = float(metrics["gnn"]["all"]["ap"])
             version = registry.new_version()
             where = registry.folder(settings.data_dir, version)
-            metadata = hetero_data(data, standardiser.apply(data)).metadata()
-            artifact = Artifact("gnn", config, data.feature_names, standardiser,
+            metadata = hetero_data(data, standardiser, known).metadata()
+            artifact = Artifact("gnn", config, schema(data), standardiser,
                                 (list(metadata[0]), [tuple(r) for r in metadata[1]]))
             artifact.save(model, where)
-            Artifact("baseline", config, data.feature_names, standardiser,
+            Artifact("baseline", baseline_config(config), schema(data), standardiser,
                      artifact.metadata).save(baseline, where / "baseline")
             champion = registry.champion(store.conn)
             champion_metric = _champion_metric(champion, data, split)
@@ -169,9 +187,9 @@ def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
                         "cut_ms": split.cut_ms})
 
 
-def predict_raw(model: Any, data: GraphData, standardiser: Standardiser
-                ) -> dict[str, np.ndarray]:
-    return model_scores(model, hetero_data(data, standardiser.apply(data)))
+def predict_raw(model: Any, data: GraphData, standardiser: Standardiser,
+                known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return model_scores(model, hetero_data(data, standardiser, known))
 
 
 def _champion_metric(champion: registry.ModelRow | None, data: GraphData,
@@ -182,7 +200,7 @@ def _champion_metric(champion: registry.ModelRow | None, data: GraphData,
         return None
     try:
         artifact, model = Artifact.load(Path(champion.path))
-        predicted = predict(artifact, model, data)
+        predicted = predict(artifact, model, data, dataset.known_fraud(data, split.cut_ms))
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         log.warning("the champion %s cannot score this graph (%s): any new model replaces it",
                     champion.version, exc)
@@ -203,7 +221,8 @@ def evaluate(settings: Settings, version: str | None = None) -> tuple[str, dict[
     out = {}
     for kind, where in (("gnn", Path(row.path)), ("baseline", Path(row.path) / "baseline")):
         artifact, model = Artifact.load(where)
-        out[kind] = quality(split, predict(artifact, model, data))
+        out[kind] = quality(split, predict(artifact, model, data,
+                                           dataset.known_fraud(data, split.cut_ms)))
     return row.version, out
 
 
@@ -221,8 +240,15 @@ def _model_row(settings: Settings, version: str | None) -> registry.ModelRow:
 
 
 def score(settings: Settings, version: str | None = None, flag_threshold: float = 0.95,
-          ttl_seconds: int = 30 * 86_400, progress: Progress = _quiet) -> ScoreResult:
-    """Score every card, user and device with a model (default: the champion)."""
+          ttl_seconds: int = 30 * 86_400, progress: Progress = _quiet,
+          labels_until: int | str | None = None, flag: bool = True) -> ScoreResult:
+    """Score every card, user and device with a model (default: the champion).
+
+    Confirmed fraud scores 1 (it is certain) and is not flagged again: the label
+    feedback has blocklisted it already; the flagged entities (``flag``, at or above
+    ``flag_threshold``) are the new suspects.  ``labels_until`` (a backtest): the
+    model sees only the fraud confirmed at or before this event time (ms), or before
+    the model's training cut-off (``"cut"``); default: all confirmed fraud."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     row = _model_row(settings, version)
@@ -234,22 +260,28 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
         data = dataset.export(driver)
         seconds["export"] = time.perf_counter() - started
         t0 = time.perf_counter()
-        predicted = predict(artifact, model, data)
+        until = row.cut_ms if labels_until == "cut" else labels_until
+        known = dataset.known_fraud(data, None if until is None else int(until))
+        predicted = predict(artifact, model, data, known)
+        for t in TARGETS:
+            predicted[t][known[t]] = 1.0
         seconds["inference"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         now_ms = int(time.time() * 1000)
         total = sum(len(data.node_ids[t]) for t in TARGETS)
         for rows in _batches(data, predicted):
             driver.execute_query(cypher.load("gnn_write_scores"), rows, model=row.version,
-                                 scored_ms=now_ms, high_risk=flag_threshold)
+                                 scored_ms=now_ms,
+                                 high_risk=flag_threshold if flag else 2.0)  # 2: none
             progress("write scores", sum(len(v) for v in rows.values()), total)
         seconds["write"] = time.perf_counter() - t0
         entries = [NewEntry(ENTITY_TYPE[t], node_id, "gnn_risk", "gnn", round(float(s), 6),
                             {"model_version": row.version, "score": round(float(s), 6)},
                             ttl_seconds)
                    for t in TARGETS
-                   for node_id, s in zip(data.node_ids[t], predicted[t], strict=True)
-                   if s >= flag_threshold]
+                   for node_id, s, confirmed in zip(data.node_ids[t], predicted[t], known[t],
+                                                    strict=True)
+                   if flag and s >= flag_threshold and not confirmed]
         blocklist_entities(store, driver, entries, f"gnn {row.version}")
         for e in entries:
             alert = EntityAlert(entity_type=e.entity_type, entity_id=e.entity_id, score=e.score,

@@ -130,11 +130,12 @@ def test_fraud_marks_drive_compromised_near_and_top_risk(
     near = run(driver, "near_known_fraud", limit=1000)
     assert {"User", "Card"} & {r["label"] for r in near}
     assert all(r["hops"] in (1, 2) for r in near)
-    for score, card in ((0.9, at_site[0].card_id), (0.7, at_site[1].card_id)):
+    confirmed = {t.card_id for t in at_site}
+    suspects = sorted({t.card_id for t in txs} - confirmed)[:2]
+    for score, card in ((1.0, at_site[0].card_id), (0.9, suspects[0]), (0.7, suspects[1])):
         driver.execute_query("MATCH (c:Card {id: $id}) SET c.risk_score = $s", id=card, s=score)
-    top = run(driver, "top_risk", limit=2)
-    assert [(r["id"], r["risk_score"]) for r in top] == [(at_site[0].card_id, 0.9),
-                                                        (at_site[1].card_id, 0.7)]
+    top = run(driver, "top_risk", limit=2)  # confirmed fraud is known already: not a suspect
+    assert [(r["id"], r["risk_score"]) for r in top] == [(suspects[0], 0.9), (suspects[1], 0.7)]
 
 
 def test_query_cli_runs_a_library_query_as_json(stack: Settings,

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gnn import dataset
 from gnn.dataset import RELATIONS, TARGETS, GraphData
-from gnn.model import Artifact, ModelConfig, hetero_data
+from gnn.model import LABEL_INPUT, Artifact, ModelConfig, hetero_data, label_view, schema
 from gnn.pipeline import fit_models, predict, predict_raw, quality
 
 DAY = dataset.DAY_MS
@@ -88,18 +89,24 @@ def test_tensor_shapes_and_reverse_relations() -> None:
     data = synthetic()
     split = dataset.split(data)
     model, baseline, standardiser, losses = fit_models(data, split, CONFIG)
-    graph = hetero_data(data, standardiser.apply(data))
+    known = dataset.known_fraud(data, split.cut_ms)
+    graph = hetero_data(data, standardiser, known)
     for t, ids in data.node_ids.items():
-        assert tuple(graph[t].x.shape) == (len(ids), len(data.feature_names[t]))
+        assert tuple(graph[t].x.shape) == (len(ids), len(schema(data)[t]))
+    for t in TARGETS:  # the label input: training fraud only, in the last column
+        assert schema(data)[t][-1] == LABEL_INPUT
+        assert np.array_equal(graph[t].x[:, -1].numpy() > 0, known[t])
+        assert np.array_equal(known[t], split.train[t] & (split.y[t] > 0))
+    assert LABEL_INPUT not in schema(data)["Site"]
     for (src, rel, dst), index in data.edges.items():
         assert tuple(graph[src, rel, dst].edge_index.shape) == (2, index.shape[1])
         assert graph[dst, f"rev_{rel}", src].edge_index.shape == (2, index.shape[1])
-    scores = predict_raw(model, data, standardiser)
+    scores = predict_raw(model, data, standardiser, known)
     assert {t: s.shape for t, s in scores.items()} == {t: (len(data.node_ids[t]),)
                                                        for t in TARGETS}
     assert all(((s >= 0) & (s <= 1)).all() for s in scores.values())
     assert len(losses) == CONFIG.epochs and losses[-1] < losses[0]
-    assert set(predict_raw(baseline, data, standardiser)) == set(TARGETS)
+    assert set(predict_raw(baseline, data, standardiser, known)) == set(TARGETS)
 
 
 def test_training_is_deterministic_under_a_seed() -> None:
@@ -117,23 +124,23 @@ def test_save_and_load_give_identical_scores(tmp_path: Path) -> None:
     data = synthetic()
     split = dataset.split(data)
     model, baseline, standardiser, _ = fit_models(data, split, CONFIG)
-    graph = hetero_data(data, standardiser.apply(data))
-    metadata = graph.metadata()
-    artifact = Artifact("gnn", CONFIG, data.feature_names, standardiser,
+    known = dataset.known_fraud(data, split.cut_ms)
+    metadata = hetero_data(data, standardiser, known).metadata()
+    artifact = Artifact("gnn", CONFIG, schema(data), standardiser,
                         (list(metadata[0]), [tuple(r) for r in metadata[1]]))
     artifact.save(model, tmp_path / "m")
-    Artifact("baseline", CONFIG, data.feature_names, standardiser,
+    Artifact("baseline", CONFIG, schema(data), standardiser,
              artifact.metadata).save(baseline, tmp_path / "m" / "baseline")
     for folder, trained in ((tmp_path / "m", model), (tmp_path / "m" / "baseline", baseline)):
         loaded, reloaded = Artifact.load(folder)
         assert loaded.config == CONFIG
-        expected = predict_raw(trained, data, standardiser)
-        got = predict(loaded, reloaded, data)
+        expected = predict_raw(trained, data, standardiser, known)
+        got = predict(loaded, reloaded, data, known)
         assert all(np.array_equal(expected[t], got[t]) for t in TARGETS)
     renamed = dataclasses.replace(data, feature_names={**data.feature_names,
                                                        "Card": ["x"] * 3})
     with pytest.raises(ValueError, match="Card features differ"):
-        predict(loaded, reloaded, renamed)
+        predict(loaded, reloaded, renamed, known)
 
 
 def test_no_validation_label_influences_training() -> None:
@@ -150,7 +157,58 @@ def test_no_validation_label_influences_training() -> None:
     assert quality(split, honest)["all"] != quality(flipped, honest)["all"]
 
 
+def test_known_fraud_reaches_neighbours_through_the_graph_only() -> None:
+    """Showing one card's fraud in the label input moves the GNN's score of the
+    other cards on its device (two hops), never the baseline's."""
+    data = synthetic()
+    split = dataset.split(data)
+    model, baseline, standardiser, _ = fit_models(data, split, CONFIG)
+    used_on = data.edges[("Card", "USED_ON", "Device")]
+    device = np.bincount(used_on[1]).argmax()
+    cards = used_on[0][used_on[1] == device]
+    none = {t: np.zeros(len(data.node_ids[t]), dtype=bool) for t in TARGETS}
+    one = {**none, "Card": none["Card"].copy()}
+    one["Card"][cards[0]] = True
+    others = cards[1:]
+    assert len(others)
+    gnn_before, gnn_after = (predict_raw(model, data, standardiser, k)["Card"]
+                             for k in (none, one))
+    assert not np.allclose(gnn_before[others], gnn_after[others])
+    base_before, base_after = (predict_raw(baseline, data, standardiser, k)["Card"]
+                               for k in (none, one))
+    assert np.array_equal(base_before[others], base_after[others])
+
+
 def _model_and_standardiser(data: GraphData, split: dataset.Split, config: ModelConfig
-                            ) -> tuple[object, GraphData, object]:
+                            ) -> tuple[object, GraphData, object, dict[str, np.ndarray]]:
     model, _, standardiser, _ = fit_models(data, split, config)
-    return model, data, standardiser
+    return model, data, standardiser, dataset.known_fraud(data, split.cut_ms)
+
+
+def test_training_never_shows_a_hidden_entity_its_own_fraud_through_a_neighbour() -> None:
+    """One fraud label marks a card, its user and its device at once.  Whatever inner
+    cut-off an epoch draws, an entity whose fraud is hidden (in the loss) has no
+    neighbour shown with that same fraud, as at validation time."""
+    data = synthetic(n=40)
+    split = dataset.split(data)
+    times = {t: torch.from_numpy(np.where(split.train[t] & (split.y[t] > 0),
+                                          data.fraud_ms[t], -1)) for t in TARGETS}
+    masks = {t: torch.from_numpy(split.train[t]) for t in TARGETS}
+    cuts = sorted({int(v) for tt in times.values() for v in tt if v >= 0})
+    assert len(cuts) > 3
+    held = 0
+    for inner in [-1, *cuts[:-1]]:
+        shown, hidden = label_view(times, masks, inner)
+        for rel, (src_type, dst_type) in (
+                (("User", "HOLDS", "Card"), ("User", "Card")),
+                (("Card", "USED_ON", "Device"), ("Card", "Device"))):
+            src, dst = data.edges[rel]
+            for a, b in zip(src, dst, strict=True):
+                for (h_type, h), (s_type, s_) in (((src_type, a), (dst_type, b)),
+                                                  ((dst_type, b), (src_type, a))):
+                    if hidden[h_type][h] and times[h_type][h] >= 0:
+                        held += 1
+                        assert not (shown[s_type][s_]
+                                    and times[s_type][s_] == times[h_type][h])
+        assert all(not (shown[t] & hidden[t]).any() for t in TARGETS)
+    assert held  # hidden frauds next to other entities were checked
