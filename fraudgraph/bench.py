@@ -51,6 +51,7 @@ class BenchResult:
     decisions: int = 0
     busy_seconds: float = 0.0
     latencies_ms: Sequence[float] = field(default_factory=list, repr=False)
+    latency_stride: int = 1  # latencies_ms holds every latency_stride-th decision
     stage_seconds: dict[str, float] = field(default_factory=dict)
     projection_lag_at_end: int | None = None  # transactions not yet in the graph
     projection_seconds: float | None = None
@@ -79,7 +80,7 @@ class BenchResult:
     def latency(self, q: float) -> float:
         """Percentile over the decisions after the warm-up (the first 2 s of offered load,
         or the first 1,000: connection set-up, JIT, caches)."""
-        warmup = max(1000, round(2 * self.offered_rate))
+        warmup = max(1000, round(2 * self.offered_rate)) // self.latency_stride
         return percentile(self.latencies_ms[warmup:] or self.latencies_ms, q)
 
     def as_json(self) -> dict[str, Any]:
@@ -172,6 +173,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
             producer.join()
         result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
         result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
+        result.latency_stride = stats.latency_stride
         if projector is not None:
             result.projection_lag_at_end = _group_lag(bench.kafka.bootstrap,
                                                       f"bench-projection-{run_id}",

@@ -66,6 +66,7 @@ from ingest.transaction import DecoderConfig, Transaction, encode
 
 log = logging.getLogger(__name__)
 _ENCODER = msgspec.json.Encoder()
+LATENCY_SAMPLES = 1_000_000  # latencies kept for the run's percentiles (see DaemonStats)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,12 @@ class DaemonStats(LoopStats):
     consumed: int = 0
     rejected: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    latencies_ms: array[float] = field(default_factory=lambda: array("d"))  # 8 B each
+    #: end-to-end latency of every ``latency_stride``-th decision, in stream order: when
+    #: LATENCY_SAMPLES are held every other one goes and the stride doubles, so a long
+    #: run keeps an even sample of its whole length in bounded memory (8 B each)
+    latencies_ms: array[float] = field(default_factory=lambda: array("d"))
+    latency_stride: int = 1
+    latency_seen: int = 0
     flagged_entities: int = 0
     labels: int = 0
     rings: int = 0
@@ -315,8 +321,7 @@ def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[
             codes.update(reason.code for reason in d.verdict.reasons)
         latency = max(published_ms - produced, 0.0)
         metrics.DETECTOR_LATENCY.observe(latency / 1000)
-        if len(stats.latencies_ms) < 2_000_000:
-            stats.latencies_ms.append(latency)
+        _sample_latency(stats, latency)
         if keep:
             stats.decisions[d.record.transaction_id] = outcome
     stats.outcomes.update(outcomes)
@@ -324,6 +329,16 @@ def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[
         metrics.DETECTOR_DECISIONS.labels(outcome).inc(count)
     for code, count in codes.items():
         metrics.DETECTOR_REASONS.labels(code).inc(count)
+
+
+def _sample_latency(stats: DaemonStats, latency: float) -> None:
+    if stats.latency_seen % stats.latency_stride == 0:
+        if len(stats.latencies_ms) >= LATENCY_SAMPLES:
+            stats.latencies_ms = stats.latencies_ms[::2]
+            stats.latency_stride *= 2
+        if stats.latency_seen % stats.latency_stride == 0:
+            stats.latencies_ms.append(latency)
+    stats.latency_seen += 1
 
 
 def _health(last_ok: list[float], stats: DaemonStats) -> tuple[bool, dict[str, Any]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from fraudgraph.bench import BenchResult, plot_samples
 
 
@@ -21,3 +23,16 @@ def test_soak_samples_go_to_the_json_and_a_png(tmp_path: Path) -> None:
                                      "cards_in_rule_state": 950.0}
     png = plot_samples(figures["samples"], tmp_path / "soak.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_latency_samples_stay_bounded_and_cover_the_whole_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from fraudgraph import daemon
+
+    monkeypatch.setattr(daemon, "LATENCY_SAMPLES", 100)
+    stats = daemon.DaemonStats()
+    for i in range(1000):
+        daemon._sample_latency(stats, float(i))
+    assert stats.latency_stride == 16 and len(stats.latencies_ms) <= 100
+    # an even sample in stream order, from the first decision to the last stride
+    assert list(stats.latencies_ms) == [float(i) for i in range(0, 1000, 16)]
