@@ -161,7 +161,8 @@ def score(ctx: click.Context, version: str | None, flag_threshold: float, ttl: i
 
     The model reads the confirmed fraud around each entity (its label input):
     entities next to known fraud score higher.  Confirmed fraud itself scores 1 and
-    is not flagged again (the label feedback has blocklisted it)."""
+    is not flagged: the label feedback has acted on it (blocklisted the card; a user
+    or device with confirmed fraud may be the victim)."""
     _score(ctx, version, flag_threshold, ttl, labels_until, not no_flag)
 
 

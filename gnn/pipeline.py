@@ -244,8 +244,9 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
           labels_until: int | str | None = None, flag: bool = True) -> ScoreResult:
     """Score every card, user and device with a model (default: the champion).
 
-    Confirmed fraud scores 1 (it is certain) and is not flagged again: the label
-    feedback has blocklisted it already; the flagged entities (``flag``, at or above
+    Confirmed fraud scores 1 (it is certain) and is not flagged: the label feedback
+    has acted on it (blocklisted the card; a user or device with confirmed fraud may
+    be the victim); the flagged entities (``flag``, at or above
     ``flag_threshold``) are the new suspects.  ``labels_until`` (a backtest): the
     model sees only the fraud confirmed at or before this event time (ms), or before
     the model's training cut-off (``"cut"``); default: all confirmed fraud."""
