@@ -57,8 +57,10 @@ class BenchResult:
     projection_seconds: float | None = None
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     naive: naive.NaiveResult | None = None
-    #: every ``SAMPLE_EVERY`` s while deciding: (seconds, daemon RSS MB, lag, cards in state)
-    samples: list[tuple[float, float, float, float]] = field(default_factory=list, repr=False)
+    #: every ``SAMPLE_EVERY`` s while deciding: (seconds, daemon RSS MB, lag, keys per
+    #: rule-state table)
+    samples: list[tuple[float, float, float, dict[str, float]]] = field(default_factory=list,
+                                                                       repr=False)
 
     @property
     def decisions_per_second(self) -> float:
@@ -99,7 +101,7 @@ class BenchResult:
                 "cpu_seconds": round(self.naive.cpu_seconds, 2)},
             "ratio_to_naive": round(self.ratio_to_naive, 1) if self.ratio_to_naive else None,
             "samples": [{"seconds": round(t, 1), "rss_mb": round(rss, 1), "lag": lag,
-                         "cards_in_rule_state": cards} for t, rss, lag, cards in self.samples],
+                         "rule_state": state} for t, rss, lag, state in self.samples],
         }
 
 
@@ -206,16 +208,21 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     return result
 
 
-def _sample(samples: list[tuple[float, float, float, float]], done: threading.Event) -> None:
+STATE_TABLES = ("cards", "users", "devices", "ips")
+
+
+def _sample(samples: list[tuple[float, float, float, dict[str, float]]],
+            done: threading.Event) -> None:
     started = time.monotonic()
     while not done.wait(SAMPLE_EVERY):
         rss_kb = next((int(line.split()[1]) for line in
                        Path("/proc/self/status").read_text().splitlines()
                        if line.startswith("VmRSS:")), 0)
         lag = REGISTRY.get_sample_value("fraudgraph_detector_lag_messages") or 0.0
-        cards = REGISTRY.get_sample_value("fraudgraph_detector_rule_state_keys",
-                                          {"table": "cards"}) or 0.0
-        samples.append((time.monotonic() - started, rss_kb / 1024, lag, cards))
+        state = {table: REGISTRY.get_sample_value("fraudgraph_detector_rule_state_keys",
+                                                  {"table": table}) or 0.0
+                 for table in STATE_TABLES}
+        samples.append((time.monotonic() - started, rss_kb / 1024, lag, state))
 
 
 def _group_lag(bootstrap: str, group: str, topic: str) -> int:
@@ -264,21 +271,26 @@ def _cpu(pids: list[int]) -> float:
     return total / CLOCK_TICKS
 
 
-def plot_samples(samples: Sequence[dict[str, float]], path: Path) -> Path:
-    """A soak run's picture: daemon RSS, consumer lag and cards in the rule state over
-    time (``samples`` as in :meth:`BenchResult.as_json`), one panel each, as a PNG."""
+def plot_samples(samples: Sequence[dict[str, Any]], path: Path) -> Path:
+    """A soak run's picture: daemon RSS, consumer lag and the rule-state tables' keys
+    over time (``samples`` as in :meth:`BenchResult.as_json`), one panel each, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     minutes = [s["seconds"] / 60 for s in samples]
-    panels = (("rss_mb", "daemon RSS (MB)"), ("lag", "consumer lag (messages)"),
-              ("cards_in_rule_state", "cards in the rule state"))
-    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 7), sharex=True)
-    for ax, (key, title) in zip(axes, panels, strict=True):
-        ax.plot(minutes, [s[key] for s in samples], linewidth=1.2)
-        ax.set_ylabel(title, fontsize=9)
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    axes[0].plot(minutes, [s["rss_mb"] for s in samples], linewidth=1.2)
+    axes[0].set_ylabel("daemon RSS (MB)", fontsize=9)
+    axes[1].plot(minutes, [s["lag"] for s in samples], linewidth=1.2)
+    axes[1].set_ylabel("consumer lag (messages)", fontsize=9)
+    for table in STATE_TABLES:
+        axes[2].plot(minutes, [s["rule_state"].get(table, 0) for s in samples], linewidth=1.2,
+                     label=table)
+    axes[2].set_ylabel("rule-state keys", fontsize=9)
+    axes[2].legend(fontsize=8, loc="upper left")
+    for ax in axes:
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("minutes")

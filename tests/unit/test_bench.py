@@ -13,14 +13,15 @@ def test_soak_samples_go_to_the_json_and_a_png(tmp_path: Path) -> None:
     result = BenchResult(count=3000, offered_rate=100.0, projection=False, decisions=3000,
                          busy_seconds=30.0, latencies_ms=[5.0] * 200 + [float(i) for i in
                                                                       range(1, 2801)])
-    result.samples = [(10.0, 150.0, 40.0, 900.0), (20.0, 151.5, 12.0, 950.0),
-                      (30.0, 151.0, 0.0, 960.0)]
+    state = {"cards": 900.0, "users": 400.0, "devices": 700.0, "ips": 500.0}
+    result.samples = [(10.0, 150.0, 40.0, state), (20.0, 151.5, 12.0, {**state, "cards": 950.0}),
+                      (30.0, 151.0, 0.0, state)]
     figures = result.as_json()
     assert figures["decisions_per_second"] == 100.0
     # the first 1,000 decisions are the warm-up: percentiles over 801..2800
     assert figures["latency_ms"]["p50"] == 1800.0  # nearest rank 1,000 of 2,000
     assert figures["samples"][1] == {"seconds": 20.0, "rss_mb": 151.5, "lag": 12.0,
-                                     "cards_in_rule_state": 950.0}
+                                     "rule_state": {**state, "cards": 950.0}}
     png = plot_samples(figures["samples"], tmp_path / "soak.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
