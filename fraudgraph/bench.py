@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,9 @@ class BenchResult:
     #: rule-state table)
     samples: list[tuple[float, float, float, dict[str, float]]] = field(default_factory=list,
                                                                        repr=False)
+    #: with ``trace_memory``: the allocation sites that grew most between the end of the
+    #: warm-up and the end of the run (where, KB, blocks)
+    memory_growth: list[tuple[str, float, int]] = field(default_factory=list, repr=False)
 
     @property
     def decisions_per_second(self) -> float:
@@ -102,13 +106,15 @@ class BenchResult:
             "ratio_to_naive": round(self.ratio_to_naive, 1) if self.ratio_to_naive else None,
             "samples": [{"seconds": round(t, 1), "rss_mb": round(rss, 1), "lag": lag,
                          "rule_state": state} for t, rss, lag, state in self.samples],
+            "memory_growth": [{"where": where, "kb": round(kb, 1), "blocks": blocks}
+                              for where, kb, blocks in self.memory_growth],
         }
 
 
 def run(settings: Settings, config: DetectorConfig, count: int, rate: float, seed: int,
         projection: bool, scratch: Path, report: Callable[[str], None],
         batch_timeout: float = daemon.DaemonOptions.batch_timeout,
-        baseline_count: int = 20_000) -> BenchResult:
+        baseline_count: int = 20_000, trace_memory: bool = False) -> BenchResult:
     run_id = uuid.uuid4().hex[:8]
     names = {name: f"bench-{run_id}-{name}" for name in
              ("transactions", "decisions", "alerts", "training", "labels", "dlq")}
@@ -164,12 +170,18 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
                                    max_messages=count, batch_timeout=batch_timeout)
     cpu_started = time.process_time()
     sampling = threading.Event()
-    sampler = threading.Thread(target=_sample, args=(result.samples, sampling), daemon=True)
+    warm: list[tracemalloc.Snapshot] = []
+    if trace_memory:
+        tracemalloc.start()
+    sampler = threading.Thread(target=_sample, args=(result.samples, sampling, warm),
+                               daemon=True)
     sampler.start()
     try:
         stats = daemon.run(bench, config, options, DecoderConfig(), stop=threading.Event(),
                            ready=ready)
         sampling.set()
+        if trace_memory:
+            result.memory_growth = _growth(warm[0] if warm else None)
         result.cpu_seconds["detector daemon"] = time.process_time() - cpu_started
         if producer.is_alive():
             producer.join()
@@ -205,16 +217,31 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         if projector is not None and projector.poll() is None:
             projector.kill()
         kafka.delete_topics(bench.kafka.bootstrap, names.values())
+        labels_path.unlink(missing_ok=True)  # the run's scratch ground truth
     return result
 
 
 STATE_TABLES = ("cards", "users", "devices", "ips")
+TRACE_WARMUP_S = 180.0  # --trace-memory compares the end of the run with this point
+
+
+def _growth(warm: tracemalloc.Snapshot | None, top: int = 15) -> list[tuple[str, float, int]]:
+    """The allocation sites (file:line) that grew most since ``warm``, then stop tracing."""
+    final = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    if warm is None:
+        return []
+    return [(str(stat.traceback[0]), stat.size_diff / 1024, stat.count_diff)
+            for stat in final.compare_to(warm, "lineno")[:top]]
 
 
 def _sample(samples: list[tuple[float, float, float, dict[str, float]]],
-            done: threading.Event) -> None:
+            done: threading.Event, warm: list[tracemalloc.Snapshot]) -> None:
     started = time.monotonic()
     while not done.wait(SAMPLE_EVERY):
+        if tracemalloc.is_tracing() and not warm and \
+                time.monotonic() - started >= TRACE_WARMUP_S:
+            warm.append(tracemalloc.take_snapshot())
         rss_kb = next((int(line.split()[1]) for line in
                        Path("/proc/self/status").read_text().splitlines()
                        if line.startswith("VmRSS:")), 0)

@@ -122,10 +122,13 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
               default=Path("reports/bench.json"), show_default=True,
               help="Where to write the figures as JSON.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--trace-memory", is_flag=True,
+              help="Trace the daemon's allocations (tracemalloc; slower) and report the "
+                   "sites that grew most after the first 3 minutes.")
 @click.pass_context
 def bench(ctx: click.Context, count: int, rate: float, duration: int | None, projection: bool,
           baseline_count: int, config_ref: str, batch_timeout: int, json_path: Path,
-          seed: int) -> None:
+          seed: int, trace_memory: bool) -> None:
     """End-to-end benchmark: decisions/s, latency, projection, CPU, naive baseline.
 
     Generates COUNT transactions into fresh topics (deleted afterwards) on the
@@ -146,7 +149,7 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
         count = round(rate * duration / 1000)
     result = bench_run.run(settings, _config(config_ref), count, rate, seed, projection,
                            settings.data_dir / "bench", report, batch_timeout / 1000,
-                           baseline_count)
+                           baseline_count, trace_memory)
     figures = result.as_json()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(figures, indent=2) + "\n")
@@ -172,6 +175,11 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
            ["lag max / last", f"{max(x[2] for x in result.samples):,.0f} / "
                               f"{result.samples[-1][2]:,.0f}"]] if result.samples else []),
     ]))
+    if result.memory_growth:
+        out.print(table("allocations that grew most after the warm-up",
+                        ["where", "KB", "blocks"],
+                        [[where, f"{kb:,.0f}", f"{blocks:,}"]
+                         for where, kb, blocks in result.memory_growth]))
     written = [json_path]
     if len(result.samples) >= 3:
         written.append(bench_run.plot_samples(figures["samples"], json_path.with_suffix(".png")))
