@@ -35,9 +35,6 @@ from fraudgraph import connect, daemon, naive
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
 from ingest import kafka
-from ingest.generator import Generator, GeneratorConfig
-from ingest.publish import Publisher
-from ingest.runs import KafkaSink, generate
 from ingest.transaction import DecoderConfig
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -129,25 +126,22 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     env = {**os.environ, **{f"FRAUDGRAPH_TOPIC_{k.upper()}": v for k, v in names.items()}}
     labels_path = scratch / f"{run_id}.jsonl"
 
-    def produce() -> None:
-        sink = KafkaSink(Publisher(bench.kafka.bootstrap, **{"linger.ms": 1}),
-                         names["transactions"], names["labels"])
-        generate(Generator(GeneratorConfig(seed=seed)), sink, labels_path,
-                 count=count, duration=None, rate=rate, progress=lambda _n: None)
-
-    def produce_when_ready() -> None:
-        """The offered load comes from its own process, so the daemon's memory samples
-        and CPU time are the daemon's alone."""
-        ready.wait(120)  # the daemon has joined its group: latency excludes the join
+    def produce() -> float:
+        """Generate the input in its own process (`fraudgraph generate`), so the daemon's
+        memory samples and CPU time are the daemon's alone; returns its CPU seconds."""
         generator = subprocess.Popen(
             [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count),
-             "--rate", str(rate), "--seed", str(seed), "--labels", str(labels_path)],
+             "--rate", str(max(rate, 0)), "--seed", str(seed), "--labels", str(labels_path)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _pid, status, usage = os.wait4(generator.pid, 0)
         generator.returncode = os.waitstatus_to_exitcode(status)
-        result.cpu_seconds["load generator"] = usage.ru_utime + usage.ru_stime
         if generator.returncode != 0:
             report(f"the load generator stopped with exit status {generator.returncode}")
+        return usage.ru_utime + usage.ru_stime
+
+    def produce_when_ready() -> None:
+        ready.wait(120)  # the daemon has joined its group: latency excludes the join
+        result.cpu_seconds["load generator"] = produce()
 
     if rate <= 0:
         report(f"producing {count:,} transactions to {names['transactions']}")
@@ -231,8 +225,10 @@ def _growth(warm: tracemalloc.Snapshot | None, top: int = 15) -> list[tuple[str,
     tracemalloc.stop()
     if warm is None:
         return []
+    grown = sorted((stat for stat in final.compare_to(warm, "lineno") if stat.size_diff > 0),
+                   key=lambda stat: stat.size_diff, reverse=True)
     return [(str(stat.traceback[0]), stat.size_diff / 1024, stat.count_diff)
-            for stat in final.compare_to(warm, "lineno")[:top]]
+            for stat in grown[:top]]
 
 
 def _sample(samples: list[tuple[float, float, float, dict[str, float]]],

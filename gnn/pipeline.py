@@ -152,15 +152,14 @@ def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
             model, baseline, standardiser, losses = fit_models(data, split, config, progress)
             seconds["train"] = time.perf_counter() - t0
             known = dataset.known_fraud(data, split.cut_ms)
-            metrics = {kind: quality(split, predict_raw(trained, data, standardiser,
-                                                        shown(used, known)))
-                       for kind, trained, used in (("gnn", model, config),
-                                                   ("baseline", baseline,
-                                                    baseline_config(config)))}
+            graph = hetero_data(data, standardiser, shown(config, known))
+            metrics = {"gnn": quality(split, model_scores(model, graph)),
+                       "baseline": quality(split, predict_raw(
+                           baseline, data, standardiser, shown(baseline_config(config), known)))}
             metric = float(metrics["gnn"]["all"]["ap"])
             version = registry.new_version()
             where = registry.folder(settings.data_dir, version)
-            metadata = hetero_data(data, standardiser, known).metadata()
+            metadata = graph.metadata()
             artifact = Artifact("gnn", config, schema(data), standardiser,
                                 (list(metadata[0]), [tuple(r) for r in metadata[1]]))
             artifact.save(model, where)

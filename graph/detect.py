@@ -7,6 +7,7 @@ one read transaction, whatever the batch size (never one per transaction).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,22 +73,26 @@ def save_rings(driver: Driver, members: list[dict[str, Any]],
 def mark_blocked(driver: Driver, entries: list[tuple[str, str, str, str]],
                  database: str = "neo4j") -> None:
     """``entries``: (entity_type, entity_id, reason, source); sets ``blocked`` on the nodes."""
-    rows: dict[str, list[dict[str, str]]] = {name: [] for name in LABEL_OF.values()}
-    for entity_type, entity_id, reason, source in entries:
-        rows[LABEL_OF[entity_type]].append({"id": entity_id, "reason": reason, "source": source})
-    driver.execute_query(cypher.load("mark_blocked"), rows, database_=database)
+    driver.execute_query(cypher.load("mark_blocked"), _by_label(
+        (t, {"id": i, "reason": reason, "source": source}) for t, i, reason, source in entries),
+        database_=database)
 
 
 def unmark_blocked(driver: Driver, entries: list[tuple[str, str]],
                    database: str = "neo4j") -> int:
     """``entries``: (entity_type, entity_id) no longer blocklisted; returns how many nodes
     lost their ``blocked`` mark."""
-    rows: dict[str, list[dict[str, str]]] = {name: [] for name in LABEL_OF.values()}
-    for entity_type, entity_id in entries:
-        rows[LABEL_OF[entity_type]].append({"id": entity_id})
-    records, _, _ = driver.execute_query(cypher.load("unmark_blocked"), rows,
-                                         database_=database)
+    records, _, _ = driver.execute_query(cypher.load("unmark_blocked"), _by_label(
+        (t, {"id": i}) for t, i in entries), database_=database)
     return int(records[0]["unmarked"])
+
+
+def _by_label(rows: Iterable[tuple[str, dict[str, str]]]) -> dict[str, list[dict[str, str]]]:
+    """(entity_type, row) pairs as the per-label parameter lists of the mark queries."""
+    grouped: dict[str, list[dict[str, str]]] = {name: [] for name in LABEL_OF.values()}
+    for entity_type, row in rows:
+        grouped[LABEL_OF[entity_type]].append(row)
+    return grouped
 
 
 def label_fraud(driver: Driver, rows: list[dict[str, Any]],

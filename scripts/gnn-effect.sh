@@ -42,9 +42,13 @@ echo "== backtest: scores from the fraud confirmed before the cut-off, evaluated
 python -c '
 from fraudgraph import connect
 from fraudgraph.settings import load_settings
+from graph import detect
 driver = connect.neo4j(load_settings())
-driver.execute_query("MATCH (n:Blocked) WHERE n.blocked_source = \"gnn\" "
-                     "REMOVE n:Blocked, n.blocked, n.blocked_reason, n.blocked_source")
+records, _, _ = driver.execute_query(
+    "MATCH (n:Blocked {blocked_source: $source}) "
+    "RETURN toLower([l IN labels(n) WHERE l IN $types][0]) AS type, n.id AS id",
+    source="gnn", types=["Card", "User", "Device", "IP", "Site"])
+detect.unmark_blocked(driver, [(r["type"], r["id"]) for r in records])
 driver.close()'
 trap restore EXIT
 fraudgraph gnn score --labels-until cut --no-flag

@@ -24,6 +24,15 @@ def decision(n: int, decision: str, score: float, card: str, day: int = 0) -> De
         produced_ms=T0 + day * DAY + n)
 
 
+def inputs(folder: Path, decisions: list[DecisionRecord], truth: list[dict[str, str]]
+           ) -> tuple[Path, Path]:
+    """The decisions and ground-truth JSONL files `fraudgraph evaluate` reads."""
+    decisions_file, truth_file = folder / "decisions.jsonl", folder / "truth.jsonl"
+    decisions_file.write_bytes(b"".join(msgspec.json.encode(d) + b"\n" for d in decisions))
+    truth_file.write_text("".join(json.dumps(t) + "\n" for t in truth))
+    return decisions_file, truth_file
+
+
 def test_evaluate_writes_the_report_and_charts(tmp_path: Path) -> None:
     decisions = [decision(1, "block", 0.9, "a"), decision(2, "review", 0.6, "b"),
                  decision(3, "allow", 0.1, "c"), decision(4, "block", 0.85, "d"),
@@ -32,9 +41,7 @@ def test_evaluate_writes_the_report_and_charts(tmp_path: Path) -> None:
     truth = [{"transaction_id": "t1", "scenario": "card_testing"},
              {"transaction_id": "t2", "scenario": "velocity_burst"},
              {"transaction_id": "t3", "scenario": "velocity_burst"}]
-    decisions_file, truth_file = tmp_path / "decisions.jsonl", tmp_path / "truth.jsonl"
-    decisions_file.write_bytes(b"".join(msgspec.json.encode(d) + b"\n" for d in decisions))
-    truth_file.write_text("".join(json.dumps(t) + "\n" for t in truth))
+    decisions_file, truth_file = inputs(tmp_path, decisions, truth)
     out = tmp_path / "report"
     result = run("evaluate", "--decisions", str(decisions_file), "--truth", str(truth_file),
                  "--out", str(out), "-k", "2")
@@ -72,9 +79,7 @@ def test_since_keeps_the_later_transactions_and_their_truth(tmp_path: Path) -> N
     truth = [{"transaction_id": "t1", "scenario": "card_testing"},
              {"transaction_id": "t3", "scenario": "fraud_ring"},
              {"transaction_id": "t9", "scenario": "fraud_ring"}]  # never decided
-    decisions_file, truth_file = tmp_path / "decisions.jsonl", tmp_path / "truth.jsonl"
-    decisions_file.write_bytes(b"".join(msgspec.json.encode(d) + b"\n" for d in decisions))
-    truth_file.write_text("".join(json.dumps(t) + "\n" for t in truth))
+    decisions_file, truth_file = inputs(tmp_path, decisions, truth)
     out = tmp_path / "report"
     result = run("evaluate", "--decisions", str(decisions_file), "--truth", str(truth_file),
                  "--out", str(out), "--since", "2026-01-02T00:00:00Z")
