@@ -1,7 +1,9 @@
 // name: project_cursors_save
-// purpose: remember the highest projected offset per consumer group, topic and partition (written in the batch's transaction)
-// params: cursors: list<map{id: string, offset: integer}>
+// purpose: remember the highest projected offset and the newest projected event time per consumer group, topic and partition (written in the batch's transaction); readers of the graph learn from them how far it is complete (projection_progress)
+// params: cursors: list<map{id: string, topic: string, partition: integer, offset: integer, event_ms: integer|null}>
 // returns: nothing
 UNWIND $cursors AS c
 MERGE (p:ProjectionCursor {id: c.id})
-SET p.offset = CASE WHEN p.offset IS NULL OR c.offset > p.offset THEN c.offset ELSE p.offset END
+SET p.topic = c.topic, p.partition = c.partition,
+    p.offset = CASE WHEN p.offset IS NULL OR c.offset > p.offset THEN c.offset ELSE p.offset END,
+    p.event_ms = CASE WHEN p.event_ms IS NULL OR c.event_ms > p.event_ms THEN c.event_ms ELSE p.event_ms END

@@ -10,4 +10,6 @@ CREATE CONSTRAINT ip_id IF NOT EXISTS FOR (n:IP) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT transaction_id IF NOT EXISTS FOR (n:Transaction) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT projection_cursor_id IF NOT EXISTS FOR (n:ProjectionCursor) REQUIRE n.id IS UNIQUE;
 CREATE CONSTRAINT fraud_label_id IF NOT EXISTS FOR (n:FraudLabel) REQUIRE n.id IS UNIQUE;
-CREATE INDEX transaction_event_ms IF NOT EXISTS FOR (n:Transaction) ON (n.event_ms)
+CREATE INDEX transaction_event_ms IF NOT EXISTS FOR (n:Transaction) ON (n.event_ms);
+CREATE INDEX fraud_label_site IF NOT EXISTS FOR (n:FraudLabel) ON (n.site_id);
+CREATE INDEX projection_cursor_topic IF NOT EXISTS FOR (n:ProjectionCursor) ON (n.topic)

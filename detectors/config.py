@@ -151,6 +151,7 @@ class RulesConfig:
 @dataclass(frozen=True)
 class GraphConfig:
     enabled: bool = True
+    as_of_lag_ms: int = 2_000
     shared_device_cards: int = 5
     shared_device_users: int = 2
     shared_device_weight: float = 0.6

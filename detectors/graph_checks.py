@@ -1,61 +1,124 @@
 """Cypher detectors as pure functions: graph facts of a batch → reasons per transaction.
 
-The facts come from :func:`graph.detect.batch_features` (three queries per
-batch); the graph is written by the projection, so it may lag the stream by a
-batch or two: the streaming rules cover the newest activity.
+Every check is made **as of the transaction's time** ``t``: it sees what the graph
+knew at ``t - as_of_lag`` (``graph.as_of_lag``), never later.  The facts carry the
+times that make this possible: when each card or user was first seen on a device,
+when each holder was first seen on a card, when a confirmed fraud became known
+near a card (its label's *report* time, and when the path to it appeared), the
+report and event times of the confirmed frauds at a site, and the event time a
+GNN score is as of.  The facts come from :func:`graph.detect.batch_features` (three
+queries per batch, read only once the graph holds everything up to the batch's
+newest ``t - as_of_lag``), so the same transaction gets the same reasons whether
+the projection ran alongside or had finished the whole stream.
+
+Ring membership comes from the ring sweep (:mod:`detectors.rings`) as of the last
+sweep boundary at or before ``t - as_of_lag``, for the same reason.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_right
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from detectors.config import GraphConfig
 from detectors.decision import CYPHER, GNN, Reason
 from ingest.transaction import Transaction
 
 
-def reasons_for(tx: Transaction, devices: dict[str, dict[str, Any]],
-                cards: dict[str, dict[str, Any]], sites: dict[str, dict[str, Any]],
-                config: GraphConfig) -> list[Reason]:
+@dataclass(frozen=True)
+class DeviceFacts:
+    """``card_ms`` / ``user_ms``: when each card / user was first seen on the device (sorted)."""
+
+    card_ms: tuple[int, ...] = ()
+    user_ms: tuple[int, ...] = ()
+    risk_score: float | None = None
+    risk_scored_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class CardFacts:
+    """``holders``: (user id, first seen holding the card); ``near_fraud_ms``: the earliest
+    time a confirmed fraud (``near_fraud``) was known within 2 hops."""
+
+    holders: tuple[tuple[str, int], ...] = ()
+    near_fraud: str | None = None
+    near_fraud_ms: int | None = None
+    risk_score: float | None = None
+    risk_scored_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class SiteFacts:
+    """``frauds``: (report time, event time) of the confirmed frauds at the site."""
+
+    frauds: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class BatchFacts:
+    """Graph facts about the entities of one batch, keyed by entity id; an entity
+    missing has nothing to report."""
+
+    devices: Mapping[str, DeviceFacts] = field(default_factory=dict)
+    cards: Mapping[str, CardFacts] = field(default_factory=dict)
+    sites: Mapping[str, SiteFacts] = field(default_factory=dict)
+    #: ring members among the holders -> the first sweep boundary that shows them in a
+    #: ring: a transaction whose known time reaches it sees the ring
+    ring_visible_ms: Mapping[str, int] = field(default_factory=dict)
+
+
+def known_ms(tx: Transaction, config: GraphConfig) -> int:
+    """The newest event time the graph checks of ``tx`` may see."""
+    return tx.event_ms - config.as_of_lag_ms
+
+
+def reasons_for(tx: Transaction, facts: BatchFacts, config: GraphConfig) -> list[Reason]:
+    """The graph reasons of ``tx``, from what was known at ``known_ms(tx)``."""
+    at = known_ms(tx, config)
     found: list[Reason] = []
-    device = devices.get(tx.device_id) if tx.device_id else None
-    card = cards.get(tx.card_id)
-    site = sites.get(tx.site_id)
+    device = facts.devices.get(tx.device_id) if tx.device_id else None
+    card = facts.cards.get(tx.card_id)
+    site = facts.sites.get(tx.site_id)
     if device is not None:
-        if device["cards"] > config.shared_device_cards or \
-                device["users"] > config.shared_device_users:
+        cards, users = bisect_right(device.card_ms, at), bisect_right(device.user_ms, at)
+        if cards > config.shared_device_cards or users > config.shared_device_users:
             found.append(Reason("shared_device", CYPHER,
-                                f"device linked to {device['cards']} cards and "
-                                f"{device['users']} users in the graph",
+                                f"device linked to {cards} cards and {users} users in the graph",
                                 config.shared_device_weight, ("device",)))
-        found.extend(_gnn("device", device, config))
+        found.extend(_gnn("device", device.risk_score, device.risk_scored_ms, at, config))
     if card is not None:
-        if card["holders"] > 1:
-            found.append(Reason("shared_card", CYPHER, f"card held by {card['holders']} users",
+        holders = sorted(user for user, ms in card.holders if ms <= at)
+        if len(holders) > 1:
+            found.append(Reason("shared_card", CYPHER, f"card held by {len(holders)} users",
                                 config.shared_card_weight))
-        if card["ring_size"]:
+        in_ring = [user for user in holders if facts.ring_visible_ms.get(user, at + 1) <= at]
+        if in_ring:
             found.append(Reason("fraud_ring", CYPHER,
-                                f"holder in ring {card['ring_id']} of {card['ring_size']} users",
+                                f"holder {in_ring[0]} in a fraud ring (ring sweep)",
                                 config.ring_weight))
-        if card["near_fraud"]:
+        if card.near_fraud is not None and card.near_fraud_ms is not None \
+                and card.near_fraud_ms <= at:
             found.append(Reason("near_fraud", CYPHER,
-                                f"within 2 hops of {card['near_fraud']} (confirmed or blocked)",
+                                f"within 2 hops of {card.near_fraud} (confirmed fraud)",
                                 config.near_fraud_weight))
-        found.extend(_gnn("card", card, config))
+        found.extend(_gnn("card", card.risk_score, card.risk_scored_ms, at, config))
     if site is not None:
-        last = site["last_fraud_ms"]
-        if site["fraud_count"] >= config.compromised_site_min_frauds and last is not None and \
-                0 <= tx.event_ms - last <= config.compromised_site_window_ms:
+        frauds = [event for reported, event in site.frauds
+                  if reported <= at and 0 <= tx.event_ms - event
+                  <= config.compromised_site_window_ms]
+        if len(frauds) >= config.compromised_site_min_frauds:
             found.append(Reason("compromised_site", CYPHER,
-                                f"{site['fraud_count']} confirmed frauds at the site, the latest "
-                                f"{(tx.event_ms - last) // 3_600_000} h before",
+                                f"{len(frauds)} confirmed frauds at the site, the latest "
+                                f"{(tx.event_ms - max(frauds)) // 3_600_000} h before",
                                 config.compromised_site_weight))
     return found
 
 
-def _gnn(entity_type: str, facts: dict[str, Any], config: GraphConfig) -> list[Reason]:
-    score = facts.get("risk_score")
-    if not config.gnn_enabled or score is None or score < config.gnn_threshold:
+def _gnn(entity_type: str, score: float | None, scored_ms: int | None, at: int,
+         config: GraphConfig) -> list[Reason]:
+    if not config.gnn_enabled or score is None or score < config.gnn_threshold \
+            or scored_ms is None or scored_ms > at:
         return []
     return [Reason(f"gnn_{entity_type}", GNN, f"{entity_type} GNN risk {score:.2f}",
                    config.gnn_weight * float(score))]

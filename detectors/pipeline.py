@@ -4,7 +4,9 @@
 every transaction of a batch in stream order.  Entities that a firing reason
 flags (``Reason.flag``, and ``blocklist.flag_on_block`` for blocked
 transactions) become blocklist entries; they are added to the blocklist view at
-once, so the next transaction of the same batch already sees them.
+once, so the next transaction of the same batch already sees them.  Every
+transaction sees the blocklist as of its own event time (entries carry
+``since_ms`` in their evidence) and the graph as of its time (``graph_checks``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import hashlib
 import json
 import shlex
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from detectors import graph_checks
 from detectors.blocklist import Entry, FlaggedTransaction, NewEntry
 from detectors.config import DetectorConfig
 from detectors.decision import ALLOW, BLOCK, DecisionRecord, ReasonRecord, Verdict, decide
+from detectors.graph_checks import BatchFacts
 from detectors.rules import BlockedLookup, RuleEngine, entity_of
 from ingest.transaction import Transaction, iso_from_ms
 
@@ -27,17 +30,6 @@ class BlocklistView(Protocol):
     def hit(self, entity_type: str, entity_id: str) -> Entry | None: ...
 
     def add_local(self, entries: list[NewEntry]) -> None: ...
-
-
-class GraphFacts(Protocol):
-    @property
-    def devices(self) -> dict[str, dict[str, Any]]: ...
-
-    @property
-    def cards(self) -> dict[str, dict[str, Any]]: ...
-
-    @property
-    def sites(self) -> dict[str, dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +51,7 @@ class Detector:
         self.engine = RuleEngine(config)
         self.version = rules_version(config)
 
-    def decide_batch(self, transactions: list[Transaction], facts: GraphFacts | None,
+    def decide_batch(self, transactions: list[Transaction], facts: BatchFacts | None,
                      blocklist: BlocklistView, now_ms: int,
                      produced_ms: list[int] | None = None
                      ) -> tuple[list[Decided], list[NewEntry]]:
@@ -67,17 +59,12 @@ class Detector:
         ``produced_ms[i]`` (optional) is when ``transactions[i]`` entered Kafka."""
         config = self.config
         flags: dict[tuple[str, str], NewEntry] = {}
-
-        def blocked(entity_type: str, entity_id: str) -> str | None:
-            entry = blocklist.hit(entity_type, entity_id)
-            return None if entry is None else f"{entry.source}: {entry.reason}"
-
         decided = []
         for i, tx in enumerate(transactions):
+            blocked = _as_of(blocklist, tx.event_ms)
             reasons = self.engine.evaluate(tx, blocked)
             if facts is not None and config.graph.enabled:
-                reasons += graph_checks.reasons_for(tx, facts.devices, facts.cards, facts.sites,
-                                                    config.graph)
+                reasons += graph_checks.reasons_for(tx, facts, config.graph)
             verdict = decide(reasons, config.decision)
             self.engine.learn(tx, verdict.decision != ALLOW)
             if verdict.decision != ALLOW:
@@ -106,7 +93,7 @@ class Detector:
                 continue
             new.append(NewEntry(entity_type, entity_id, code, detector, verdict.score,
                                 {"transaction_id": tx.transaction_id, "detail": detail,
-                                 "rules_version": self.version},
+                                 "rules_version": self.version, SINCE: tx.event_ms},
                                 self.config.blocklist.ttl_ms // 1000))
         return new
 
@@ -125,6 +112,21 @@ class Detector:
 
 
 EXPLAIN = "fraudgraph query run explain_decision"
+#: evidence key of a blocklist entry: the event time from which it counts (an entry
+#: without it, such as a manual one, counts for every transaction)
+SINCE = "since_ms"
+
+
+def _as_of(blocklist: BlocklistView, event_ms: int) -> BlockedLookup:
+    """The blocklist as a transaction at ``event_ms`` sees it: an entry whose evidence
+    says it counts from a later event time (a label reported later, a ring found
+    later, a flag raised by a later transaction) is not there yet."""
+    def blocked(entity_type: str, entity_id: str) -> str | None:
+        entry = blocklist.hit(entity_type, entity_id)
+        if entry is None or entry.evidence.get(SINCE, event_ms) > event_ms:
+            return None
+        return f"{entry.source}: {entry.reason}"
+    return blocked
 
 
 def flagged_row(d: Decided) -> FlaggedTransaction:

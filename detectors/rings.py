@@ -1,16 +1,27 @@
 """Fraud rings: connected groups of users linked through shared cards or devices (pure).
 
-The sweep reads the links from Neo4j (``cypher/ring_links.cypher``), finds the
-connected components with networkx and keeps those with at least
-``min_users`` users.  A ring's id is derived from its smallest member id, so
-the same ring keeps its id from one sweep to the next.
+The sweep reads the links as of a time (``cypher/ring_links.cypher``: each card
+or device with its users and when each was first seen on it) and replays them in
+time order through a union-find, so it knows not only which users form groups of
+at least ``min_users`` but **since when** each member is in one.  Components only
+grow, so "in a ring as of t" is ``since <= t`` whenever the sweep ran later: a
+decision reads the same ring whatever time the sweep happened to run.
+
+A device links only its first ``max_device_users`` users (by first seen): busier
+devices are kiosks, shared office machines or farms, which the shared-device
+check covers, and "the first k" stays the same however late one looks (dropping
+a device once it grows busy would change the past).
+
+A ring's id is derived from its smallest member id, so the same ring keeps its id
+from one sweep to the next (until two rings merge).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import networkx as nx
+#: (via: "card" | "device", through: its id, [(user id, first seen ms)])
+Link = tuple[str, str, list[tuple[str, int]]]
 
 
 @dataclass(frozen=True)
@@ -18,18 +29,59 @@ class Ring:
     ring_id: str
     users: tuple[str, ...]
     links: tuple[str, ...]  # "card:<id>" / "device:<id>" the members share
+    since_ms: tuple[int, ...]  # per member (aligned with ``users``): in a ring since
 
 
-def find_rings(links: list[tuple[str, str, list[str]]], min_users: int) -> list[Ring]:
-    graph = nx.Graph()
-    for via, through, users in links:
-        hub = ("link", f"{via}:{through}")
-        for user in users:
-            graph.add_edge(hub, ("user", user))
+def find_rings(links: list[Link], min_users: int, max_device_users: int = 10) -> list[Ring]:
+    """The rings among ``links``, each member with the time it joined a ring."""
+    edges: list[tuple[int, str, str]] = []
+    for via, through, seen in links:
+        first = sorted(seen, key=lambda u: (u[1], u[0]))
+        if via == "device":
+            first = first[:max_device_users]
+        edges.extend((ms, f"{via}:{through}", user) for user, ms in first)
+    parent: dict[str, str] = {}
+    members: dict[str, list[str]] = {}  # root -> its users
+    since: dict[str, int] = {}
+
+    def root(node: str) -> str:
+        parent.setdefault(node, node)
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for ms, hub, user in sorted(edges):
+        key = "u:" + user
+        if key not in parent:
+            members[key] = [user]
+        a, b = root(hub), root(key)
+        if a == b:
+            continue
+        if len(members.get(a, ())) < len(members.get(b, ())):
+            a, b = b, a
+        parent[b] = a
+        members[a] = members.get(a, []) + members.pop(b, [])
+        if len(members[a]) >= min_users:
+            for member in members[a]:
+                since.setdefault(member, ms)
+    hubs: dict[str, set[str]] = {}
+    for _, hub, _ in edges:
+        hubs.setdefault(root(hub), set()).add(hub)
     rings = []
-    for component in nx.connected_components(graph):
-        members = tuple(sorted(n[1] for n in component if n[0] == "user"))
-        if len(members) >= min_users:
-            shared = tuple(sorted(n[1] for n in component if n[0] == "link"))
-            rings.append(Ring(f"ring-{members[0]}", members, shared))
+    for top, users in members.items():
+        if len(users) >= min_users:
+            names = tuple(sorted(users))
+            rings.append(Ring(f"ring-{names[0]}", names, tuple(sorted(hubs[top])),
+                              tuple(since[u] for u in names)))
     return sorted(rings, key=lambda r: r.ring_id)
+
+
+def next_boundary(ms: int, every_ms: int) -> int:
+    """The first sweep boundary (a multiple of ``every_ms``) at or after ``ms``."""
+    return -(-ms // every_ms) * every_ms
+
+
+def last_boundary(ms: int, every_ms: int) -> int:
+    """The last sweep boundary at or before ``ms``."""
+    return ms // every_ms * every_ms

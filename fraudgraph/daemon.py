@@ -8,8 +8,10 @@ Commit order, per micro-batch (at-least-once delivery, idempotent effects):
    ``refresh_seconds``, never one per transaction, and at once when a change
    was notified; while PostgreSQL is away the last view serves and the service
    is reported degraded);
-3. read graph facts for the batch's cards, devices and sites (three Neo4j
-   queries per batch);
+3. wait until the graph holds everything up to the batch's time (the projection's
+   cursors; applied labels; the ring sweep), then read graph facts for the batch's
+   cards, devices and sites as of each transaction's time (three Neo4j queries per
+   batch; ``fraudgraph.graph_view``);
 4. decide every transaction (pure: rules, graph checks, combiner);
 5. queue ``decisions`` (every transaction), ``fraud-alerts`` (review/block) and
    ``training`` (allow) records, keyed by ``transaction_id``;
@@ -30,8 +32,8 @@ the stores upsert, so a replay duplicates nothing but records.  A restart
 resumes at the last checkpoint with the rule state it saved, so what was
 decided after it is decided again with the history it first saw.  Steps 3 and
 5-8 are retried with backoff while a service is away; the batch is decided
-once.  Labels (``fraud-labels``) and the periodic ring sweep run between
-batches (``fraudgraph.feedback``).
+once.  Labels (``fraud-labels``) are applied by a worker thread
+(``fraudgraph.feedback``); rings are swept in step 3, at boundaries of event time.
 """
 
 from __future__ import annotations
@@ -55,14 +57,14 @@ from detectors.pipeline import Decided, Detector, flagged_row
 from detectors.rules import RuleEngine
 from fraudgraph import connect, metrics
 from fraudgraph.feedback import DEGRADED, Feedback, attempt, retrying, service_down
+from fraudgraph.graph_view import GraphView
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
-from graph import detect
 from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.publish import Publisher
-from ingest.source import EventTimeWatermark, TransactionSource
-from ingest.transaction import DecoderConfig, Transaction, encode
+from ingest.source import TransactionSource
+from ingest.transaction import DecoderConfig, encode
 
 log = logging.getLogger(__name__)
 _ENCODER = msgspec.json.Encoder()
@@ -81,6 +83,9 @@ class DaemonOptions:
     labels: bool = True
     keep_decisions: bool = False  # remember every decision (for a summary at the end)
     checkpoint_every: float | None = 30.0  # seconds between rule-state checkpoints; None: off
+    #: seconds a batch waits for the graph to hold its time (fraudgraph.graph_view);
+    #: None: as long as it takes (backtests: decisions then never depend on timing)
+    graph_wait: float | None = 10.0
 
 
 @dataclass
@@ -100,6 +105,8 @@ class DaemonStats(LoopStats):
     batches: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, str] = field(default_factory=dict)
+    graph_wait_seconds: float = 0.0  # waiting for the graph to hold the batch's time
+    graph_behind: int = 0  # batches decided before it did (the wait ran out)
 
 
 def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
@@ -133,12 +140,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
     feedback = Feedback(settings, config, options.group, driver, connect.blocklist(settings),
                         from_beginning=options.from_beginning, labels=options.labels)
-    thresholds = detect.Thresholds(config.graph.shared_device_cards,
-                                   config.graph.shared_device_users,
-                                   config.graph.compromised_site_min_frauds,
-                                   config.graph.gnn_threshold
-                                   if config.graph.gnn_enabled else 2.0)  # 2: never
-    stats, idle, watermark = DaemonStats(), IdleWatch(options.until_idle), EventTimeWatermark()
+    view = GraphView(driver, source, feedback, config, topics.transactions, options.graph_wait)
+    stats, idle = DaemonStats(), IdleWatch(options.until_idle)
     last_ok = [time.monotonic()]
     server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))
     try:
@@ -151,6 +154,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                     attempt("kafka", source.probe)
                 if cache.due():  # new entries and outages, even when idle
                     attempt("postgres", cache.refresh)
+                if config.graph.enabled:  # labels wait for the graph to hold their time
+                    attempt("neo4j", view.idle)
                 feedback.drain(cache)
                 if ready is not None and source.assigned():
                     ready.set()
@@ -163,7 +168,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
             if cache.due():  # down: decide on the last view                       # 2
                 attempt("postgres", cache.refresh)
             txs = batch.transactions
-            facts = (retrying("neo4j", stop, _graph_facts, driver, txs, thresholds)  # 3
+            facts = (retrying("neo4j", stop, view.facts, txs, cache, stop)        # 3
                      if config.graph.enabled and txs else None)
             t2 = time.perf_counter()
             decided, flags = detector.decide_batch(txs, facts, cache,              # 4
@@ -185,8 +190,6 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                       "store": t4 - t3, "commit": t5 - t4})
             _gauges(source, detector, cache)
             progress(batch.consumed)
-            watermark.observe(batch)
-            feedback.stream_ms = watermark.value(source.unfinished())
             feedback.drain(cache)
             if options.max_messages is not None and stats.consumed >= options.max_messages:
                 break
@@ -196,7 +199,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
         if server is not None:
             server.shutdown()
         feedback.close()
-        stats.rings, stats.labels = feedback.rings_found, feedback.labels_applied
+        stats.rings, stats.labels = view.rings.rings, feedback.labels_applied
+        stats.graph_wait_seconds, stats.graph_behind = view.waited_seconds, view.behind
         source.close()
         listener.close()
         store.close()
@@ -258,13 +262,6 @@ def _kafka_error(error: kafka.KafkaError) -> None:
     """librdkafka's error callback (called inside poll): brokers unreachable."""
     if error.code() in (kafka.KafkaError._ALL_BROKERS_DOWN, kafka.KafkaError._TRANSPORT):
         service_down("kafka", error.str(), "the clients reconnect by themselves")
-
-
-def _graph_facts(driver: Any, txs: list[Transaction],
-                 thresholds: detect.Thresholds) -> detect.BatchFeatures:
-    return detect.batch_features(driver, list({t.card_id for t in txs}),
-                                 list({t.device_id for t in txs if t.device_id}),
-                                 list({t.site_id for t in txs}), thresholds)
 
 
 def _gauges(source: TransactionSource, detector: Detector, cache: BlocklistCache) -> None:

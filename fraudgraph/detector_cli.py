@@ -8,6 +8,7 @@ import click
 import msgspec
 
 from detectors import config as detector_config
+from detectors.config import parse_duration_ms
 from detectors.decision import DecisionRecord
 from detectors.quality import measure, percentile
 from fraudgraph import daemon
@@ -44,13 +45,17 @@ class _Truth(msgspec.Struct):
 @click.option("--checkpoint-every", type=DURATION, default="30s", show_default=True,
               help="Save the rule state with the input offsets this often (a restart after "
                    "a crash resumes from it); 0: never.")
+@click.option("--graph-wait", default="10s", show_default=True, metavar="DURATION|forever",
+              help="Longest a batch waits for the graph (projection, labels) to hold its time "
+                   "before it is decided on what the graph holds; `forever` for backtests, "
+                   "whose decisions then never depend on how far the projection was.")
 @click.option("--truth", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Ground-truth labels (JSONL from `fraudgraph generate`): print per-scenario "
                    "recall and precision at the end.")
 @click.pass_context
 def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_timeout: int,
         from_beginning: bool, until_idle: int | None, metrics_port: int, no_labels: bool,
-        checkpoint_every: int, truth: Path | None) -> None:
+        checkpoint_every: int, graph_wait: str, truth: Path | None) -> None:
     """Run the detector daemon: decide every transaction (allow / review / block).
 
     Per micro-batch: decode (bad input to the DLQ), check the blocklist, apply
@@ -69,7 +74,8 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
         from_beginning=from_beginning,
         until_idle=until_idle / 1000 if until_idle is not None else None,
         metrics_port=metrics_port, labels=not no_labels, keep_decisions=truth is not None,
-        checkpoint_every=checkpoint_every / 1000 if checkpoint_every else None)
+        checkpoint_every=checkpoint_every / 1000 if checkpoint_every else None,
+        graph_wait=_wait_seconds(graph_wait))
     with progress_bar("deciding", None) as advance:
         stats = daemon.run(settings, config, options, decoder_config(settings), advance)
     seconds = stats.busy_seconds
@@ -81,6 +87,9 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
         ["entities flagged", f"{stats.flagged_entities:,}"],
         ["labels applied", f"{stats.labels:,}"],
         ["fraud rings (last sweep)", f"{stats.rings:,}"],
+        ["waiting for the graph", f"{stats.graph_wait_seconds:.1f} s"
+                                  + (f" ({stats.graph_behind:,} batches decided before it "
+                                     "caught up)" if stats.graph_behind else "")],
         ["throughput", f"{decided / seconds:,.0f} decisions/s" if seconds else "-"],
         ["latency p50 / p99", f"{percentile(stats.latencies_ms, 50):,.0f} ms / "
                               f"{percentile(stats.latencies_ms, 99):,.0f} ms"],
@@ -99,6 +108,17 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
         out.print(f"precision: review+block {quality.flagged_precision:.3f}, "
                   f"block {quality.block_precision:.3f}; "
                   f"fraud recall {quality.fraud_recall:.3f}")
+
+
+def _wait_seconds(text: str) -> float | None:
+    """``--graph-wait``: a duration, or ``forever`` (None)."""
+    if text.strip().lower() == "forever":
+        return None
+    try:
+        return parse_duration_ms(text) / 1000
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither a duration (10s, 500ms) nor "
+                                 "`forever`", param_hint="--graph-wait") from None
 
 
 @click.command("bench", epilog=RUN_ENV)

@@ -1,18 +1,23 @@
-"""What the daemon does between micro-batches: apply fraud labels, sweep for rings.
+"""What the daemon does beside its micro-batches: apply fraud labels, record rings.
 
-Labels (``fraud-labels``, own consumer group ``<group>-labels``), per poll:
-store them in PostgreSQL (upsert), mark confirmed fraud in Neo4j once per
-transaction (card, user, device; the site's fraud count, which drives the
-compromised-site check), blocklist the card (source ``label``), then commit.
+Labels (``fraud-labels``, own consumer group ``<group>-labels``), per poll: once
+the graph holds a label's transaction (the projection has passed its event time),
+store it in PostgreSQL (upsert), mark confirmed fraud in Neo4j once per
+transaction (card, user, device with ``fraud_reported_ms``; the site's fraud
+count; the FraudLabel node with its report time), blocklist the card (source
+``label``, counting from the report time plus the graph's as-of lag), then
+commit.  Labels are written as soon as they can be, whatever the stream's time:
+every reader filters them by report time (as of each transaction), and
+:attr:`Feedback.labels_known_ms` tells the loop up to which report time every
+label is applied, so it never decides a transaction before the labels it may see.
 
-Ring sweep, every ``rings.sweep_every``: read the user links from Neo4j, find
-connected groups of at least ``rings.min_users`` users (networkx), record
-``ring_id`` / ``ring_size`` on the members and blocklist them (source
+Rings found by the loop's sweep (``fraudgraph.graph_view``) are written here:
+``ring_id`` / ``ring_size`` on the members, and the members blocklisted (source
 ``cypher``).
 
-Both run in one worker thread with its own PostgreSQL connection, so a
-whole-graph read or a write waiting on the projection's locks never stalls the
-stream; what they blocklist reaches the loop's cache between batches.
+One worker thread with its own PostgreSQL connection, so a write waiting on the
+projection's locks never stalls the stream; what it blocklists reaches the
+loop's cache between batches (:meth:`Feedback.drain`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from detectors.blocklist import (
@@ -34,7 +40,7 @@ from detectors.blocklist import (
     OperationalError,
 )
 from detectors.config import DetectorConfig
-from detectors.rings import find_rings
+from detectors.pipeline import SINCE
 from fraudgraph import metrics
 from fraudgraph.settings import Settings
 from graph import detect
@@ -47,6 +53,7 @@ from ingest.transaction import DecodeError, parse_event_ms
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+INFINITY = float("inf")
 RETRYABLE: tuple[type[BaseException], ...] = (
     ServiceUnavailable, Neo4jError, OperationalError, InterfaceError, PublishError,
     kafka.KafkaException)
@@ -145,12 +152,24 @@ def blocklist_entities(store: BlocklistStore, driver: Any, entries: list[NewEntr
                                  for e in entries])
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A label read and not applied yet: applied once the graph holds ``ready_ms``."""
+
+    ready_ms: int
+    reported_ms: int
+    offset: int
+    row: LabelRow | None  # None: undecodable (already sent to the DLQ)
+    event_ms: int | None = None
+
+
 class Feedback:
     """Labels and ring sweeps, in a worker thread with its own PostgreSQL connection:
     their writes wait on the projection's locks at times, and the stream must not.
 
-    The loop tells it how far the stream is (``stream_ms``) and, between batches,
-    takes the entities it blocklisted into the in-process cache (:meth:`drain`).
+    The loop tells it how far the graph is complete (``graph_ms``), reads how far the
+    labels are applied (``labels_known_ms``) and, between batches, takes the entities
+    it blocklisted into the in-process cache (:meth:`drain`).
     """
 
     def __init__(self, settings: Settings, config: DetectorConfig, group: str, driver: Any,
@@ -165,19 +184,25 @@ class Feedback:
             else:
                 self.consumer.subscribe([settings.topics.labels])
         self.dlq = Publisher(settings.kafka.bootstrap)
-        self.stream_ms = 0  # written by the loop: the stream's event-time watermark
+        #: written by the loop: every transaction up to this event time is in the graph
+        self.graph_ms = -INFINITY
+        #: written here: every label reported up to this time is applied (and its
+        #: blocklist entry queued for the loop); -inf before the consumer has partitions
+        self.labels_known_ms = INFINITY if self.consumer is None else -INFINITY
+        self.last_reported: dict[tuple[str, int], int] = {}
+        self.wake = threading.Event()  # the loop moved graph_ms: look at the labels now
         self.joined = self.consumer is None  # the labels consumer has its partitions
         self.labels_applied = 0
         self.rings_found = 0
-        self.ring_members_listed: set[str] = set()  # not re-listed by every sweep
+        self.to_ring: queue.Queue[tuple[list[dict[str, Any]], list[NewEntry]]] = queue.Queue()
         self.blocked: queue.Queue[list[NewEntry]] = queue.Queue()  # for the loop's cache
         self.to_mark: queue.Queue[list[NewEntry]] = queue.Queue()  # from the loop, for Neo4j
         self.to_record: queue.Queue[list[dict[str, Any]]] = queue.Queue()
         self.undecided: dict[str, tuple[dict[str, Any], int]] = {}  # waiting for projection
         self.passes = 0
         self.error: BaseException | None = None
-        #: (topic, partition) -> FIFO of (reported_ms | None, offset, (row, event_ms) | None)
-        self.pending: dict[tuple[str, int], deque[tuple[int | None, int, Any]]] = {}
+        #: (topic, partition) -> FIFO of labels read, not applied yet (None: undecodable)
+        self.pending: dict[tuple[str, int], deque[_Pending]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="feedback", daemon=True)
         self._thread.start()
@@ -200,7 +225,17 @@ class Feedback:
         every ``RETRY_EVERY`` passes, ``DECISION_TRIES`` times)."""
         self.to_record.put(rows)
 
+    def record_rings(self, members: list[dict[str, Any]], entries: list[NewEntry]) -> None:
+        """Called by the loop after a sweep: mark the members (``ring_id``, ``ring_size``)
+        and blocklist the new ones, in the worker."""
+        self.to_ring.put((members, entries))
+
     def _mark_queued(self) -> None:
+        while not self.to_ring.empty():
+            members, listed = self.to_ring.get()
+            retrying("neo4j", self._stop, detect.save_rings, self.driver, members)
+            retrying("postgres", self._stop, blocklist_entities, self.store, self.driver,
+                      listed, "ring-sweep")
         entries: list[NewEntry] = []
         while not self.to_mark.empty():
             entries += self.to_mark.get()
@@ -224,41 +259,41 @@ class Feedback:
                                   if key not in found and tries + 1 < DECISION_TRIES}
 
     def _work(self) -> None:
-        next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000
         try:
-            while not self._stop.wait(LABELS_EVERY):
+            while not self._stop.is_set():
+                self.wake.wait(LABELS_EVERY)
+                self.wake.clear()
+                if self._stop.is_set():
+                    break
                 self._mark_queued()
                 if self.consumer is not None:
-                    self.labels_applied += self.poll_labels(self._stop, self.stream_ms)
+                    self.labels_applied += self.poll_labels(self._stop, self.graph_ms)
                     self.joined = bool(self.consumer.assignment())
-                if self.config.graph.enabled and time.monotonic() >= next_sweep:
-                    next_sweep = time.monotonic() + self.config.rings.sweep_every_ms / 1000
-                    retrying("neo4j", self._stop, self.sweep_rings)
+                    self.labels_known_ms = self._labels_known()
         except BaseException as exc:
             if not self._stop.is_set():
                 log.exception("feedback worker failed")
                 self.error = exc
 
-    def poll_labels(self, stop: threading.Event, watermark_ms: int) -> int:
+    def poll_labels(self, stop: threading.Event, graph_ms: float) -> int:
         """Take new label messages into per-partition queues, then apply (in arrival
-        order) those reported at or before ``watermark_ms``: the newest event time the
-        daemon has seen.  So a backtest applies a label when its stream reaches the
-        report time, as live traffic would, and never sees the future."""
+        order) those whose transaction the graph holds: event time (report time when
+        the label has none) at or before ``graph_ms``."""
         assert self.consumer is not None
         if sum(len(q) for q in self.pending.values()) < MAX_PENDING_LABELS:
             for msg in self.consumer.consume(1000, 0.0):
                 if msg.error():
                     raise kafka.KafkaException(msg.error())
                 self._take(msg)
-        due: list[tuple[LabelRow, int | None]] = []
+        due: list[_Pending] = []
         commit: list[kafka.TopicPartition] = []
         for (topic, partition), waiting in self.pending.items():
             last = None
-            while waiting and (waiting[0][0] is None or waiting[0][0] <= watermark_ms):
-                _, offset, row = waiting.popleft()
-                last = offset
-                if row is not None:
-                    due.append(row)
+            while waiting and (waiting[0].row is None or waiting[0].ready_ms <= graph_ms):
+                label = waiting.popleft()
+                last = label.offset
+                if label.row is not None:
+                    due.append(label)
             if last is not None:
                 commit.append(kafka.TopicPartition(topic, partition, last + 1))
         if not commit:
@@ -268,6 +303,31 @@ class Feedback:
         retrying("kafka", stop, self.dlq.flush)
         retrying("kafka", stop, self._commit_labels, commit)
         return len(due)
+
+    def _labels_known(self) -> float:
+        """The report time up to which every label is applied: per assigned partition,
+        the first label still waiting, else (read to the end) no limit, else the last
+        label read; the lowest over the partitions (-inf before any assignment)."""
+        assert self.consumer is not None
+        assigned = self.consumer.assignment()
+        if not assigned:
+            return -INFINITY
+        known = INFINITY
+        for tp in self.consumer.position(assigned):
+            where = (tp.topic, tp.partition)
+            waiting = self.pending.get(where)
+            if waiting:
+                known = min(known, waiting[0].reported_ms)
+            elif not self._read_to_end(tp):
+                known = min(known, self.last_reported.get(where, -INFINITY))
+        return known
+
+    def _read_to_end(self, tp: kafka.TopicPartition) -> bool:
+        assert self.consumer is not None
+        high = self.consumer.get_watermark_offsets(tp, cached=True)
+        if not high or high[1] is None or high[1] < 0:
+            high = self.consumer.get_watermark_offsets(tp, timeout=2.0)
+        return high[1] == 0 or (tp.offset >= 0 and tp.offset >= high[1])
 
     def _take(self, msg: Any) -> None:
         raw = msg.value() or b""
@@ -280,23 +340,27 @@ class Feedback:
             key, value = dlq_record(raw, msg.key(), error, where[0], where[1], msg.offset() or 0)
             self.dlq.send(self.settings.topics.dlq, key, value)
             metrics.DETECTOR_REJECTED.labels(error.reason).inc()
-            waiting.append((None, msg.offset() or 0, None))  # committed with its neighbours
+            waiting.append(_Pending(0, 0, msg.offset() or 0, None))  # committed with its neighbours
             return
         row = LabelRow(label.transaction_id, label.label, label.source, label.reported_at,
                        label.card_id, label.user_id)
-        waiting.append((reported_ms, msg.offset() or 0, (row, event_ms)))
+        ready_ms = reported_ms if event_ms is None else min(event_ms, reported_ms)
+        waiting.append(_Pending(ready_ms, reported_ms, msg.offset() or 0, row, event_ms))
+        self.last_reported[where] = reported_ms
 
     def _commit_labels(self, offsets: list[kafka.TopicPartition]) -> None:
         assert self.consumer is not None
         self.consumer.commit(offsets=offsets, asynchronous=False)
 
-    def _apply(self, rows: list[tuple[LabelRow, int | None]]) -> None:
-        self.store.record_labels([row for row, _ in rows])
-        fraud = [{"transaction_id": r.transaction_id, "card_id": r.card_id,
-                  "user_id": r.user_id, "event_ms": ms, "source": r.source}
-                 for r, ms in rows if r.label == "fraud"]
-        for r, _ in rows:
-            metrics.DETECTOR_LABELS.labels(r.label).inc()
+    def _apply(self, labels: list[_Pending]) -> None:
+        rows = [label.row for label in labels if label.row is not None]
+        self.store.record_labels(rows)
+        fraud = [{"transaction_id": p.row.transaction_id, "card_id": p.row.card_id,
+                  "user_id": p.row.user_id, "site_id": p.row.site_id, "event_ms": p.event_ms,
+                  "reported_ms": p.reported_ms, "source": p.row.source}
+                 for p in labels if p.row is not None and p.row.label == "fraud"]
+        for row in rows:
+            metrics.DETECTOR_LABELS.labels(row.label).inc()
         if not fraud:
             return
         applied = detect.label_fraud(self.driver, fraud)  # marks each label once
@@ -307,39 +371,21 @@ class Feedback:
         for a in applied:
             if a["card_id"]:
                 cards.setdefault(a["transaction_id"], a["card_id"])
+        # counts from when a transaction's graph view may see the label (its report time
+        # plus the as-of lag), so the stream sees it at the same point whatever the timing
+        since = {p.row.transaction_id: p.reported_ms + self.config.graph.as_of_lag_ms
+                 for p in labels if p.row is not None}
         entries = [NewEntry("card", card_id, "confirmed_fraud", "label", 1.0,
-                            {"transaction_id": transaction_id},
+                            {"transaction_id": transaction_id, SINCE: since[transaction_id]},
                             self.config.blocklist.ttl_ms // 1000)
                    for transaction_id, card_id in cards.items()]
         blocklist_entities(self.store, self.driver, entries, "labels")
         self.blocked.put(entries)
 
-    def sweep_rings(self) -> int:
-        """Find the rings, mark them in Neo4j, blocklist their members; return the count."""
-        rings_config = self.config.rings
-        links = [link for link in detect.ring_links(self.driver, rings_config.max_device_users)
-                 if link[0] in rings_config.link_through]
-        rings = find_rings(links, rings_config.min_users)
-        members: list[dict[str, Any]] = [
-            {"id": user, "ring_id": ring.ring_id, "ring_size": len(ring.users)}
-            for ring in rings for user in ring.users]
-        detect.save_rings(self.driver, members)
-        self.rings_found = len(rings)
-        metrics.DETECTOR_RINGS.set(len(rings))
-        log.info("ring sweep: %d rings, %d members", len(rings), len(members))
-        entries = [NewEntry("user", m["id"], "fraud_ring", "cypher", 0.9,
-                            {"ring_id": m["ring_id"], "ring_size": m["ring_size"]},
-                            self.config.blocklist.ttl_ms // 1000)
-                   for m in members if "user" in rings_config.flag
-                   and m["id"] not in self.ring_members_listed]
-        blocklist_entities(self.store, self.driver, entries, "ring-sweep")
-        self.blocked.put(entries)
-        self.ring_members_listed.update(e.entity_id for e in entries)
-        return len(rings)
-
     def close(self) -> None:
         """Stop the worker (after its current step), mark what is queued, then close."""
         self._stop.set()
+        self.wake.set()
         self._thread.join(timeout=60)
         if self.error is None:
             self._mark_queued()

@@ -99,5 +99,10 @@ DETECTOR_LABELS = Counter("fraudgraph_detector_labels_total", "Labels applied, b
 DETECTOR_RULE_STATE = Gauge("fraudgraph_detector_rule_state_keys",
                             "Keys held in the bounded rule state, by table", ["table"])
 DETECTOR_RINGS = Gauge("fraudgraph_detector_rings", "Fraud rings found by the last sweep")
+DETECTOR_GRAPH_BEHIND = Gauge("fraudgraph_detector_graph_behind",
+                              "1 while batches are decided before the graph (projection, "
+                              "labels) holds their time")
+DETECTOR_GRAPH_WAIT = Counter("fraudgraph_detector_graph_wait_seconds_total",
+                              "Time batches waited for the graph to hold their time")
 DETECTOR_DEGRADED = Gauge("fraudgraph_detector_degraded",
                           "1 while a dependency is failing, by service", ["service"])

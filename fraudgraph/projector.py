@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from fraudgraph import connect, metrics
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
-from graph.projection import GraphWriter
-from ingest.source import TransactionSource
+from graph.projection import Cursor, GraphWriter
+from ingest.source import Batch, TransactionSource
 from ingest.transaction import DecoderConfig
 
 log = logging.getLogger(__name__)
@@ -86,13 +86,13 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
             fresh = [tx for tx, (t, p, offset) in zip(batch.transactions, batch.positions,
                                                       strict=True)
                      if offset > cursors.get(f"{prefix}{t}:{p}", -1)]
-            advanced = {f"{prefix}{t}:{p}": o for (t, p), o in batch.high.items()}
+            advanced = _cursors(prefix, batch)
             started = time.perf_counter()
             result = writer.project(fresh, advanced)                         # step 2
             elapsed = time.perf_counter() - started
             source.commit()                                                  # step 3
             stats.committed()
-            cursors.update(advanced)
+            cursors.update((c.id, c.offset) for c in advanced)
             _account(stats, batch.consumed, batch.rejected, result.projected,
                      result.duplicates + len(batch.transactions) - len(fresh),
                      result.relationship_rows, elapsed, batch.reasons)
@@ -108,6 +108,17 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
         source.close()
         driver.close()
     return stats
+
+
+def _cursors(prefix: str, batch: Batch) -> list[Cursor]:
+    """The cursors a batch advances: per partition its highest offset and newest event
+    time (transactions already projected count: they are in the graph)."""
+    newest: dict[tuple[str, int], int] = {}
+    for tx, (topic, partition, _) in zip(batch.transactions, batch.positions, strict=True):
+        if tx.event_ms > newest.get((topic, partition), -1):
+            newest[(topic, partition)] = tx.event_ms
+    return [Cursor(f"{prefix}{t}:{p}", t, p, offset, newest.get((t, p)))
+            for (t, p), offset in batch.high.items()]
 
 
 def _account(stats: ProjectorStats, consumed: int, rejected: int, projected: int,

@@ -2,29 +2,23 @@
 links and marks, blocklist marks and fraud labels.  Queries come from ``cypher/``.
 
 Per micro-batch the daemon calls :func:`batch_features` once: three queries in
-one read transaction, whatever the batch size (never one per transaction).
+one read transaction, whatever the batch size (never one per transaction), as of
+the batch's transactions' times (:mod:`detectors.graph_checks`), once
+:func:`projection_progress` says the graph holds everything up to them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cypher
+from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, SiteFacts
 from graph.driver import Driver
 
 WRITE_CHUNK = 5000  # rows per write transaction of the feedback worker
 LABEL_OF = {"card": "cards", "user": "users", "device": "devices", "ip": "ips", "site": "sites"}
-
-
-@dataclass(frozen=True)
-class BatchFeatures:
-    """Graph facts about the entities of one batch, keyed by entity id."""
-
-    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
-    sites: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -34,33 +28,64 @@ class Thresholds:
     device_cards: int
     device_users: int
     site_frauds: int
+    site_window_ms: int
     min_risk: float = 0.5  # GNN risk score worth a reason (graph.gnn_threshold)
 
 
 def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: list[str],
-                   thresholds: Thresholds, database: str = "neo4j") -> BatchFeatures:
-    """Facts for the entities worth reporting; an entity missing from the result has none."""
-    def work(tx: Any) -> BatchFeatures:
-        return BatchFeatures(
-            devices={r["id"]: dict(r) for r in tx.run(
-                cypher.load("detect_devices"), ids=devices, max_cards=thresholds.device_cards,
-                max_users=thresholds.device_users, min_risk=thresholds.min_risk)},
-            cards={r["id"]: dict(r) for r in tx.run(cypher.load("detect_cards"), ids=cards,
-                                                     min_risk=thresholds.min_risk)},
-            sites={r["id"]: dict(r) for r in tx.run(cypher.load("detect_sites"), ids=sites,
-                                                     min_frauds=thresholds.site_frauds,
-                                                     min_risk=thresholds.min_risk)})
+                   known_ms: int, oldest_ms: int, thresholds: Thresholds,
+                   database: str = "neo4j") -> BatchFacts:
+    """Facts for the entities worth reporting as of ``known_ms`` (the newest time any
+    transaction of the batch may see; each is then checked as of its own time);
+    ``oldest_ms``: the oldest such time in the batch.  An entity missing from the
+    result has nothing to report.  Read the graph only once it is complete up to
+    ``known_ms`` (:func:`projection_progress`)."""
+    def work(tx: Any) -> BatchFacts:
+        return BatchFacts(
+            devices={r["id"]: DeviceFacts(tuple(sorted(r["card_ms"])), tuple(sorted(r["user_ms"])),
+                                          r["risk_score"], r["risk_scored_ms"])
+                     for r in tx.run(cypher.load("detect_devices"), ids=devices,
+                                     known_ms=known_ms, max_cards=thresholds.device_cards,
+                                     max_users=thresholds.device_users,
+                                     min_risk=thresholds.min_risk)},
+            cards={r["id"]: CardFacts(tuple((h["id"], h["ms"]) for h in r["holders"]),
+                                      r["near_fraud"], r["near_fraud_ms"], r["risk_score"],
+                                      r["risk_scored_ms"])
+                   for r in tx.run(cypher.load("detect_cards"), ids=cards, known_ms=known_ms,
+                                   min_risk=thresholds.min_risk)},
+            sites={r["id"]: SiteFacts(tuple((f[0], f[1]) for f in r["frauds"]))
+                   for r in tx.run(cypher.load("detect_sites"), ids=sites, known_ms=known_ms,
+                                   from_ms=oldest_ms - thresholds.site_window_ms,
+                                   min_frauds=thresholds.site_frauds)})
 
     with driver.session(database=database) as session:
-        result: BatchFeatures = session.execute_read(work)
+        result: BatchFacts = session.execute_read(work)
         return result
 
 
-def ring_links(driver: Driver, max_device_users: int,
-               database: str = "neo4j") -> list[tuple[str, str, list[str]]]:
-    records, _, _ = driver.execute_query(cypher.load("ring_links"),
-                                         max_device_users=max_device_users, database_=database)
-    return [(r["via"], r["through"], list(r["users"])) for r in records]
+@dataclass(frozen=True)
+class PartitionProgress:
+    """How far the graph holds one partition of the transactions topic."""
+
+    offset: int  # the highest offset projected (-1: none)
+    event_ms: int | None  # the newest event time projected
+
+
+def projection_progress(driver: Driver, topic: str,
+                        database: str = "neo4j") -> dict[int, PartitionProgress]:
+    """Per partition of ``topic``, the furthest any projection group has written."""
+    records, _, _ = driver.execute_query(cypher.load("projection_progress"), topic=topic,
+                                         database_=database)
+    return {r["partition"]: PartitionProgress(r["offset"], r["event_ms"]) for r in records}
+
+
+def ring_links(driver: Driver, known_ms: int, devices: bool,
+               database: str = "neo4j") -> list[tuple[str, str, list[tuple[str, int]]]]:
+    """(via, through, [(user, first seen)]) as of ``known_ms``: cards held by several users
+    and, when ``devices``, devices used by several users."""
+    records, _, _ = driver.execute_query(cypher.load("ring_links"), known_ms=known_ms,
+                                         devices=devices, database_=database)
+    return [(r["via"], r["through"], [(u[0], u[1]) for u in r["users"]]) for r in records]
 
 
 def save_rings(driver: Driver, members: list[dict[str, Any]],

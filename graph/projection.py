@@ -21,8 +21,9 @@ under a new offset, by its ``transaction_id`` while its detail is retained.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,18 @@ def plan_batch(transactions: Iterable[Transaction], known: dict[str, set[str]]) 
 
 
 @dataclass(frozen=True)
+class Cursor:
+    """How far one projection group has written one partition: its highest offset and
+    the newest event time among that partition's transactions (None: none yet)."""
+
+    id: str  # "<group>:<topic>:<partition>"
+    topic: str
+    partition: int
+    offset: int
+    event_ms: int | None
+
+
+@dataclass(frozen=True)
 class ProjectResult:
     projected: int
     duplicates: int
@@ -141,8 +154,10 @@ class GraphWriter:
                                                   prefix=prefix, database_=self.database)
         return {r["id"]: r["offset"] for r in records}
 
-    def project(self, transactions: list[Transaction], cursors: dict[str, int]) -> ProjectResult:
-        """Write one batch in one transaction (retried by the driver on transient errors)."""
+    def project(self, transactions: list[Transaction],
+                cursors: Sequence[Cursor] = ()) -> ProjectResult:
+        """Write one batch in one transaction (retried by the driver on transient errors),
+        with the cursors it advances (so the graph says how far it is complete)."""
         unique = list({tx.transaction_id: tx for tx in transactions}.values())
 
         def work(tx: Any) -> tuple[BatchPlan, int]:
@@ -160,7 +175,7 @@ class GraphWriter:
                 tx.run(cypher.load("project_transactions"), txs=plan.transactions).consume()
             if cursors:
                 tx.run(cypher.load("project_cursors_save"),
-                       cursors=[{"id": k, "offset": v} for k, v in cursors.items()]).consume()
+                       cursors=[dataclasses.asdict(c) for c in cursors]).consume()
             return plan, len(unique) - len(fresh)
 
         with self.driver.session(database=self.database) as session:

@@ -48,31 +48,6 @@ class Batch:
     produced_ms: list[int] = field(default_factory=list)
 
 
-class EventTimeWatermark:
-    """How far the stream has come in event time: the *lowest* over the partitions
-    partitions of each partition's newest event time.  Partitions advance at
-    different speeds (a batch may run days ahead on one), so anything keyed to stream
-    time (labels that become due) must wait for the slowest partition.  A partition
-    that has delivered nothing yet holds the watermark at 0 while it still has
-    messages (``unfinished``); one with nothing to deliver does not hold it back."""
-
-    def __init__(self) -> None:
-        self.newest: dict[tuple[str, int], int] = {}
-
-    def observe(self, batch: Batch) -> None:
-        for tx, (topic, partition, _) in zip(batch.transactions, batch.positions, strict=True):
-            key = (topic, partition)
-            if tx.event_ms > self.newest.get(key, 0):
-                self.newest[key] = tx.event_ms
-
-    def value(self, unfinished: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset()
-              ) -> int:
-        """Epoch ms; 0 before any transaction or while an unfinished partition is unseen."""
-        if any(where not in self.newest for where in unfinished):
-            return 0
-        return min(self.newest.values(), default=0)
-
-
 class TransactionSource:
     def __init__(self, bootstrap: str, group_id: str, topic: str, dlq_topic: str,
                  config: DecoderConfig | None = None, *, batch_size: int = 5000,
@@ -155,6 +130,15 @@ class TransactionSource:
         broker answers.  An outage check, never on the hot path."""
         self.consumer.get_watermark_offsets(kafka.TopicPartition(self.topic, 0),
                                             timeout=timeout, cached=False)
+
+    def end_offsets(self, timeout: float = 5.0) -> dict[int, int]:
+        """The end offset of every partition of the topic (assigned to this consumer or
+        not): a broker round trip per partition, so callers ask at most every second."""
+        metadata = self.consumer.list_topics(self.topic, timeout=timeout)
+        partitions = metadata.topics[self.topic].partitions
+        return {p: self.consumer.get_watermark_offsets(
+                    kafka.TopicPartition(self.topic, p), timeout=timeout, cached=False)[1]
+                for p in sorted(partitions)}
 
     def positions(self) -> dict[tuple[str, int], int]:
         """The next offset to read of each assigned partition read from so far."""

@@ -92,7 +92,7 @@ def shared_device(neo4j: Driver, unique: str) -> Iterator[tuple[str, list[str]]]
            for i in range(CARDS)]
     writer = GraphWriter(neo4j)
     writer.apply_schema()
-    writer.project(txs, {})
+    writer.project(txs)
     yield device, sorted(tx.card_id for tx in txs)
     neo4j.execute_query("MATCH (n) WHERE n.id STARTS WITH $prefix DETACH DELETE n",
                         prefix=prefix)

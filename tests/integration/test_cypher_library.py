@@ -36,7 +36,7 @@ def seeded(stack: Settings) -> Iterator[tuple[Driver, list[Transaction]]]:
     writer.apply_schema()
     txs = [tx for tx, _ in itertools.islice(Generator(CONFIG), 6000)]
     for i in range(0, len(txs), 2000):
-        writer.project(txs[i:i + 2000], {})
+        writer.project(txs[i:i + 2000])
     links = detect.ring_links(driver, 10)
     detect.save_rings(driver, [{"id": u, "ring_id": r.ring_id, "ring_size": len(r.users)}
                                for r in find_rings([x for x in links if x[0] == "card"], 3)

@@ -20,7 +20,7 @@ import pytest
 from detectors import config as detector_config
 from detectors.blocklist import NewEntry
 from detectors.decision import DecisionRecord
-from fraudgraph import connect, daemon
+from fraudgraph import connect, daemon, projector
 from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
 from graph.projection import GraphWriter
@@ -29,6 +29,7 @@ from ingest.dlq import DLQ_DECODER
 from ingest.publish import Publisher
 from ingest.transaction import DecoderConfig, Transaction, encode
 from tests.integration.cli_helpers import run_cli
+from tests.integration.test_projection import run_projector
 
 T0 = 1_767_225_600_000
 MIN = 60_000
@@ -55,8 +56,12 @@ def tx(unique: str, n: int, minute: float, card: str = "a", amount_minor: int = 
 
 
 def run_daemon(settings: Settings, unique: str, messages: int | None) -> daemon.DaemonStats:
+    """Project what the topic holds (the daemon reads the graph as of each transaction's
+    time, once it holds that time), then decide, waiting for the graph as long as it
+    takes (the decisions do not depend on timing)."""
+    run_projector(settings, f"test-projection-{unique}")
     options = daemon.DaemonOptions(group=f"test-daemon-{unique}", batch_size=500,
-                                   until_idle=3.0, max_messages=messages)
+                                   until_idle=3.0, max_messages=messages, graph_wait=None)
     return daemon.run(settings, detector_config.load("default"), options, DecoderConfig(),
                       stop=threading.Event())
 
@@ -132,32 +137,40 @@ def test_rules_flag_a_velocity_burst_and_a_card_testing_run(stack: Settings,
     assert all(got[t.transaction_id].reasons[0].code == "card_testing" for t in testing[2:])
 
 
-def test_fraud_label_blocklists_the_card_and_marks_the_graph(stack: Settings,
-                                                            unique: str) -> None:
-    settings = scratch(stack, unique)
-    first, later = tx(unique, 1, 0, card="victim"), tx(unique, 2, 5 * 24 * 60, card="victim")
+def test_fraud_label_counts_from_its_report_time_blocklists_the_card_and_marks_the_graph(
+        stack: Settings, unique: str) -> None:
+    settings = scratch(stack, unique, partitions=1)
+    first = tx(unique, 1, 0, card="victim")  # Jan 1; the label is reported on Jan 3
+    before = tx(unique, 2, 24 * 60, card="victim")  # Jan 2: the label is not known yet
+    later = tx(unique, 3, 5 * 24 * 60, card="victim")  # Jan 6
+    reported_ms = T0 + 2 * 24 * 60 * MIN
     driver = connect.neo4j(settings)
     store = connect.blocklist(settings)
     try:
-        writer = GraphWriter(driver)
-        writer.apply_schema()
-        writer.project([first], {})
         label = {"transaction_id": first.transaction_id, "label": "fraud", "source": "chargeback",
                  "reported_at": "2026-01-03T00:00:00Z"}
         produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
-        produce(settings, [encode(first)])
-        run_daemon(settings, unique, 1)  # the stream is at Jan 1: the label is not due yet
-        assert store.get("card", first.card_id) is None
-        produce(settings, [encode(later)])  # Jan 4: past the report time
+        produce(settings, [encode(t) for t in (first, before, later)])
         stats = run_daemon(settings, unique, None)  # until idle: the labels group joins too
         assert stats.labels == 1
+        got = decisions(settings)
+        assert "blocklist_card" not in {r.code for r in got[before.transaction_id].reasons}
+        assert got[before.transaction_id].decision == "allow"
+        assert got[later.transaction_id].decision == "block"
+        assert got[later.transaction_id].reasons[0].code == "blocklist_card"
         entry = store.get("card", first.card_id)
         assert entry is not None and entry.source == "label" and entry.reason == "confirmed_fraud"
+        assert entry.evidence["since_ms"] == reported_ms + 2_000  # + graph.as_of_lag
         records, _, _ = driver.execute_query(
             "MATCH (c:Card {id: $card}) MATCH (s:Site {id: $site}) "
-            "RETURN c.fraud_confirmed_ms AS card, c.blocked AS blocked, s.fraud_count AS site",
-            card=first.card_id, site=first.site_id)
-        assert dict(records[0]) == {"card": first.event_ms, "blocked": True, "site": 1}
+            "MATCH (l:FraudLabel {id: $tx}) "
+            "RETURN c.fraud_confirmed_ms AS card, c.fraud_reported_ms AS reported, "
+            "c.blocked AS blocked, s.fraud_count AS site, l.site_id AS label_site, "
+            "l.reported_ms AS label_reported",
+            card=first.card_id, site=first.site_id, tx=first.transaction_id)
+        assert dict(records[0]) == {"card": first.event_ms, "reported": reported_ms,
+                                    "blocked": True, "site": 1, "label_site": first.site_id,
+                                    "label_reported": reported_ms}
         # replaying the label changes nothing (one FraudLabel per transaction)
         produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
         run_daemon(settings, unique, None)
@@ -204,7 +217,11 @@ def test_blocklist_add_from_the_cli_blocks_the_next_transaction_within_5_seconds
         config.blocklist, refresh_seconds=600.0))
     running = threading.Thread(target=daemon.run, args=(
         settings, config, options, DecoderConfig()), kwargs={"stop": stop})
+    projecting = threading.Thread(target=projector.run, args=(
+        settings, projector.ProjectorOptions(group=f"test-projection-{unique}"),
+        DecoderConfig()), kwargs={"stop": stop})
     running.start()
+    projecting.start()
     try:
         before, after = tx(unique, 1, 0, card="x"), tx(unique, 2, 60, card="x")
         produce(settings, [encode(before)])
@@ -235,6 +252,7 @@ def test_blocklist_add_from_the_cli_blocks_the_next_transaction_within_5_seconds
     finally:
         stop.set()
         running.join(timeout=30)
+        projecting.join(timeout=30)
 
 
 def test_hostile_stream_never_stops_and_every_bad_message_reaches_the_dlq(
@@ -264,8 +282,9 @@ def test_hostile_stream_never_stops_and_every_bad_message_reaches_the_dlq(
     assert stats.rejected == bad_count and stats.consumed == len(stream)
     dlq = [DLQ_DECODER.decode(m.value()) for m in
            kafka.read_all(settings.kafka.bootstrap, settings.topics.dlq)]
-    assert len(dlq) == bad_count and len({(d.source_partition, d.source_offset) for d in dlq}) \
-        == bad_count
+    # the projector and the daemon each reject every bad message, under the same key
+    assert len(dlq) == 2 * bad_count
+    assert len({(d.source_partition, d.source_offset) for d in dlq}) == bad_count
     assert all(d.reason and d.source_topic == settings.topics.transactions for d in dlq)
     after = sum(s.value for m in REGISTRY_REJECTED.collect() for s in m.samples
                 if s.name.endswith("_total"))

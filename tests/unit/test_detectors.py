@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from detectors import config as cfg
 from detectors.decision import BLOCK, REVIEW, Reason, decide
-from detectors.graph_checks import reasons_for
+from detectors.blocklist import Entry, NewEntry
+from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, SiteFacts, reasons_for
+from detectors.pipeline import SINCE, Detector
 from detectors.quality import (
     Scored,
     at_decision,
@@ -19,8 +23,9 @@ from detectors.quality import (
     measure,
     percentile,
     roc_auc,
+    undecided,
 )
-from detectors.rings import find_rings
+from detectors.rings import find_rings, last_boundary, next_boundary
 from detectors.rules import RuleEngine
 from ingest.iso import CURRENCY_EXPONENT
 from ingest.transaction import Transaction
@@ -203,30 +208,74 @@ def test_combiner_noisy_or_thresholds_and_one_reason_per_code() -> None:
     assert decide([], config).decision == "allow"
 
 
-def test_graph_checks_turn_facts_into_reasons() -> None:
-    graph = cfg.GraphConfig()
+def test_graph_checks_turn_facts_into_reasons_as_of_the_transaction_time() -> None:
+    graph = cfg.GraphConfig()  # as_of_lag 2 s
     t = tx(1, 0, device="farm")
-    devices = {"farm": {"cards": 7, "users": 7, "risk_score": 0.9}}
-    cards = {"c1": {"holders": 2, "ring_id": "ring-u1", "ring_size": 5, "near_fraud": "Device x",
-                    "risk_score": None}}
-    sites = {"s1": {"fraud_count": 3, "last_fraud_ms": T0 - 3_600_000, "risk_score": None}}
-    found = {r.code: r for r in reasons_for(t, devices, cards, sites, graph)}
+    at = T0 - graph.as_of_lag_ms  # what a transaction at minute 0 may know
+    facts = BatchFacts(
+        devices={"farm": DeviceFacts(tuple(at - 6 + i for i in range(7)), (at - 9, at - 8, at),
+                                     0.9, at)},
+        cards={"c1": CardFacts((("u1", at - 5), ("u2", at)), "Device x", at, None, None)},
+        sites={"s1": SiteFacts(((at - 1, T0 - 3_600_000), (at, T0 - 7_200_000)))},
+        ring_visible_ms={"u2": at})
+    found = {r.code: r for r in reasons_for(t, facts, graph)}
     assert sorted(found) == ["compromised_site", "fraud_ring", "gnn_device", "near_fraud",
                              "shared_card", "shared_device"]
     assert found["gnn_device"].weight == pytest.approx(0.4 * 0.9)  # gnn_weight x score
     assert found["shared_device"].flag == ("device",)
+    assert found["shared_device"].detail == "device linked to 7 cards and 3 users in the graph"
     assert "gnn_device" not in {r.code for r in reasons_for(
-        t, devices, cards, sites, dataclasses.replace(graph, gnn_enabled=False))}
-    old = {"s1": {"fraud_count": 3, "last_fraud_ms": T0 - 30 * 86_400_000, "risk_score": None}}
-    assert reasons_for(t, {}, {}, old, graph) == []
+        t, facts, dataclasses.replace(graph, gnn_enabled=False))}
+    # One millisecond earlier the facts dated `at` are still in the future.
+    earlier = [(r.code, r.detail) for r in reasons_for(
+        msgspec.structs.replace(t, event_ms=t.event_ms - 1), facts, graph)]
+    assert earlier == [("shared_device", "device linked to 6 cards and 2 users in the graph")]
+    old = BatchFacts(sites={"s1": SiteFacts(((at - 1, T0 - 30 * 86_400_000),
+                                             (at, T0 - 29 * 86_400_000)))})
+    assert reasons_for(t, old, graph) == []  # frauds outside the 14-day window
 
 
-def test_rings_are_components_of_users_linked_by_shared_cards_or_devices() -> None:
-    links = [("card", "c1", ["u1", "u2"]), ("device", "d1", ["u2", "u3"]),
-             ("device", "d2", ["u7", "u8"]), ("card", "c9", ["u3", "u4"])]
+def test_rings_are_components_with_the_time_each_member_joined_one() -> None:
+    links = [("card", "c1", [("u1", 5), ("u2", 10)]), ("device", "d1", [("u2", 3), ("u3", 20)]),
+             ("device", "d2", [("u7", 1), ("u8", 2)]), ("card", "c9", [("u3", 30), ("u4", 40)])]
     rings = find_rings(links, min_users=3)
-    assert [(r.ring_id, r.users) for r in rings] == [("ring-u1", ("u1", "u2", "u3", "u4"))]
+    assert [(r.ring_id, r.users, r.since_ms) for r in rings] == [
+        ("ring-u1", ("u1", "u2", "u3", "u4"), (20, 20, 20, 40))]
     assert rings[0].links == ("card:c1", "card:c9", "device:d1")
+    # As of an earlier time the links are fewer, and the members' times do not move.
+    early = [(v, t, [(u, ms) for u, ms in users if ms <= 25]) for v, t, users in links]
+    assert [(r.users, r.since_ms) for r in find_rings(early, 3)] == [
+        (("u1", "u2", "u3"), (20, 20, 20))]
+    # A busy device links only its first users (a kiosk later does not rewrite the past).
+    kiosk = [("device", "k", [(f"u{i}", i) for i in range(12)])]
+    assert find_rings(kiosk, 3, max_device_users=10)[0].users == tuple(
+        sorted(f"u{i}" for i in range(10)))
+    assert next_boundary(30_001, 30_000) == 60_000 and next_boundary(60_000, 30_000) == 60_000
+    assert last_boundary(59_999, 30_000) == 30_000
+
+
+def test_blocklist_entries_count_from_their_since_time() -> None:
+    engine_config = only("blocklist_hit")
+    detector = Detector(engine_config)
+
+    class View:
+        def __init__(self) -> None:
+            self.entries = {("card", "c1"): NewEntry("card", "c1", "confirmed_fraud", "label",
+                                                     1.0, {SINCE: T0 + 5 * MIN})}
+
+        def hit(self, entity_type: str, entity_id: str) -> Entry | None:
+            new = self.entries.get((entity_type, entity_id))
+            if new is None:
+                return None
+            now = datetime.now(UTC)
+            return Entry(new.entity_type, new.entity_id, new.reason, new.source, new.score,
+                         new.evidence, now, now, None, None, None)
+
+        def add_local(self, entries: list[NewEntry]) -> None:
+            self.entries.update((e.key, e) for e in entries)
+
+    decided, _ = detector.decide_batch([tx(1, 4), tx(2, 5), tx(3, 6)], None, View(), T0)
+    assert [d.verdict.decision for d in decided] == ["allow", "block", "block"]
 
 
 def test_quality_per_scenario_and_percentiles() -> None:
@@ -240,35 +289,43 @@ def test_quality_per_scenario_and_percentiles() -> None:
     assert percentile([], 99) == 0.0
 
 
-def test_event_time_watermark_waits_for_the_slowest_partition() -> None:
-    from ingest.source import Batch, EventTimeWatermark
-
-    watermark = EventTimeWatermark()
-    assert watermark.value() == 0
-    ahead = [tx(1, 9000), tx(2, 9500)]  # partition 0 runs days ahead
-    watermark.observe(Batch(ahead, 2, 0, positions=[("t", 0, 1), ("t", 0, 2)]))
-    assert watermark.value({("t", 0), ("t", 1)}) == 0  # partition 1 has not delivered yet
-    assert watermark.value({("t", 0)}) == T0 + 9500 * MIN  # partition 1 has nothing to give
-    watermark.observe(Batch([tx(3, 10)], 1, 0, positions=[("t", 1, 1)]))
-    assert watermark.value({("t", 0), ("t", 1)}) == T0 + 10 * MIN  # partition 1 at minute 10
-    watermark.observe(Batch([tx(4, 5)], 1, 0, positions=[("t", 1, 2)]))  # late: no step back
-    assert watermark.value() == T0 + 10 * MIN
-
-
 def scored(n: int, score: float, scenario: str | None = None, card: str | None = None,
            day: int = 0, decision: str = "allow") -> Scored:
     return Scored(f"t{n}", card or f"c{n}", T0 + day * 86_400_000 + n, score, decision, scenario)
 
 
-def test_roc_auc_and_average_precision_by_hand() -> None:
-    # positives 0.9, 0.4; negatives 0.8, 0.4, 0.1: pairs won 2 + 0.5(tie) + 1 of 6 ... by hand:
+def test_roc_auc_and_average_precision_are_sklearns_and_right_by_hand() -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    # positives 0.9, 0.4; negatives 0.8, 0.4, 0.1: pairs won by hand
     # (0.9>0.8, 0.9>0.4, 0.9>0.1, 0.4<0.8, 0.4=0.4 -> 0.5, 0.4>0.1) = 4.5 / 6
     labels = [True, False, True, False, False]
     scores = [0.9, 0.8, 0.4, 0.4, 0.1]
-    assert roc_auc(labels, scores) == 0.75
+    assert roc_auc(labels, scores) == pytest.approx(0.75)
     # thresholds: 0.9 -> P 1/1, R 1/2; 0.8 -> no gain; 0.4 (tie, 1 positive of 2) -> P 2/4
-    assert average_precision(labels, scores) == 0.5 * 1.0 + 0.5 * 0.5
-    assert roc_auc([True, True], [0.1, 0.2]) == 0.5 and average_precision([False], [0.3]) == 0.0
+    assert average_precision(labels, scores) == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
+    assert roc_auc(labels, scores) == roc_auc_score(labels, scores)
+    assert average_precision(labels, scores) == average_precision_score(labels, scores)
+    # a perfect ranking, and the worst one
+    assert roc_auc([True, True, False], [0.9, 0.5, 0.4]) == 1.0
+    assert average_precision([True, True, False], [0.9, 0.5, 0.4]) == 1.0
+    assert roc_auc([False, True], [0.9, 0.1]) == 0.0
+    assert average_precision([False, True], [0.9, 0.1]) == 0.5  # P 1/2 at R 1
+    # undefined: one class only
+    assert roc_auc([True, True], [0.1, 0.2]) is None and roc_auc([False], [0.3]) is None
+    assert average_precision([False], [0.3]) is None
+
+
+def test_undecided_fraud_is_a_miss_with_the_lowest_score() -> None:
+    rows = [scored(1, 0.9, "ring", decision="block"), scored(2, 0.2),
+            undecided("t3", "c3", T0, "ring")]
+    flagged = at_decision(rows, frozenset({"review", "block"}))
+    assert (flagged.true_positives, flagged.positives, flagged.recall) == (1, 2, 0.5)
+    row = {r.name: r for r in evaluate(rows)}["ring"]
+    assert (row.transactions, row.frauds, row.undecided) == (3, 2, 1)
+    assert row.auc == 0.5  # 0.9 beats 0.2; 0 (the undecided) loses to it
+    # the undecided fraud is never ranked for an analyst: day 0 holds c1 and c2 only
+    assert card_precision_at_k(rows, k=3) == (0.5, {"2026-01-01": 0.5})
 
 
 def test_precision_recall_f1_at_the_operating_points() -> None:

@@ -1,0 +1,192 @@
+"""The daemon's view of the graph, as of each transaction's time.
+
+Every graph check of a transaction at ``t`` sees the graph as it was at
+``known = t - graph.as_of_lag`` (:mod:`detectors.graph_checks`).  For that to hold
+whatever the projection, the label worker and the ring sweep happen to have done,
+:meth:`GraphView.facts` first makes sure, for the batch's newest ``known``:
+
+1. the graph holds every transaction up to it: per partition of the transactions
+   topic, some projection group has written an event time at or past it, or the
+   whole partition (``cypher/projection_progress.cypher``);
+2. every label reported up to it is applied (``Feedback.labels_known_ms``) and its
+   blocklist entry is in the loop's cache;
+3. the ring sweep has run as of the last sweep boundary at or before it (rings are
+   swept at multiples of ``rings.sweep_every`` in event time, so a transaction sees
+   the rings of the boundary before its ``known``, whatever the batching).
+
+It waits for 1 and 2 at most ``wait_seconds`` (None: as long as it takes, for
+backtests); after that it decides on what the graph holds, logs it and sets
+``fraudgraph_detector_graph_behind``, and later batches do not wait until the
+graph has caught up: a stopped projector slows the stream once, it does not stop
+it (a lagging graph is stale data, not an outage: /healthz stays ok).  In a sparse
+stream a batch may wait for the projector to write the batch's own transactions
+(up to its batch timeout).  Then it reads the batch's facts (three queries).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.blocklist import BlocklistCache, NewEntry
+from detectors.config import DetectorConfig
+from detectors.graph_checks import BatchFacts, known_ms
+from detectors.pipeline import SINCE
+from detectors.rings import find_rings, last_boundary, next_boundary
+from fraudgraph import metrics
+from fraudgraph.feedback import INFINITY, Feedback
+from graph import detect
+from ingest.source import TransactionSource
+from ingest.transaction import Transaction
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.02  # between looks at the projection's progress while waiting
+ENDS_EVERY_SECONDS = 1.0  # end offsets of the topic's partitions: asked at most this often
+
+
+@dataclass
+class RingView:
+    """Ring members known to the loop: user -> the first sweep boundary that shows them
+    in a ring (a transaction whose ``known`` time reaches it sees the ring)."""
+
+    every_ms: int
+    swept_ms: int = -1  # the boundary of the last sweep
+    visible_ms: dict[str, int] = field(default_factory=dict)
+    rings: int = 0
+
+
+class GraphView:
+    def __init__(self, driver: Any, source: TransactionSource, feedback: Feedback,
+                 config: DetectorConfig, topic: str, wait_seconds: float | None) -> None:
+        self.driver, self.source, self.feedback = driver, source, feedback
+        self.config, self.topic, self.wait_seconds = config, topic, wait_seconds
+        graph = config.graph
+        self.thresholds = detect.Thresholds(
+            graph.shared_device_cards, graph.shared_device_users,
+            graph.compromised_site_min_frauds, graph.compromised_site_window_ms,
+            graph.gnn_threshold if graph.gnn_enabled else 2.0)  # 2: never
+        self.rings = RingView(config.rings.sweep_every_ms)
+        self._ends: dict[int, int] = {}
+        self._ends_at = -ENDS_EVERY_SECONDS
+        self._idle_at = -ENDS_EVERY_SECONDS
+        self.waited_seconds = 0.0
+        self.behind = 0  # batches decided before the graph had caught up
+        self.behind_since: float | None = None  # a wait ran out; not caught up since
+
+    def facts(self, txs: list[Transaction], cache: BlocklistCache,
+              stop: threading.Event) -> BatchFacts:
+        """The batch's graph facts, once the graph is complete up to its newest known time
+        (or the wait is over); may raise the driver's errors (the caller retries)."""
+        graph = self.config.graph
+        newest = max(known_ms(tx, graph) for tx in txs)
+        oldest = min(known_ms(tx, graph) for tx in txs)
+        self.wait_until(newest, cache, stop)
+        self.sweep(newest, cache)
+        facts = detect.batch_features(self.driver, list({t.card_id for t in txs}),
+                                      list({t.device_id for t in txs if t.device_id}),
+                                      list({t.site_id for t in txs}), newest, oldest,
+                                      self.thresholds)
+        holders = {user for card in facts.cards.values() for user, _ in card.holders}
+        visible = {u: self.rings.visible_ms[u] for u in holders if u in self.rings.visible_ms}
+        return BatchFacts(facts.devices, facts.cards, facts.sites, visible)
+
+    def idle(self) -> None:
+        """Between batches when the stream is idle: tell the label worker how far the
+        graph is (at most once a second), so labels are applied meanwhile."""
+        if time.monotonic() - self._idle_at >= ENDS_EVERY_SECONDS:
+            self._idle_at = time.monotonic()
+            self.feedback.graph_ms = self.complete_ms()
+            self.feedback.wake.set()
+
+    def wait_until(self, at_ms: int, cache: BlocklistCache, stop: threading.Event) -> bool:
+        """Wait until the graph and the labels are complete up to ``at_ms``; True if they
+        are, False if the wait ran out (or the daemon is stopping).  Once a wait has run
+        out, later batches look once without waiting until the graph has caught up: a
+        stopped projector slows one batch, not every batch."""
+        started = time.monotonic()
+        while True:
+            graph_ms = self.complete_ms()
+            self.feedback.graph_ms = graph_ms
+            self.feedback.wake.set()
+            labels_ms = self.feedback.labels_known_ms
+            self.feedback.drain(cache)  # label entries applied so far, before deciding
+            waited = time.monotonic() - started
+            if graph_ms >= at_ms and labels_ms >= at_ms:
+                self._waited(waited)
+                if self.behind_since is not None:
+                    log.warning("the graph has caught up with the stream's time")
+                    self.behind_since = None
+                    metrics.DETECTOR_GRAPH_BEHIND.set(0)
+                return True
+            out_of_time = self.wait_seconds is not None and waited >= self.wait_seconds
+            if stop.is_set() or out_of_time or self.behind_since is not None:
+                self._waited(waited)
+                self.behind += 1
+                if self.behind_since is None:
+                    self.behind_since = time.monotonic()
+                    metrics.DETECTOR_GRAPH_BEHIND.set(1)
+                    what = "the projection" if graph_ms < at_ms else "the labels"
+                    log.warning("%s is behind the stream's time (waited %.1f s): deciding on "
+                                "what the graph holds until it catches up", what, waited)
+                return False
+            stop.wait(POLL_SECONDS)
+
+    def _waited(self, seconds: float) -> None:
+        self.waited_seconds += seconds
+        metrics.DETECTOR_GRAPH_WAIT.inc(seconds)
+
+    def complete_ms(self) -> float:
+        """The event time up to which the graph holds every transaction of the topic
+        (inf: all of it)."""
+        progress = detect.projection_progress(self.driver, self.topic)
+        if time.monotonic() - self._ends_at >= ENDS_EVERY_SECONDS:
+            self._ends, self._ends_at = self.source.end_offsets(), time.monotonic()
+        complete = INFINITY
+        for partition, end in self._ends.items():
+            if end <= 0:
+                continue  # nothing in it
+            done = progress.get(partition)
+            if done is None:
+                return -INFINITY
+            if done.offset >= end - 1:
+                continue  # all of it (as of the last look at its end)
+            complete = min(complete, done.event_ms if done.event_ms is not None else -INFINITY)
+        return complete
+
+    def sweep(self, at_ms: int, cache: BlocklistCache) -> None:
+        """Sweep for rings as of the last boundary at or before ``at_ms`` if not yet done;
+        new members go to the cache at once (counting from when a transaction may see
+        them) and to the worker, which marks them in Neo4j and blocklists them."""
+        rings_config = self.config.rings
+        boundary = last_boundary(at_ms, rings_config.sweep_every_ms)
+        if not self.config.graph.enabled or boundary <= self.rings.swept_ms:
+            return
+        links = [link for link in detect.ring_links(self.driver, boundary,
+                                                    "device" in rings_config.link_through)
+                 if link[0] in rings_config.link_through]
+        rings = find_rings(links, rings_config.min_users, rings_config.max_device_users)
+        self.rings.swept_ms, self.rings.rings = boundary, len(rings)
+        lag_ms = self.config.graph.as_of_lag_ms
+        members, entries = [], []
+        for ring in rings:
+            for user, since in zip(ring.users, ring.since_ms, strict=True):
+                members.append({"id": user, "ring_id": ring.ring_id,
+                                "ring_size": len(ring.users)})
+                if user in self.rings.visible_ms:
+                    continue
+                visible = next_boundary(since, rings_config.sweep_every_ms)
+                self.rings.visible_ms[user] = visible
+                if "user" in rings_config.flag:
+                    entries.append(NewEntry(
+                        "user", user, "fraud_ring", "cypher", 0.9,
+                        {"ring_id": ring.ring_id, "ring_size": len(ring.users),
+                         SINCE: visible + lag_ms},
+                        self.config.blocklist.ttl_ms // 1000))
+        if entries:
+            cache.add_local(entries)
+        self.feedback.record_rings(members, entries)
+        log.debug("ring sweep as of %d: %d rings, %d new members", boundary, len(rings),
+                  len(entries))
