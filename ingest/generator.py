@@ -5,11 +5,23 @@ order; the same config (seed included) always yields the same stream, byte for
 byte once encoded.  Episodes of fraud start at random genuine events with a
 probability chosen so that fraud is ``fraud_rate`` of all transactions, split
 across scenarios by ``mix`` (shares of fraudulent transactions).
+
+Genuine traffic and its noise (households, carrier NAT, travel, micro-payments,
+bursts, reissues) come from :mod:`ingest.population`; fraud comes from
+:mod:`ingest.scenarios`, drawn from the same id, address, country and currency
+spaces, so only behaviour tells the two apart.  The scenario yielded beside a
+transaction is the only mark of fraud.
+
+Labels are late and uneven, as chargebacks are: a fraud's label is reported at
+:func:`report_ms`, between 0.5x and 3x ``label_delay_ms`` after the event (most
+near 1x), a fixed function of the transaction id.  The issuer then replaces the
+card at a random delay after the report (0-4 days), and some cards never;
+genuine cards are replaced at random times too (renewal, loss).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 import heapq
 import random
 from collections.abc import Iterator, Mapping
@@ -19,11 +31,16 @@ from datetime import UTC, datetime
 import msgspec
 
 from ingest import scenarios
-from ingest.iso import CURRENCY_EXPONENT
-from ingest.population import Draft, Population, local_amount
+from ingest.population import DAY_MS, Draft, Population
 from ingest.transaction import Transaction, iso_from_ms
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
+#: A label is reported between these multiples of ``label_delay_ms`` after its event.
+LABEL_DELAY_MIN_FACTOR = 0.5
+LABEL_DELAY_MAX_FACTOR = 3.0
+#: After a fraud report the card is replaced within this delay, or (this share) never.
+REISSUE_DELAY_MAX_MS = 4 * DAY_MS
+NEVER_REISSUED_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -34,7 +51,7 @@ class GeneratorConfig:
     start: str = DEFAULT_START
     fraud_rate: float = 0.01
     mix: Mapping[str, float] = field(default_factory=lambda: dict(scenarios.DEFAULT_MIX))
-    label_delay_ms: int = 3 * scenarios.DAY
+    label_delay_ms: int = 3 * DAY_MS
 
     def __post_init__(self) -> None:
         unknown = set(self.mix) - set(scenarios.SCENARIOS)
@@ -67,14 +84,34 @@ class Label(msgspec.Struct, frozen=True):
     user_id: str
 
 
+def report_ms(tx: Transaction, delay_ms: int) -> int:
+    """When the fraud label of ``tx`` is reported, in epoch ms: between 0.5x and 3x
+    ``delay_ms`` after the event, skewed towards the low end (median about 1.1x).
+
+    A pure function of the transaction id, so the generator (which replaces the card
+    after the report) and every sink of labels agree on it.
+    """
+    digest = hashlib.blake2b(tx.transaction_id.encode(), digest_size=8).digest()
+    u = int.from_bytes(digest, "big") / 2**64
+    span = LABEL_DELAY_MAX_FACTOR - LABEL_DELAY_MIN_FACTOR
+    return tx.event_ms + round(delay_ms * (LABEL_DELAY_MIN_FACTOR + span * u * u))
+
+
 def label_for(tx: Transaction, scenario: str, delay_ms: int) -> Label:
+    """The ``fraud-labels`` record of a fraudulent ``tx``, reported at :func:`report_ms`."""
     return Label(transaction_id=tx.transaction_id, label="fraud", scenario=scenario,
-                 source="generator", reported_at=iso_from_ms(tx.event_ms + delay_ms),
+                 source="generator", reported_at=iso_from_ms(report_ms(tx, delay_ms)),
                  event_time=tx.timestamp, card_id=tx.card_id, user_id=tx.user_id)
 
 
 class Generator:
-    """Iterate to get the stream; it is endless (stop by count or duration)."""
+    """Iterate to get the stream; it is endless (stop by count or duration).
+
+    Attributes tests and tools read: ``population`` (users, sites, ``reissues``,
+    ``phone_changes``), ``compromised`` (open compromise windows: site id ->
+    ``[transactions left, first_ms]``) and ``compromise_windows`` (closed ones:
+    ``(site_id, first_ms, last_ms)``).
+    """
 
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
@@ -89,83 +126,96 @@ class Generator:
         odds = config.fraud_rate / (1 - config.fraud_rate)
         self.episode_probability = odds / mean_episode if weights else 0.0
         self.max_usd: dict[str, float] = {}
-        self.compromised: dict[str, list[int]] = {}  # site_id -> [remaining, episode, start]
+        self.compromised: dict[str, list[int]] = {}
         #: Closed compromise windows: (site_id, first_ms, last_ms); the cards paying at the
         #: site within a window are exposed, and some are misused days later (the
         #: misuse is labelled compromised_site; the exposing purchases are genuine).
         self.compromise_windows: list[tuple[str, int, int]] = []
         self.pending: list[tuple[int, int, Draft]] = []
-        #: card id -> event time its fraud is reported; the holder's later purchases use
-        #: the replacement card ``<card id>r`` (as issuers reissue a compromised card)
-        self.reissued: dict[str, int] = {}
-        self.episodes = 0
+        #: card id -> delay after a fraud report before the card is replaced (None: never)
+        self.reissue_delay: dict[str, int | None] = {}
         self.pushes = 0
         self.sequence = 0
 
     def __iter__(self) -> Iterator[tuple[Transaction, str | None]]:
-        population, pending = self.population, self.pending
-        genuine = population.next_purchase()
+        pending = self.pending
+        genuine = self._next_genuine()
         while True:
             if pending and pending[0][0] <= genuine.event_ms:
                 draft = heapq.heappop(pending)[2]
+                if draft.scenario is None:  # a genuine burst's follow-up
+                    self._observe(draft)
             else:
-                draft, genuine = self._observe(genuine), population.next_purchase()
-            if draft.scenario is not None:  # the issuer replaces a card once its fraud is reported
-                reported = draft.event_ms + self.config.label_delay_ms
-                self.reissued[draft.card_id] = min(self.reissued.get(draft.card_id, reported),
-                                                   reported)
+                draft = genuine
+                self._observe(draft)
+                genuine = self._next_genuine()
             self.sequence += 1
-            yield self._transaction(draft), draft.scenario
+            tx = self._transaction(draft)
+            if draft.scenario is not None:
+                self._after_fraud(tx)
+            yield tx, draft.scenario
 
-    def _observe(self, draft: Draft) -> Draft:
+    def _next_genuine(self) -> Draft:
+        draft = self.population.next_purchase()
+        for more in self.population.follow_ups(draft):
+            self._push(more)
+        return draft
+
+    def _observe(self, draft: Draft) -> None:
         """Track a genuine draft (history, compromise windows), maybe start fraud."""
-        replaced_at = self.reissued.get(draft.card_id)
-        if replaced_at is not None and draft.event_ms >= replaced_at:
-            draft = dataclasses.replace(draft, card_id=f"{draft.card_id}r")
-        if draft.usd > self.max_usd.get(draft.user_id, 0.0):
-            self.max_usd[draft.user_id] = draft.usd
+        usd = draft.usd
+        if usd > self.max_usd.get(draft.user_id, 0.0):
+            self.max_usd[draft.user_id] = usd
         window = self.compromised.get(draft.site.site_id)
         if window is not None:
             window[0] -= 1
             if window[0] <= 0:
                 del self.compromised[draft.site.site_id]
-                self.compromise_windows.append((draft.site.site_id, window[2], draft.event_ms))
+                self.compromise_windows.append((draft.site.site_id, window[1], draft.event_ms))
             if self.rng.random() < scenarios.MISUSE_SHARE:
-                self._push(scenarios.misuse(self.population, self.rng, draft.event_ms,
-                                            window[1], draft.card_id))
+                for misuse in scenarios.misuse(self.population, self.rng, draft.event_ms,
+                                               draft.card_id, draft.site.site_id):
+                    self._push(misuse)
             # The purchase itself is the card holder's own (the card is skimmed, not
             # used by fraudsters yet): it stays genuine, the later misuse is the fraud.
-            return draft
+            return
         if self.rng.random() < self.episode_probability:
             self._start_episode(draft)
-        return draft
 
     def _start_episode(self, trigger: Draft) -> None:
-        self.episodes += 1
         name = self.rng.choices(self.scenario_names, self.scenario_weights)[0]
         if name == scenarios.COMPROMISED_SITE:
             if trigger.site.site_id not in self.compromised:
                 size = self.rng.randint(*scenarios.COMPROMISE_SIZE)
-                self.compromised[trigger.site.site_id] = [size, self.episodes,
-                                                          trigger.event_ms + 1]
+                self.compromised[trigger.site.site_id] = [size, trigger.event_ms + 1]
             return
         episode = scenarios.EPISODES[name]
-        for draft in episode(self.population, self.rng, trigger.event_ms + 1, self.episodes,
-                             self.max_usd):
+        for draft in episode(self.population, self.rng, trigger.event_ms + 1, self.max_usd):
             self._push(draft)
+
+    def _after_fraud(self, tx: Transaction) -> None:
+        """The issuer replaces a defrauded card some time after the fraud is reported."""
+        if tx.card_id not in self.population.card_holders:  # a fraudster's own card
+            return
+        if tx.card_id not in self.reissue_delay:
+            self.reissue_delay[tx.card_id] = (
+                None if self.rng.random() < NEVER_REISSUED_SHARE
+                else self.rng.randrange(REISSUE_DELAY_MAX_MS))
+        delay = self.reissue_delay[tx.card_id]
+        if delay is not None:
+            self.population.schedule_reissue(
+                tx.card_id, report_ms(tx, self.config.label_delay_ms) + delay)
 
     def _push(self, draft: Draft) -> None:
         self.pushes += 1  # tie-breaker: equal times keep their push order
         heapq.heappush(self.pending, (draft.event_ms, self.pushes, draft))
 
     def _transaction(self, draft: Draft) -> Transaction:
-        amount = local_amount(draft.usd, draft.currency)
         site = draft.site
         return Transaction(
             transaction_id=f"tx{self.config.seed}-{self.sequence:09d}",
-            event_ms=draft.event_ms,
-            amount_minor=round(amount * 10 ** CURRENCY_EXPONENT[draft.currency]),
+            event_ms=draft.event_ms, amount_minor=draft.amount_minor,
             currency=draft.currency, card_id=draft.card_id, user_id=draft.user_id,
             site_id=site.site_id, country=draft.country, device_id=draft.device_id,
             ip_address=draft.ip_address, merchant_category=site.category,
-            card_present=draft.card_present)
+            card_present=draft.device_id is None)

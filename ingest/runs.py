@@ -9,8 +9,9 @@ batching producer; labels are keyed by ``transaction_id``.
 from __future__ import annotations
 
 import csv
+import heapq
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from ingest.dlq import dlq_record
-from ingest.generator import Generator, Label, label_for
+from ingest.generator import Generator, Label, label_for, report_ms
 from ingest.publish import Publisher
 from ingest.transaction import DecodeError, DecoderConfig, Transaction, decode, encode
 
@@ -78,24 +79,28 @@ def _take(generator: Generator, count: int | None,
 
 class KafkaSink:
     """Transactions to ``topic``; each label to ``labels_topic`` once event time passes its
-    ``reported_at`` (labels arrive late), the rest when the run ends."""
+    ``reported_at`` (labels arrive late), the rest when the run ends; labels go out in
+    report-time order (ties in the order they were given)."""
 
     def __init__(self, publisher: Publisher, topic: str, labels_topic: str) -> None:
         self.publisher, self.topic, self.labels_topic = publisher, topic, labels_topic
-        self.waiting: deque[tuple[int, Label]] = deque()  # constant delay: FIFO is in order
+        #: (due ms, arrival number, label): a heap, as report delays differ per label
+        self.waiting: list[tuple[int, int, Label]] = []
+        self.arrivals = 0
         self.labels_published = 0
 
     def transaction(self, tx: Transaction) -> None:
         self.publisher.send(self.topic, tx.card_id.encode(), encode(tx))
         while self.waiting and self.waiting[0][0] <= tx.event_ms:
-            self._publish(self.waiting.popleft()[1])
+            self._publish(heapq.heappop(self.waiting)[2])
 
     def label(self, label: Label, due_ms: int) -> None:
-        self.waiting.append((due_ms, label))
+        self.arrivals += 1
+        heapq.heappush(self.waiting, (due_ms, self.arrivals, label))
 
     def close(self) -> None:
         while self.waiting:
-            self._publish(self.waiting.popleft()[1])
+            self._publish(heapq.heappop(self.waiting)[2])
         self.publisher.flush()
 
     def _publish(self, label: Label) -> None:
@@ -136,7 +141,7 @@ def generate(generator: Generator, sink: KafkaSink | FileSink, labels_path: Path
                 label = label_for(tx, scenario, delay)
                 stats.by_scenario[scenario] += 1
                 labels_file.write(_LABEL_ENCODER.encode(label) + b"\n")
-                sink.label(label, tx.event_ms + delay)
+                sink.label(label, report_ms(tx, delay))
             if stats.transactions % 5000 == 0:
                 progress(5000)
         sink.close()
