@@ -4,6 +4,12 @@ ROC AUC, average precision, Card Precision@k per day.
 ``truth`` maps the transaction id of every fraudulent transaction to its
 scenario; every other decided transaction is genuine.  A transaction counts as
 detected when it is reviewed or blocked.
+
+The evaluation report (:func:`evaluate`) cannot be flattered by transactions the
+engine never decided: a fraud-labelled transaction without a decision is a row
+too (decision :data:`UNDECIDED`, score :data:`UNDECIDED_SCORE`), so it is a missed
+fraud in recall and ranks lowest in AUC-ROC and average precision.  AUC-ROC and
+average precision are scikit-learn's.
 """
 
 from __future__ import annotations
@@ -68,11 +74,14 @@ def percentile(values: Sequence[float], q: float) -> float:
 # -- ranking metrics and the evaluation report (SPEC §7) --------------------------------
 
 DAY_MS = 86_400_000
+UNDECIDED = "undecided"  # the decision of a labelled transaction the engine never decided
+UNDECIDED_SCORE = 0.0  # its score: the lowest a decision can have
 
 
 @dataclass(frozen=True)
 class Scored:
-    """One decided transaction joined with the ground truth (``scenario`` None: genuine)."""
+    """One transaction joined with the ground truth (``scenario`` None: genuine): a
+    decided one, or a fraud-labelled one without a decision (:func:`undecided`)."""
 
     transaction_id: str
     card_id: str
@@ -85,6 +94,15 @@ class Scored:
     @property
     def fraud(self) -> bool:
         return self.scenario is not None
+
+    @property
+    def decided(self) -> bool:
+        return self.decision != UNDECIDED
+
+
+def undecided(transaction_id: str, card_id: str, event_ms: int, scenario: str) -> Scored:
+    """The row of a fraud the engine never decided: never flagged, lowest score."""
+    return Scored(transaction_id, card_id, event_ms, UNDECIDED_SCORE, UNDECIDED, scenario)
 
 
 @dataclass(frozen=True)
@@ -117,43 +135,24 @@ def at_decision(rows: Iterable[Scored], decisions: frozenset[str]) -> Counts:
                   sum(1 for r in rows if r.fraud))
 
 
-def roc_auc(labels: list[bool], scores: list[float]) -> float:
-    """Area under the ROC curve: the chance a random positive scores above a random
-    negative, ties counting one half (Mann-Whitney); 0.5 without both classes."""
-    positives = sum(labels)
-    negatives = len(labels) - positives
-    if not positives or not negatives:
-        return 0.5
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    rank_sum, i = 0.0, 0
-    while i < len(order):  # average ranks over ties
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        average_rank = (i + j) / 2 + 1
-        rank_sum += average_rank * sum(1 for k in order[i:j + 1] if labels[k])
-        i = j + 1
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """scikit-learn's area under the ROC curve (ties count one half); None where it is
+    undefined (labels of one class only)."""
+    if all(labels) or not any(labels):
+        return None
+    from sklearn.metrics import roc_auc_score  # imported here: scipy loads in ~0.7 s
+
+    return float(roc_auc_score(labels, scores))
 
 
-def average_precision(labels: list[bool], scores: list[float]) -> float:
-    """Sum over score thresholds of (recall gained) x (precision there); tied scores
-    form one threshold.  0.0 without positives."""
-    positives = sum(labels)
-    if not positives:
-        return 0.0
-    pairs = sorted(zip(scores, labels, strict=True), key=lambda p: -p[0])
-    ap, tp, seen, i = 0.0, 0, 0, 0
-    while i < len(pairs):
-        j = i
-        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
-            tp += pairs[j][1]
-            j += 1
-        seen = j
-        gained = sum(1 for k in range(i, j) if pairs[k][1])
-        ap += gained / positives * (tp / seen)
-        i = j
-    return ap
+def average_precision(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """scikit-learn's average precision (the step-wise area under the precision-recall
+    curve; tied scores form one threshold); None where it is undefined (no positive)."""
+    if not any(labels):
+        return None
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(labels, scores))
 
 
 def card_precision_at_k(rows: Iterable[Scored], k: int) -> tuple[float, dict[str, float]]:
@@ -162,10 +161,13 @@ def card_precision_at_k(rows: Iterable[Scored], k: int) -> tuple[float, dict[str
 
     A day with fewer than k cards divides by its number of cards; cards tied with
     the k-th score share the remaining places (expected precision under a random
-    tie-break); days without transactions do not exist and do not count.  Returns
-    the mean over days and the value per day (``YYYY-MM-DD``)."""
+    tie-break); days without transactions do not exist and do not count.  Only
+    decided transactions take part: an undecided one was never ranked before an
+    analyst.  Returns the mean over days and the value per day (``YYYY-MM-DD``)."""
     days: dict[int, dict[str, tuple[float, bool]]] = {}
     for r in rows:
+        if not r.decided:
+            continue
         cards = days.setdefault(r.event_ms // DAY_MS, {})
         best, fraud = cards.get(r.card_id, (-1.0, False))
         cards[r.card_id] = (max(best, r.score), fraud or r.fraud)
@@ -189,19 +191,24 @@ def _date(day: int) -> str:
 
 @dataclass(frozen=True)
 class EvaluationRow:
-    """One line of the report: all transactions, or genuine + one scenario."""
+    """One line of the report: all transactions, or genuine + one scenario.  ``frauds``
+    counts the ``undecided`` ones too; ``auc`` / ``average_precision`` are None where
+    undefined (one class only)."""
 
     name: str
     transactions: int
     frauds: int
     review_or_block: Counts
     block: Counts
-    auc: float
-    average_precision: float
+    auc: float | None
+    average_precision: float | None
+    undecided: int = 0  # frauds without a decision (missed, score 0)
 
 
 def evaluate(rows: list[Scored]) -> list[EvaluationRow]:
-    """Overall, then per scenario (that scenario's frauds against all genuine)."""
+    """Overall, then per scenario (that scenario's frauds against all genuine).  Rows
+    of undecided frauds (:func:`undecided`) count as flagged by nothing and score
+    :data:`UNDECIDED_SCORE`."""
     scenarios = sorted({r.scenario for r in rows if r.scenario is not None})
     genuine = [r for r in rows if not r.fraud]
     groups = [("all", rows)] + [(s, genuine + [r for r in rows if r.scenario == s])
@@ -213,5 +220,6 @@ def evaluate(rows: list[Scored]) -> list[EvaluationRow]:
         scores = [r.score for r in group]
         table.append(EvaluationRow(name, len(group), sum(labels), at_decision(group, flagged),
                                    at_decision(group, blocked), roc_auc(labels, scores),
-                                   average_precision(labels, scores)))
+                                   average_precision(labels, scores),
+                                   sum(1 for r in group if not r.decided)))
     return table

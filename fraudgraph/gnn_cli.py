@@ -52,11 +52,12 @@ def _fmt(value: Any) -> str:
 
 
 def _quality_rows(metrics: dict[str, Any]) -> list[list[str]]:
+    """One row per target type, all, and the held-out part of all."""
     rows = []
-    for target in ("Card", "User", "Device", "all"):
+    for target in ("Card", "User", "Device", "all", "held_out"):
         g, b = metrics["gnn"][target], metrics["baseline"][target]
-        rows.append([target.lower(), f"{g['positives']:,} / {g['entities']:,}", _fmt(g["ap"]),
-                     _fmt(b["ap"]), _fmt(g["auc"]), _fmt(b["auc"])])
+        rows.append([target.lower().replace("_", " "), f"{g['positives']:,} / {g['entities']:,}",
+                     _fmt(g["ap"]), _fmt(b["ap"]), _fmt(g["auc"]), _fmt(b["auc"])])
     return rows
 
 
@@ -87,14 +88,20 @@ def gnn() -> None:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--cut", "cut_quantile", type=click.FloatRange(0.05, 0.95), default=0.7,
               show_default=True,
-              help="Share of confirmed frauds (by event time) that train; the later ones "
-                   "validate.")
+              help="Share of fraud labels (by report time) known to training; every "
+                   "entity not known by then validates, the later-reported frauds as its "
+                   "positives.")
 @click.option("--no-promote", is_flag=True, help="Register the model but never promote it.")
 @click.pass_context
 def train(ctx: click.Context, epochs: int, hidden: int, layers: int, lr: float, seed: int,
           cut_quantile: float, no_promote: bool) -> None:
     """Export the graph, train the GNN and the logistic-regression baseline on the same
-    features, and promote the GNN if it beats the champion on the validation entities."""
+    features, and promote the GNN if it beats the champion on the validation entities.
+
+    Measured as production uses it: trained with the fraud labels reported by the
+    cut-off, validated on every entity not known as fraud by then (no sampling: the
+    real prevalence), whose positives are the frauds reported later.  "held out" is
+    the part of the validation entities no model trained on."""
     _train(ctx, epochs=epochs, hidden=hidden, layers=layers, lr=lr, seed=seed,
            cut_quantile=cut_quantile, promote=not no_promote)
 
@@ -113,7 +120,7 @@ def _train(ctx: click.Context, promote: bool = True, cut_quantile: float = 0.7,
     except pipeline.registry.TrainingLocked as exc:
         raise FraudgraphError(f"{exc}; wait for it or stop it") from None
     cut = datetime.fromtimestamp(result.data["cut_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
-    out.print(table(f"model {result.version}: validation (fraud after {cut} UTC)",
+    out.print(table(f"model {result.version}: validation (fraud reported after {cut} UTC)",
                     QUALITY_COLUMNS, _quality_rows(result.metrics)))
     seconds = result.seconds
     out.print(f"{result.data['entities']:,} entities, {result.data['relationships']:,} "
@@ -148,8 +155,8 @@ def evaluate(ctx: click.Context, version: str | None) -> None:
 @click.option("--ttl", type=DURATION, default="7d", show_default=True,
               help="Time to live of the blocklist entries.")
 @click.option("--labels-until", type=EventTime("cut"), metavar="TIME|cut",
-              help="Backtest: the model sees only the fraud confirmed at or before this "
-                   "event time (ISO-8601 with zone), or before its training cut-off (cut) "
+              help="Backtest: the model sees only the fraud reported at or before this "
+                   "time (ISO-8601 with zone), or by its training cut-off (cut) "
                    "[default: all confirmed fraud].")
 @click.option("--no-flag", is_flag=True,
               help="Write the scores only: no blocklist entries, marks or alerts.")
@@ -162,7 +169,11 @@ def score(ctx: click.Context, version: str | None, flag_threshold: float, ttl: i
     The model reads the confirmed fraud around each entity (its label input):
     entities next to known fraud score higher.  Confirmed fraud itself scores 1 and
     is not flagged: the label feedback has acted on it (blocklisted the card; a user
-    or device with confirmed fraud may be the victim)."""
+    or device with confirmed fraud may be the victim).
+
+    risk_scored_ms on the nodes is the event time the scores are as of: the newest
+    event in the graph, or the newest label shown (the --labels-until time) if later;
+    the daemon uses a score only for transactions at or after it."""
     _score(ctx, version, flag_threshold, ttl, labels_until, not no_flag)
 
 
@@ -179,7 +190,9 @@ def _score(ctx: click.Context, version: str | None = None, flag_threshold: float
     out.print(table(f"scored with {result.version}", ["entities", "scored", "flagged"],
                     [[t, f"{n:,}", f"{result.flagged[t]:,}"] for t, n in result.scored.items()]))
     s = result.seconds
-    out.print(f"export {s['export']:.1f}s, inference {s['inference']:.1f}s, "
+    as_of = datetime.fromtimestamp(result.as_of_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    out.print(f"scores as of {as_of} UTC (event time); "
+              f"export {s['export']:.1f}s, inference {s['inference']:.1f}s, "
               f"write {s['write']:.1f}s, total {s['total']:.1f}s")
     return result
 

@@ -4,19 +4,40 @@
 Node features come from graph *activity* only (the aggregate relationships'
 counts, amounts and first/last seen times), never from labels, blocklist marks
 or earlier model scores, so no label reaches the model through its inputs.
-Labels are the confirmed-fraud marks of cards, users and devices with the event
-time of their latest confirmed fraud.
+Labels are the confirmed-fraud marks of cards, users and devices, with two
+times: ``fraud_ms``, the event time of the latest confirmed fraud, and
+``reported_ms``, the earliest time a fraud label marking the entity was
+*reported* (labels arrive days after the fraud).  An entity's fraud is known
+from its report time on, never from its event time.
 
 The one label-derived input is separate from the features: :func:`known_fraud`,
-the confirmed fraud *known at a time* (the cut-off when training and measuring,
-now when scoring), which the model reads as an extra input so that message
-passing carries known fraud to the entities around it (see :mod:`gnn.model`).
+the fraud *reported* by a time (the cut-off when training and measuring, now or
+``--labels-until`` when scoring), which the model reads as an extra input so
+that message passing carries known fraud to the entities around it (see
+:mod:`gnn.model`).
 
-Split (:func:`split`), time-aware: entities whose confirmed fraud happened at or
-before the cut-off are training positives; those after it are validation
-positives and take no part in training.  Entities without confirmed fraud are
-divided by a hash of their id (deterministic) into training and validation
-negatives.
+Split (:func:`split`), by report time, as production lives it: a model trained
+at time T knows the labels reported by T and is then used on every entity not
+known as fraud at T; its hits are the entities whose fraud is reported later
+(whenever the fraud itself happened).  With the cut-off T at a quantile of the
+report times:
+
+* validation entities (``Split.valid``): *every* entity not known as fraud at T;
+  the positives (``Split.y``) are the frauds reported after T.  No sampling: the
+  validation prevalence is the real one, so its average precision is the one a
+  model meets when it scores the graph at T;
+* training entities (``Split.train``): the frauds reported by T (``Split.known``,
+  the positives) and the never-labelled entities outside a held-out share
+  (``Split.held_out``, chosen by a hash of the id: deterministic).  The frauds
+  reported after T never train (they are the validation positives), so the
+  trained-on never-labelled entities are validation negatives too, as in
+  production, where the model scores the entities it trained on;
+* ``held_out``: the held-out never-labelled entities and the held-out later
+  frauds are the validation entities no model trained on, at the real
+  prevalence too (the hash ignores labels): their AP beside the AP of all
+  shows how much the model remembers of its training negatives.
+
+The feature standardiser is fit on the training entities only.
 """
 
 from __future__ import annotations
@@ -42,13 +63,17 @@ EDGE_FEATURES = ("degree", "transactions", "amount", "amount_per_tx", "max_edge_
 @dataclass
 class GraphData:
     """``x[t]`` float32 [n_t, f_t] (rows in ``node_ids[t]`` order); ``edges[rel]`` int64
-    [2, e]; ``fraud_ms[t]`` int64 [n_t], -1 without confirmed fraud (targets only)."""
+    [2, e]; ``fraud_ms[t]`` / ``reported_ms[t]`` int64 [n_t] (targets only): event time
+    of the latest confirmed fraud and earliest report time of a fraud label, -1
+    without confirmed fraud.  ``newest_ms`` / ``oldest_ms``: the newest and oldest
+    event time of the activity the features come from."""
 
     node_ids: dict[str, list[str]]
     x: dict[str, np.ndarray]
     feature_names: dict[str, list[str]]
     edges: dict[tuple[str, str, str], np.ndarray]
     fraud_ms: dict[str, np.ndarray]
+    reported_ms: dict[str, np.ndarray]
     newest_ms: int
     oldest_ms: int
 
@@ -63,12 +88,16 @@ class GraphData:
 
 @dataclass
 class Split:
-    """Boolean masks per target type and the cut-off (event time, ms)."""
+    """Per target type, bool masks and labels of the split at ``cut_ms`` (a report time,
+    ms; see the module docstring).  ``train`` and ``valid`` overlap by design, in the
+    trained-on never-labelled entities; training reads ``known``, never ``y``."""
 
     cut_ms: int
-    train: dict[str, np.ndarray] = field(default_factory=dict)
-    valid: dict[str, np.ndarray] = field(default_factory=dict)
+    train: dict[str, np.ndarray] = field(default_factory=dict)  # in the training loss
+    valid: dict[str, np.ndarray] = field(default_factory=dict)  # not known at the cut
     y: dict[str, np.ndarray] = field(default_factory=dict)  # float32 0/1: confirmed fraud
+    known: dict[str, np.ndarray] = field(default_factory=dict)  # reported by the cut
+    held_out: dict[str, np.ndarray] = field(default_factory=dict)  # hash share
 
 
 def export(driver: Any, database: str = "neo4j") -> GraphData:
@@ -77,7 +106,7 @@ def export(driver: Any, database: str = "neo4j") -> GraphData:
     ids: dict[str, set[str]] = {t: set() for t in NODE_TYPES}
     raw: dict[tuple[str, str, str], tuple[list[str], list[str], list[list[int]]]] = {
         rel: ([], [], [[], [], [], []]) for rel in RELATIONS}
-    fraud_rows: list[tuple[str, str, int]] = []
+    fraud_rows: list[tuple[str, str, int, int]] = []
     with driver.session(database=database) as session:
         for r in session.run(cypher.load("gnn_nodes")):
             ids[r["label"]].add(r["id"])
@@ -91,7 +120,7 @@ def export(driver: Any, database: str = "neo4j") -> GraphData:
             for column, name in zip(values, ("count", "amount_minor_sum", "first_seen_ms",
                                              "last_seen_ms"), strict=True):
                 column.append(r[name] or 0)
-        fraud_rows = [(r["label"], r["id"], int(r["fraud_ms"]))
+        fraud_rows = [(r["label"], r["id"], int(r["fraud_ms"]), int(r["reported_ms"]))
                       for r in session.run(cypher.load("gnn_labels"))]
     for (a_label, _, b_label), (src, dst, _) in raw.items():
         ids[a_label].update(src)
@@ -104,17 +133,21 @@ def export(driver: Any, database: str = "neo4j") -> GraphData:
             [[index[rel[0]][a] for a in src], [index[rel[2]][b] for b in dst], *values],
             dtype=np.float64).reshape(6, -1)
     fraud = {t: np.full(len(node_ids[t]), -1, dtype=np.int64) for t in TARGETS}
-    for label, node_id, fraud_ms in fraud_rows:
+    reported = {t: np.full(len(node_ids[t]), -1, dtype=np.int64) for t in TARGETS}
+    for label, node_id, fraud_ms, reported_ms in fraud_rows:
         i = index.get(label, {}).get(node_id)
         if i is not None and label in fraud:
-            fraud[label][i] = fraud_ms
-    return build(node_ids, aggregates, fraud)
+            fraud[label][i], reported[label][i] = fraud_ms, reported_ms
+    return build(node_ids, aggregates, fraud, reported)
 
 
 def build(node_ids: dict[str, list[str]], aggregates: dict[tuple[str, str, str], np.ndarray],
-          fraud_ms: dict[str, np.ndarray]) -> GraphData:
+          fraud_ms: dict[str, np.ndarray], reported_ms: dict[str, np.ndarray] | None = None
+          ) -> GraphData:
     """``aggregates[rel]``: rows src index, dst index, count, amount_minor_sum,
-    first_seen_ms, last_seen_ms (one column per relationship)."""
+    first_seen_ms, last_seen_ms (one column per relationship).  ``reported_ms``
+    (default: ``fraud_ms``, a label reported as it happened) must be -1 exactly where
+    ``fraud_ms`` is."""
     seen = [a for a in aggregates.values() if a.shape[1]]
     newest = int(max((a[5].max() for a in seen), default=0))
     oldest = int(min((a[4].min() for a in seen), default=0))
@@ -153,36 +186,45 @@ def build(node_ids: dict[str, list[str]], aggregates: dict[tuple[str, str, str],
         names[node_type] += ["age_days", "days_since_active"]
         x[node_type] = np.stack(parts, axis=1).astype(np.float32) if parts else np.zeros(
             (len(node_ids[node_type]), 0), dtype=np.float32)
-    return GraphData(node_ids, x, names, edges,
-                     {t: fraud_ms.get(t, np.full(len(node_ids[t]), -1, dtype=np.int64))
-                      for t in TARGETS}, newest, oldest)
+    fraud = {t: fraud_ms.get(t, np.full(len(node_ids[t]), -1, dtype=np.int64))
+             for t in TARGETS}
+    reported = fraud if reported_ms is None else {
+        t: reported_ms.get(t, np.full(len(node_ids[t]), -1, dtype=np.int64)) for t in TARGETS}
+    return GraphData(node_ids, x, names, edges, fraud, reported, newest, oldest)
 
 
-def _valid_pool(ids: list[str], share: float) -> np.ndarray:
-    """Deterministic: an id's hash puts it in the validation pool or not."""
+def _held_out(ids: list[str], share: float) -> np.ndarray:
+    """Deterministic: an id's hash holds it out of training or not."""
     limit = int(share * 2**32)
     return np.array([int.from_bytes(hashlib.blake2b(i.encode(), digest_size=4).digest(), "big")
                      < limit for i in ids], dtype=bool)
 
 
-def split(data: GraphData, cut_quantile: float = 0.7, valid_share: float = 0.3) -> Split:
-    """The time-aware split; ``cut_quantile`` of the confirmed frauds' event times
-    falls at or before the cut-off."""
-    times = np.concatenate([f[f >= 0] for f in data.fraud_ms.values()])
+def split(data: GraphData, cut_quantile: float = 0.7, held_out_share: float = 0.3) -> Split:
+    """The split at a cut-off where ``cut_quantile`` of the fraud labels' report times
+    fall at or before it (without labels: the newest event time).  See the module
+    docstring."""
+    times = np.concatenate([r[r >= 0] for r in data.reported_ms.values()])
     cut = int(np.quantile(times, cut_quantile)) if len(times) else data.newest_ms
-    result = Split(cut)
+    result = Split(cut, known=known_fraud(data, cut))
     for t in TARGETS:
-        fraud = data.fraud_ms[t]
-        positive, late = fraud >= 0, fraud > cut
-        pool = _valid_pool(data.node_ids[t], valid_share)
-        result.y[t] = positive.astype(np.float32)
-        result.train[t] = (positive & ~late) | (~positive & ~pool)
-        result.valid[t] = late | (~positive & pool)
+        labelled = data.reported_ms[t] >= 0
+        result.y[t] = labelled.astype(np.float32)
+        result.held_out[t] = _held_out(data.node_ids[t], held_out_share)
+        result.train[t] = result.known[t] | (~labelled & ~result.held_out[t])
+        result.valid[t] = ~result.known[t]
     return result
 
 
 def known_fraud(data: GraphData, until_ms: int | None = None) -> dict[str, np.ndarray]:
-    """Per target type, which entities had confirmed fraud at or before ``until_ms``
-    (all confirmed fraud when None): the label input of the model."""
-    return {t: (f >= 0) & (f <= until_ms) if until_ms is not None else f >= 0
-            for t, f in data.fraud_ms.items()}
+    """Per target type, which entities' fraud was reported at or before ``until_ms``
+    (all confirmed fraud when None): the label input of the model.  Report time, not
+    event time: a fraud is not known before its label arrives."""
+    return {t: (r >= 0) & (r <= until_ms) if until_ms is not None else r >= 0
+            for t, r in data.reported_ms.items()}
+
+
+def label_time_ms(data: GraphData, known: dict[str, np.ndarray]) -> int | None:
+    """The latest report time among the ``known`` frauds (None: none known)."""
+    times = [int(data.reported_ms[t][k].max()) for t, k in known.items() if k.any()]
+    return max(times, default=None)

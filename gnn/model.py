@@ -3,17 +3,18 @@ relation, messages in both directions), a logit per node; and the non-graph
 baseline, a logistic regression per entity type on the same standardised features.
 
 Label input: cards, users and devices carry one more input, ``known_fraud`` (1
-for confirmed fraud known at the time), so that two rounds of message passing
-bring known fraud to the entities that share a device, a site, an IP or a holder
-with it: guilt by association, which no per-entity model can see.  Training
-mirrors how the model is used: each epoch draws an inner cut-off among the
-training frauds' times, shows the frauds up to it and takes the loss on the
-entities not shown (the later frauds and the entities without fraud).  Drawing
-by time, not per entity, matters: one fraud label marks a card, its user and its
-device at once, so showing some of them while hiding the others would hand the
-hidden ones their own label through their neighbours.  Measuring shows the
-frauds up to the split's cut-off and scores the later ones; scoring shows every
-confirmed fraud.
+for confirmed fraud known at the time, i.e. reported by then), so that two rounds
+of message passing bring known fraud to the entities that share a device, a site,
+an IP or a holder with it: guilt by association, which no per-entity model can
+see.  Training mirrors how the model is used: each epoch draws an inner cut-off
+among the report times of the frauds known at the split's cut-off, shows the
+frauds reported up to it and takes the loss on the training entities not shown
+(the frauds reported after it, up to the cut-off, and the never-labelled ones).
+Drawing by time, not per entity, matters: one fraud label marks a card, its user
+and its device at once, so showing some of them while hiding the others would
+hand the hidden ones their own label through their neighbours.  Measuring shows the
+frauds reported up to the split's cut-off and scores every other entity;
+scoring shows every confirmed fraud (or those reported by ``--labels-until``).
 
 Training is full-batch on CPU, seeded and deterministic; class imbalance is met
 with a positive-class weight per entity type (negatives / positives in training).
@@ -82,20 +83,28 @@ class Baseline(nn.Module):
 
 @dataclass
 class Standardiser:
-    """Feature means and deviations per node type (from the data the model was
-    trained on), applied unchanged at scoring time."""
+    """Feature means and deviations per node type (from the entities the model was
+    trained on), applied unchanged at validation and scoring time."""
 
     mean: dict[str, list[float]]
     std: dict[str, list[float]]
 
     @classmethod
-    def fit(cls, data: GraphData) -> Standardiser:
-        mean = {t: x.mean(axis=0).tolist() if len(x) else [0.0] * x.shape[1]
-                for t, x in data.x.items()}
-        # a feature constant in training keeps scale 1: dividing by ~0 would blow up
-        # any later variation of it at scoring time
-        std = {t: np.where(x.std(axis=0) < 1e-3, 1.0, x.std(axis=0)).tolist() if len(x)
-               else [1.0] * x.shape[1] for t, x in data.x.items()}
+    def fit(cls, data: GraphData, rows: dict[str, np.ndarray] | None = None) -> Standardiser:
+        """``rows[t]``: bool per node, the training entities of type ``t``; a type
+        without a mask (sites and IPs: never labelled, never validated) uses all its
+        nodes.  The other entities' features never reach the statistics."""
+        mean, std = {}, {}
+        for t, x in data.x.items():
+            fit_on = x[rows[t]] if rows is not None and t in rows else x
+            if not len(fit_on):
+                mean[t], std[t] = [0.0] * x.shape[1], [1.0] * x.shape[1]
+                continue
+            deviation = fit_on.std(axis=0)
+            mean[t] = fit_on.mean(axis=0).tolist()
+            # a feature constant in training keeps scale 1: dividing by ~0 would blow up
+            # any later variation of it at scoring time
+            std[t] = np.where(deviation < 1e-3, 1.0, deviation).tolist()
         return cls(mean, std)
 
     def apply(self, data: GraphData) -> dict[str, torch.Tensor]:
@@ -144,31 +153,34 @@ def forward(model: nn.Module, graph: HeteroData,
 
 def label_view(times: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], inner: int
                ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """One training epoch's view: ``shown`` (label input 1), the training frauds at or
-    before ``inner``; ``hidden`` (the loss), the other training entities.  ``times``:
-    fraud event time of the training frauds, -1 elsewhere."""
+    """One training epoch's view: ``shown`` (label input 1), the frauds reported at or
+    before ``inner``; ``hidden`` (the loss), the training entities (``masks``) not
+    shown.  ``times``: report time of the frauds known at the cut-off, -1 elsewhere."""
     shown = {t: (times[t] >= 0) & (times[t] <= inner) for t in times}
     return shown, {t: masks[t] & ~shown[t] for t in times}
 
 
-def train(model: nn.Module, graph: HeteroData, split: Split, fraud_ms: dict[str, np.ndarray],
-          config: ModelConfig, progress: Callable[[int], None] = lambda _n: None
-          ) -> list[float]:
-    """Full-batch training on the split's training masks; returns the loss per epoch.
+def train(model: nn.Module, graph: HeteroData, split: Split,
+          reported_ms: dict[str, np.ndarray], config: ModelConfig,
+          progress: Callable[[int], None] = lambda _n: None) -> list[float]:
+    """Full-batch training on the split's training entities with the labels known at
+    its cut-off (``split.known``: reported by then); returns the loss per epoch.
+    ``split.y`` (the labels reported later too) is never read.
 
-    ``fraud_ms``: event time of each entity's confirmed fraud (-1: none).  Each epoch
-    draws an inner cut-off uniformly among the training frauds' times, shows the
-    training frauds up to it in the label input and takes the loss on the other
-    training entities."""
+    ``reported_ms``: report time of each entity's fraud (-1: none).  Each epoch draws
+    an inner cut-off uniformly among the known frauds' report times, shows the frauds
+    reported up to it in the label input and takes the loss on the other training
+    entities."""
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True)
     draw = torch.Generator().manual_seed(config.seed)
     masks = {t: torch.from_numpy(split.train[t]) for t in TARGETS}
-    labels = {t: torch.from_numpy(split.y[t]) for t in TARGETS}
-    times = {t: torch.from_numpy(np.where(split.train[t] & (split.y[t] > 0), fraud_ms[t], -1))
+    labels = {t: torch.from_numpy(split.known[t].astype(np.float32)) for t in TARGETS}
+    times = {t: torch.from_numpy(np.where(split.known[t], reported_ms[t], -1))
              for t in TARGETS}
-    known_times = torch.cat([v[v >= 0] for v in times.values()]).sort().values
+    # one entry per report time: a label marks a card, its user and its device at once
+    known_times = torch.unique(torch.cat([v[v >= 0] for v in times.values()]))
     weights = {}
     for t in TARGETS:
         y = labels[t][masks[t]]
@@ -181,7 +193,7 @@ def train(model: nn.Module, graph: HeteroData, split: Split, fraud_ms: dict[str,
     model.train()
     for _ in range(config.epochs):
         optimiser.zero_grad()
-        # the inner cut-off: nothing shown, up to all but the last training fraud shown
+        # the inner cut-off: nothing shown, up to all but the last known fraud shown
         rank = int(torch.randint(max(1, len(known_times)), (1,), generator=draw))
         inner = int(known_times[rank - 1]) if rank and config.label_input else -1
         shown, hidden = label_view(times, masks, inner)

@@ -1,12 +1,19 @@
 """Train, evaluate, promote and score: what the ``fraudgraph gnn`` commands run.
 
 * :func:`train` exports the graph, trains the GNN and the baseline on the same
-  split, measures both on the validation entities, registers the model and
-  promotes it only if it beats the champion (measured again on this split);
+  split, measures both on the validation entities (every entity not known as
+  fraud at the cut-off, at the real prevalence: see :mod:`gnn.dataset`),
+  registers the model and promotes it only if it beats the champion (measured
+  again on this split);
 * :func:`score` runs the champion over the whole graph, writes ``risk_score`` /
-  ``risk_model`` onto card, user and device nodes in batches, blocklists the
-  entities at or above the flag threshold (source ``gnn``) and announces them on
-  ``fraud-alerts`` (key ``gnn:<type>:<id>``).
+  ``risk_model`` / ``risk_scored_ms`` onto card, user and device nodes in batches,
+  blocklists the entities at or above the flag threshold (source ``gnn``) and
+  announces them on ``fraud-alerts`` (key ``gnn:<type>:<id>``).
+
+``risk_scored_ms`` is the event time the scores are *as of*
+(:func:`as_of_ms`): the newest event time of the exported graph, or the newest
+label the model was shown if later (the ``--labels-until`` time when given), so
+a transaction earlier than it never reads a score computed from its future.
 """
 
 from __future__ import annotations
@@ -56,7 +63,8 @@ class EntityAlert(msgspec.Struct, frozen=True, kw_only=True):
     score: float
     reason: str = "gnn_risk"
     model_version: str
-    scored_ms: int
+    scored_ms: int  # wall-clock time of the scoring run
+    as_of_ms: int  # the event time the score is as of (the nodes' risk_scored_ms)
 
 
 @dataclass
@@ -77,27 +85,42 @@ class ScoreResult:
     scored: dict[str, int]
     flagged: dict[str, int]
     seconds: dict[str, float]
+    as_of_ms: int  # the event time the scores are as of (risk_scored_ms)
 
 
 def quality(split: Split, predicted: dict[str, np.ndarray]) -> dict[str, Any]:
-    """Average precision and ROC AUC on the validation entities, per target and all."""
+    """Average precision and ROC AUC (scikit-learn's; None where undefined) on every
+    validation entity, per target type and all together (``all``; its AP is 0.0
+    without positives), and on the held-out ones alone (``held_out``: entities no
+    model trained on; a gap to ``all`` is what the model remembers of its training
+    negatives).  No sampling: the prevalence is the real one."""
     out: dict[str, Any] = {}
+    every = _measure(split, predicted, split.valid)
+    out.update({t: every[t] for t in TARGETS})
+    out["all"] = {**every["all"], "ap": every["all"]["ap"] or 0.0}
+    out["held_out"] = _measure(split, predicted, {t: split.valid[t] & split.held_out[t]
+                                                   for t in TARGETS})["all"]
+    return out
+
+
+def _measure(split: Split, predicted: dict[str, np.ndarray], masks: dict[str, np.ndarray]
+             ) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
     labels_all: list[bool] = []
     scores_all: list[float] = []
     for t in TARGETS:
-        mask = split.valid[t]
-        labels = [bool(v) for v in split.y[t][mask]]
-        values = [float(v) for v in predicted[t][mask]]
+        labels = [bool(v) for v in split.y[t][masks[t]]]
+        values = [float(v) for v in predicted[t][masks[t]]]
         labels_all += labels
         scores_all += values
-        out[t] = {"ap": average_precision(labels, values) if any(labels) else None,
-                  "auc": roc_auc(labels, values) if any(labels) and not all(labels) else None,
-                  "positives": sum(labels), "entities": len(labels)}
-    out["all"] = {"ap": average_precision(labels_all, scores_all) if any(labels_all) else 0.0,
-                  "auc": roc_auc(labels_all, scores_all)
-                  if any(labels_all) and not all(labels_all) else None,
-                  "positives": sum(labels_all), "entities": len(labels_all)}
+        out[t] = _row(labels, values)
+    out["all"] = _row(labels_all, scores_all)
     return out
+
+
+def _row(labels: list[bool], values: list[float]) -> dict[str, Any]:
+    return {"ap": average_precision(labels, values), "auc": roc_auc(labels, values),
+            "positives": sum(labels), "entities": len(labels)}
 
 
 def fit_models(data: GraphData, split: Split, config: ModelConfig,
@@ -105,14 +128,14 @@ def fit_models(data: GraphData, split: Split, config: ModelConfig,
     """Train the GNN and the baseline (same features, split, loss and epochs).  The
     baseline trains on every training entity without the label input: an entity's
     own label is the only one it could read, and that is the answer."""
-    standardiser = Standardiser.fit(data)
-    graph = hetero_data(data, standardiser, dataset.known_fraud(data, split.cut_ms))
+    standardiser = Standardiser.fit(data, split.train)
+    graph = hetero_data(data, standardiser, split.known)
     model = build_gnn(graph, config)
-    losses = fit(model, graph, split, data.fraud_ms, config,
+    losses = fit(model, graph, split, data.reported_ms, config,
                  lambda n: progress("train gnn", n, config.epochs))
     torch.manual_seed(config.seed)
     baseline = Baseline({t: graph[t].x.shape[1] for t in TARGETS})
-    fit(baseline, graph, split, data.fraud_ms, baseline_config(config),
+    fit(baseline, graph, split, data.reported_ms, baseline_config(config),
         lambda n: progress("train baseline", n, config.epochs))
     return model, baseline, standardiser, losses
 
@@ -145,13 +168,13 @@ def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
             data = dataset.export(driver)
             seconds["export"] = time.perf_counter() - started
             split = dataset.split(data, cut_quantile)
-            if not any(split.y[t][split.train[t]].any() for t in TARGETS):
-                raise ValueError("no confirmed fraud before the cut-off: the GNN needs labels "
+            if not any((split.known[t] & split.train[t]).any() for t in TARGETS):
+                raise ValueError("no fraud reported by the cut-off: the GNN needs labels "
                                  "(run the detector daemon with the fraud-labels topic)")
             t0 = time.perf_counter()
             model, baseline, standardiser, losses = fit_models(data, split, config, progress)
             seconds["train"] = time.perf_counter() - t0
-            known = dataset.known_fraud(data, split.cut_ms)
+            known = split.known
             graph = hetero_data(data, standardiser, shown(config, known))
             metrics = {"gnn": quality(split, model_scores(model, graph)),
                        "baseline": quality(split, predict_raw(
@@ -172,7 +195,8 @@ def train(settings: Settings, config: ModelConfig, cut_quantile: float = 0.7,
             registry.record(store.conn, registry.ModelRow(
                 version, datetime.now(UTC), data.oldest_ms, data.newest_ms, split.cut_ms,
                 data.entities, metric, metrics, asdict(config), str(where), False, None))
-            # no fraud after the cut-off: nothing measured the model, so it is not promoted
+            # no fraud reported after the cut-off: nothing measured the model, so it is
+            # not promoted
             measured = metrics["gnn"]["all"]["positives"] > 0
             promoted = promote and measured and (champion_metric is None
                                                  or metric > champion_metric)
@@ -199,7 +223,7 @@ def _champion_metric(champion: registry.ModelRow | None, data: GraphData,
         return None
     try:
         artifact, model = Artifact.load(Path(champion.path))
-        predicted = predict(artifact, model, data, dataset.known_fraud(data, split.cut_ms))
+        predicted = predict(artifact, model, data, split.known)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         log.warning("the champion %s cannot score this graph (%s): any new model replaces it",
                     champion.version, exc)
@@ -220,8 +244,7 @@ def evaluate(settings: Settings, version: str | None = None) -> tuple[str, dict[
     out = {}
     for kind, where in (("gnn", Path(row.path)), ("baseline", Path(row.path) / "baseline")):
         artifact, model = Artifact.load(where)
-        out[kind] = quality(split, predict(artifact, model, data,
-                                           dataset.known_fraud(data, split.cut_ms)))
+        out[kind] = quality(split, predict(artifact, model, data, split.known))
     return row.version, out
 
 
@@ -247,8 +270,9 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
     has acted on it (blocklisted the card; a user or device with confirmed fraud may
     be the victim); the flagged entities (``flag``, at or above
     ``flag_threshold``) are the new suspects.  ``labels_until`` (a backtest): the
-    model sees only the fraud confirmed at or before this event time (ms), or before
-    the model's training cut-off (``"cut"``); default: all confirmed fraud."""
+    model sees only the fraud reported at or before this time (ms), or at or before
+    the model's training cut-off (``"cut"``); default: all confirmed fraud.  The
+    nodes' ``risk_scored_ms`` is :func:`as_of_ms`."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     row = _model_row(settings, version)
@@ -260,18 +284,20 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
         data = dataset.export(driver)
         seconds["export"] = time.perf_counter() - started
         t0 = time.perf_counter()
-        until = row.cut_ms if labels_until == "cut" else labels_until
-        known = dataset.known_fraud(data, None if until is None else int(until))
+        until = None if labels_until is None else int(
+            row.cut_ms if labels_until == "cut" else labels_until)
+        known = dataset.known_fraud(data, until)
         predicted = predict(artifact, model, data, known)
         for t in TARGETS:
             predicted[t][known[t]] = 1.0
         seconds["inference"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         now_ms = int(time.time() * 1000)
+        as_of = as_of_ms(data, known, until)
         total = sum(len(data.node_ids[t]) for t in TARGETS)
         for rows in _batches(data, predicted):
             driver.execute_query(cypher.load("gnn_write_scores"), rows, model=row.version,
-                                 scored_ms=now_ms,
+                                 scored_ms=as_of,
                                  high_risk=flag_threshold if flag else 2.0)  # 2: none
             progress("write scores", sum(len(v) for v in rows.values()), total)
         seconds["write"] = time.perf_counter() - t0
@@ -285,7 +311,7 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
         blocklist_entities(store, driver, entries, f"gnn {row.version}")
         for e in entries:
             alert = EntityAlert(entity_type=e.entity_type, entity_id=e.entity_id, score=e.score,
-                                model_version=row.version, scored_ms=now_ms)
+                                model_version=row.version, scored_ms=now_ms, as_of_ms=as_of)
             out.send(settings.topics.alerts, f"gnn:{e.entity_type}:{e.entity_id}".encode(),
                      msgspec.json.encode(alert))
         out.flush()
@@ -296,7 +322,16 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
     flagged = {ENTITY_TYPE[t]: sum(1 for e in entries if e.entity_type == ENTITY_TYPE[t])
                for t in TARGETS}
     return ScoreResult(row.version, {ENTITY_TYPE[t]: len(data.node_ids[t]) for t in TARGETS},
-                       flagged, seconds)
+                       flagged, seconds, as_of)
+
+
+def as_of_ms(data: GraphData, known: dict[str, np.ndarray], labels_until: int | None) -> int:
+    """The event time scores computed from ``data`` with the label input ``known`` are
+    as of: the newest event time of the graph, or, if later, ``labels_until`` (when
+    given) or else the latest report time among the ``known`` frauds.  A transaction
+    before it must not read the scores: they saw activity or labels after it."""
+    labels = labels_until if labels_until is not None else dataset.label_time_ms(data, known)
+    return max(data.newest_ms, labels if labels is not None else data.newest_ms)
 
 
 def _batches(data: GraphData, predicted: dict[str, np.ndarray]

@@ -10,8 +10,8 @@ import msgspec
 import pytest
 
 from detectors import config as cfg
-from detectors.decision import BLOCK, REVIEW, Reason, decide
 from detectors.blocklist import Entry, NewEntry
+from detectors.decision import BLOCK, REVIEW, Reason, decide
 from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, SiteFacts, reasons_for
 from detectors.pipeline import SINCE, Detector
 from detectors.quality import (

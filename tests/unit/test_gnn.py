@@ -1,5 +1,7 @@
 """The GNN on small synthetic graphs (tens of nodes): features, split, shapes,
-determinism, save/load, and that no validation label reaches training."""
+determinism, save/load, and that no validation label reaches training: labels are
+known from their report time, validation holds every entity not known at the cut,
+the standardiser sees training entities only."""
 
 from __future__ import annotations
 
@@ -12,8 +14,16 @@ import torch
 
 from gnn import dataset
 from gnn.dataset import RELATIONS, TARGETS, GraphData
-from gnn.model import LABEL_INPUT, Artifact, ModelConfig, hetero_data, label_view, schema
-from gnn.pipeline import fit_models, predict, predict_raw, quality
+from gnn.model import (
+    LABEL_INPUT,
+    Artifact,
+    ModelConfig,
+    Standardiser,
+    hetero_data,
+    label_view,
+    schema,
+)
+from gnn.pipeline import as_of_ms, fit_models, predict, predict_raw, quality
 
 DAY = dataset.DAY_MS
 CONFIG = ModelConfig(hidden=8, epochs=15, threads=1)
@@ -21,7 +31,8 @@ CONFIG = ModelConfig(hidden=8, epochs=15, threads=1)
 
 def synthetic(seed: int = 0, n: int = 24) -> GraphData:
     """Users holding cards, paying at sites, on devices; a quarter of the devices are
-    shared by many cards and every card on them is fraud (found at various times)."""
+    shared by many cards and every card on them is fraud (found at various times,
+    reported 1 to 5 days later)."""
     rng = np.random.default_rng(seed)
     counts = {"User": n, "Card": n + 6, "Site": 8, "Device": n // 2, "IP": n // 2}
     ids = {t: [f"{t.lower()}{i:03d}" for i in range(k)] for t, k in counts.items()}
@@ -42,13 +53,17 @@ def synthetic(seed: int = 0, n: int = 24) -> GraphData:
         aggregates[rel] = np.stack([src, dst, tx, tx * rng.integers(500, 9000, k), first,
                                     first + rng.integers(0, 5, k) * DAY]).astype(np.float64)
     fraud = {t: np.full(counts[t], -1, dtype=np.int64) for t in TARGETS}
+    reported = {t: np.full(counts[t], -1, dtype=np.int64) for t in TARGETS}
     for card, device in enumerate(card_device):
         if device in shared:
             fraud["Card"][card] = int(rng.integers(1, 40)) * DAY
-            fraud["Device"][device] = max(fraud["Device"][device], fraud["Card"][card])
+            reported["Card"][card] = fraud["Card"][card] + int(rng.integers(1, 6)) * DAY
             user = card % counts["User"]
-            fraud["User"][user] = max(fraud["User"][user], fraud["Card"][card])
-    return dataset.build(ids, aggregates, fraud)
+            for t, i in (("Device", device), ("User", user)):  # latest fraud, first report
+                fraud[t][i] = max(fraud[t][i], fraud["Card"][card])
+                reported[t][i] = (reported["Card"][card] if reported[t][i] < 0
+                                  else min(reported[t][i], reported["Card"][card]))
+    return dataset.build(ids, aggregates, fraud, reported)
 
 
 def test_features_are_computed_from_the_aggregates_by_hand() -> None:
@@ -73,16 +88,83 @@ def test_features_are_computed_from_the_aggregates_by_hand() -> None:
     assert not any("fraud" in name for names in data.feature_names.values() for name in names)
 
 
-def test_split_is_time_aware_and_disjoint() -> None:
+def test_split_is_by_report_time() -> None:
     data = synthetic()
     split = dataset.split(data, cut_quantile=0.6)
     for t in TARGETS:
-        fraud, train, valid = data.fraud_ms[t], split.train[t], split.valid[t]
-        assert not (train & valid).any()
-        assert (fraud[train & (fraud >= 0)] <= split.cut_ms).all()  # known before the cut
-        assert (fraud[valid & (fraud >= 0)] > split.cut_ms).all()  # found after it
-        assert ((fraud > split.cut_ms) <= valid).all()  # no late fraud is left out
-    assert sum(int(split.y[t][split.valid[t]].sum()) for t in TARGETS) > 0
+        reported, train, valid = data.reported_ms[t], split.train[t], split.valid[t]
+        late, never = reported > split.cut_ms, reported < 0
+        known = ~late & ~never
+        assert np.array_equal(split.known[t], known)
+        assert (known <= train).all() and not (known & valid).any()  # trained, not measured
+        assert (late <= valid).all() and not (late & train).any()  # measured, never trained
+        # never-labelled: all measured, trained unless held out
+        assert (never <= valid).all()
+        assert np.array_equal(never & train, never & ~split.held_out[t])
+    assert sum(int((split.y[t] * split.valid[t]).sum()) for t in TARGETS) > 0
+
+
+def test_validation_holds_every_entity_not_known_at_the_cut_at_the_real_prevalence() -> None:
+    data = synthetic(n=40)
+    split = dataset.split(data)
+    not_known = sum(int(((r < 0) | (r > split.cut_ms)).sum()) for r in data.reported_ms.values())
+    reported_later = sum(int((r > split.cut_ms).sum()) for r in data.reported_ms.values())
+    metrics = quality(split, {t: np.zeros(len(data.node_ids[t])) for t in TARGETS})
+    measured = metrics["all"]
+    assert measured["entities"] == not_known  # no sampling: the full count
+    assert measured["positives"] == reported_later
+    assert measured["positives"] / measured["entities"] == reported_later / not_known
+    assert 0 < metrics["held_out"]["entities"] < not_known  # the never-trained part
+
+
+def test_known_fraud_counts_from_the_report_time() -> None:
+    """A fraud that happened before the cut-off but was reported after it is not known
+    at the cut-off: no label input, and a validation positive."""
+    data = synthetic()
+    t, i = "Card", int(np.flatnonzero(data.fraud_ms["Card"] < 0)[0])
+    fraud, reported = data.fraud_ms[t].copy(), data.reported_ms[t].copy()
+    fraud[i] = DAY  # the first fraud of all, reported after every other label
+    reported[i] = max(int(r.max()) for r in data.reported_ms.values()) + DAY
+    data = dataclasses.replace(data, fraud_ms={**data.fraud_ms, t: fraud},
+                               reported_ms={**data.reported_ms, t: reported})
+    split = dataset.split(data)
+    assert data.fraud_ms[t][i] <= split.cut_ms < data.reported_ms[t][i]
+    assert not dataset.known_fraud(data, split.cut_ms)[t][i] and not split.known[t][i]
+    graph = hetero_data(data, Standardiser.fit(data, split.train), split.known)
+    assert graph[t].x[i, -1] == 0  # the known_fraud input at the cut
+    assert split.valid[t][i] and split.y[t][i] == 1  # ... and a validation positive
+    assert not dataset.known_fraud(data, int(reported[i]) - 1)[t][i]
+    assert dataset.known_fraud(data, int(reported[i]))[t][i]
+    assert dataset.known_fraud(data)[t][i]  # every confirmed fraud when no time is given
+
+
+def test_standardiser_is_fit_on_training_entities_only() -> None:
+    data = synthetic()
+    split = dataset.split(data)
+    t = "Card"
+    held = np.flatnonzero(split.valid[t] & ~split.train[t])  # validation only
+    assert (split.y[t][held] > 0).any() and (split.y[t][held] == 0).any()
+    trained = int(np.flatnonzero(split.train[t])[0])
+    before = Standardiser.fit(data, split.train)
+    x = data.x[t].copy()
+    x[held] += 1000.0  # later frauds and held-out entities: no model trains on them
+    changed = dataclasses.replace(data, x={**data.x, t: x})
+    assert Standardiser.fit(changed, split.train) == before
+    x[trained] += 1000.0  # ... while a training entity moves the statistics
+    assert Standardiser.fit(dataclasses.replace(data, x={**data.x, t: x}),
+                            split.train) != before
+
+
+def test_scores_are_as_of_the_newest_event_or_label() -> None:
+    data = synthetic()
+    none = {t: np.zeros(len(data.node_ids[t]), dtype=bool) for t in TARGETS}
+    assert as_of_ms(data, none, None) == data.newest_ms
+    assert as_of_ms(data, none, data.newest_ms - DAY) == data.newest_ms
+    assert as_of_ms(data, none, data.newest_ms + DAY) == data.newest_ms + DAY
+    every = dataset.known_fraud(data)
+    latest = max(int(r.max()) for r in data.reported_ms.values())
+    assert latest > data.newest_ms  # labels reported after the last activity
+    assert as_of_ms(data, every, None) == latest
 
 
 def test_tensor_shapes_and_reverse_relations() -> None:
@@ -93,10 +175,10 @@ def test_tensor_shapes_and_reverse_relations() -> None:
     graph = hetero_data(data, standardiser, known)
     for t, ids in data.node_ids.items():
         assert tuple(graph[t].x.shape) == (len(ids), len(schema(data)[t]))
-    for t in TARGETS:  # the label input: training fraud only, in the last column
+    for t in TARGETS:  # the label input: fraud reported by the cut, in the last column
         assert schema(data)[t][-1] == LABEL_INPUT
         assert np.array_equal(graph[t].x[:, -1].numpy() > 0, known[t])
-        assert np.array_equal(known[t], split.train[t] & (split.y[t] > 0))
+        assert np.array_equal(known[t], split.known[t])
     assert LABEL_INPUT not in schema(data)["Site"]
     for (src, rel, dst), index in data.edges.items():
         assert tuple(graph[src, rel, dst].edge_index.shape) == (2, index.shape[1])
@@ -146,15 +228,20 @@ def test_save_and_load_give_identical_scores(tmp_path: Path) -> None:
 def test_no_validation_label_influences_training() -> None:
     data = synthetic()
     split = dataset.split(data)
-    flipped = dataset.Split(split.cut_ms, split.train, split.valid,
-                            {t: np.where(split.valid[t], 1 - split.y[t], split.y[t])
-                             for t in TARGETS})
+    flipped = dataclasses.replace(split, y={t: np.where(split.valid[t], 1 - split.y[t],
+                                                        split.y[t]) for t in TARGETS})
     assert any((flipped.y[t] != split.y[t]).any() for t in TARGETS)
     honest = predict_raw(*_model_and_standardiser(data, split, CONFIG))
     leaked = predict_raw(*_model_and_standardiser(data, flipped, CONFIG))
     assert all(np.array_equal(honest[t], leaked[t]) for t in TARGETS)
     # ... while the validation metric does read them
     assert quality(split, honest)["all"] != quality(flipped, honest)["all"]
+    # nor does when a later label is reported: only the labels reported by the cut count
+    later = dataclasses.replace(data, reported_ms={
+        t: np.where(r > split.cut_ms, r + 30 * DAY, r) for t, r in data.reported_ms.items()})
+    assert any((later.reported_ms[t] != data.reported_ms[t]).any() for t in TARGETS)
+    moved = predict_raw(*_model_and_standardiser(later, split, CONFIG))
+    assert all(np.array_equal(honest[t], moved[t]) for t in TARGETS)
 
 
 def test_known_fraud_reaches_neighbours_through_the_graph_only() -> None:
@@ -191,8 +278,8 @@ def test_training_never_shows_a_hidden_entity_its_own_fraud_through_a_neighbour(
     neighbour shown with that same fraud, as at validation time."""
     data = synthetic(n=40)
     split = dataset.split(data)
-    times = {t: torch.from_numpy(np.where(split.train[t] & (split.y[t] > 0),
-                                          data.fraud_ms[t], -1)) for t in TARGETS}
+    times = {t: torch.from_numpy(np.where(split.known[t], data.reported_ms[t], -1))
+             for t in TARGETS}
     masks = {t: torch.from_numpy(split.train[t]) for t in TARGETS}
     cuts = sorted({int(v) for tt in times.values() for v in tt if v >= 0})
     assert len(cuts) > 3
