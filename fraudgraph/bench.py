@@ -160,8 +160,11 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         report(f"offering {count:,} transactions at {rate:,.0f}/s")
         producer.start()
     report("deciding")
+    # With the projection alongside, each batch waits until the graph holds its time (as
+    # in production); without it nothing would come, so the graph checks read what is there.
     options = daemon.DaemonOptions(group=f"bench-detector-{run_id}", until_idle=5.0,
-                                   max_messages=count, batch_timeout=batch_timeout)
+                                   max_messages=count, batch_timeout=batch_timeout,
+                                   graph_wait=10.0 if projection else 0.0)
     cpu_started = time.process_time()
     sampling = threading.Event()
     warm: list[tracemalloc.Snapshot] = []

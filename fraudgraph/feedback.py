@@ -323,10 +323,14 @@ class Feedback:
         return known
 
     def _read_to_end(self, tp: kafka.TopicPartition) -> bool:
+        """Whether this partition is read to its end (False while Kafka cannot say)."""
         assert self.consumer is not None
-        high = self.consumer.get_watermark_offsets(tp, cached=True)
-        if not high or high[1] is None or high[1] < 0:
-            high = self.consumer.get_watermark_offsets(tp, timeout=2.0)
+        try:
+            high = self.consumer.get_watermark_offsets(tp, cached=True)
+            if not high or high[1] is None or high[1] < 0:
+                high = self.consumer.get_watermark_offsets(tp, timeout=2.0)
+        except kafka.KafkaException:
+            return False
         return high[1] == 0 or (tp.offset >= 0 and tp.offset >= high[1])
 
     def _take(self, msg: Any) -> None:

@@ -26,7 +26,7 @@ fraudgraph graph clear --yes
 fraudgraph generate --count "${DEMO_COUNT:-100000}" --seed 42 --labels "/tmp/${RUN}-truth.jsonl"
 fraudgraph project --until-idle 10s --metrics-port 0 --group "${RUN}-projection" &
 PROJECTOR=$!
-fraudgraph run --config scripts/demo-detectors.toml --until-idle 10s --metrics-port 0 \
+fraudgraph run --config scripts/demo-detectors.toml --until-idle 10s --metrics-port 0 --graph-wait forever \
   --group "${RUN}-detector" --truth "/tmp/${RUN}-truth.jsonl"
 wait "$PROJECTOR"
 fraudgraph evaluate --truth "/tmp/${RUN}-truth.jsonl" --out "reports/${RUN}"

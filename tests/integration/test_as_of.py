@@ -101,5 +101,5 @@ def test_decisions_are_the_same_with_the_projection_alongside_or_finished_first(
     assert stats_a.graph_behind == stats_b.graph_behind == 0
     assert stats_a.graph_wait_seconds > 0  # (a) really had to wait for the projection
     fired = Counter(code for _, _, reasons in a.values() for code, _ in reasons)
-    assert GRAPH_CODES <= set(fired), fired  # the graph really took part
+    assert set(fired) >= GRAPH_CODES, fired  # the graph really took part
     assert fired["blocklist_card"] > 0  # and so did the labels (cards blocklisted by them)

@@ -37,10 +37,9 @@ def seeded(stack: Settings) -> Iterator[tuple[Driver, list[Transaction]]]:
     txs = [tx for tx, _ in itertools.islice(Generator(CONFIG), 6000)]
     for i in range(0, len(txs), 2000):
         writer.project(txs[i:i + 2000])
-    links = detect.ring_links(driver, 10)
+    links = detect.ring_links(driver, txs[-1].event_ms, devices=False)
     detect.save_rings(driver, [{"id": u, "ring_id": r.ring_id, "ring_size": len(r.users)}
-                               for r in find_rings([x for x in links if x[0] == "card"], 3)
-                               for u in r.users])
+                               for r in find_rings(links, 3) for u in r.users])
     yield driver, txs
     driver.close()
 
@@ -123,7 +122,8 @@ def test_fraud_marks_drive_compromised_near_and_top_risk(
     site = txs[100].site_id
     at_site = [t for t in txs if t.site_id == site][:3]
     detect.label_fraud(driver, [{"transaction_id": t.transaction_id, "card_id": t.card_id,
-                                 "user_id": t.user_id, "event_ms": t.event_ms,
+                                 "user_id": t.user_id, "site_id": None,
+                                 "event_ms": t.event_ms, "reported_ms": t.event_ms + 1,
                                  "source": "test"} for t in at_site])
     rows = run(driver, "compromised_sites", min_frauds=3)
     assert [r["site"] for r in rows] == [site] and rows[0]["fraud_count"] == 3

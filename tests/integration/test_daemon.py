@@ -23,7 +23,6 @@ from detectors.decision import DecisionRecord
 from fraudgraph import connect, daemon, projector
 from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
-from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.dlq import DLQ_DECODER
 from ingest.publish import Publisher

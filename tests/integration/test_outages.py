@@ -97,7 +97,9 @@ def test_neo4j_postgres_and_kafka_outages_are_ridden_out(
     stop, port = threading.Event(), free_port()
     config = detector_config.load("default")
     running = threading.Thread(target=daemon.run, args=(
-        settings, config, daemon.DaemonOptions(group=f"test-daemon-{unique}", metrics_port=port),
+        # no projector runs here: the graph checks read what the graph holds after 1 s
+        settings, config, daemon.DaemonOptions(group=f"test-daemon-{unique}", metrics_port=port,
+                                               graph_wait=1.0),
         DecoderConfig()), kwargs={"stop": stop})
     running.start()
     phases = [phase(unique, 1000 * n) for n in range(4)]
@@ -152,7 +154,8 @@ def test_neo4j_postgres_and_kafka_outages_are_ridden_out(
                                    alerts=f"test-daemon-{unique}-clean-a",
                                    training=f"test-daemon-{unique}-clean-t"))
     daemon.run(clean, config, daemon.DaemonOptions(group=f"test-clean-{unique}",
-                                                   until_idle=3.0), DecoderConfig(),
+                                                   until_idle=3.0, graph_wait=1.0),
+               DecoderConfig(),
                stop=threading.Event())
     assert got == outcome(clean)
     for scope in (settings, clean):

@@ -53,10 +53,10 @@ def test_bind_types_defaults_and_errors() -> None:
         cypher.bind(q, {"min_card": "5"})
     with pytest.raises(cypher.ParamError, match="needs --param user_id=<string>"):
         cypher.bind(cypher.query("ring_of"), {})
-    ids = cypher.bind(cypher.query("detect_cards"), {"ids": '["a", "b"]'})
-    assert ids == {"ids": ["a", "b"], "min_risk": 0.5}  # the default filled in
+    ids = cypher.bind(cypher.query("detect_cards"), {"ids": '["a", "b"]', "known_ms": "7"})
+    assert ids == {"ids": ["a", "b"], "known_ms": 7, "min_risk": 0.5}  # the default filled in
     with pytest.raises(cypher.ParamError, match="ids must be list<string>"):
-        cypher.bind(cypher.query("detect_cards"), {"ids": "a"})
+        cypher.bind(cypher.query("detect_cards"), {"ids": "a", "known_ms": "7"})
 
 
 def test_broken_headers_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
