@@ -149,6 +149,7 @@ def print_status(statuses: list[Any]) -> None:
 
 def _register_subcommands() -> None:
     from fraudgraph import (
+        backtest_cli,
         blocklist_cli,
         browser_cli,
         detector_cli,
@@ -167,6 +168,7 @@ def _register_subcommands() -> None:
     cli.add_command(detector_cli.run)
     cli.add_command(detector_cli.bench)
     cli.add_command(detector_cli.evaluate)
+    cli.add_command(backtest_cli.backtest)
     cli.add_command(blocklist_cli.blocklist)
     cli.add_command(query_cli.query)
     cli.add_command(gnn_cli.gnn)

@@ -259,10 +259,11 @@ def evaluate(ctx: click.Context, truth: Path, decisions_file: Path | None, out_d
     rows = ev.join(records, labels)
     report = ev.build(rows, labels, k)
     files = ev.write(report, rows, out_dir)
+    columns, printed = ev.console_table(report)
     out.print(table(f"evaluation of {report.decisions:,} decisions (full table: report.md)",
-                    ["scenario", "fraud", "P flag", "R flag", "P block", "R block", "AUC", "AP"],
-                    [[r[0], r[2], r[3], r[4], r[6], r[7], r[9], r[10]]
-                     for r in ev.table_rows(report)]))
+                    columns, printed))
+    for line in ev.undecided_lines(report):
+        out.print(line)
     out.print(f"Card Precision@{k}: {report.card_precision:.3f} (mean over "
               f"{len(report.card_precision_per_day)} days); latency "
               + ", ".join(f"{q} {v:,.1f} ms" for q, v in report.latency_ms.items()))

@@ -323,15 +323,20 @@ class Feedback:
         return known
 
     def _read_to_end(self, tp: kafka.TopicPartition) -> bool:
-        """Whether this partition is read to its end (False while Kafka cannot say)."""
+        """Whether this partition is read to its end (False while Kafka cannot say).
+        ``tp.offset`` is the position; before anything was read since the assignment
+        it is unknown, and the group's committed offset says where reading resumes."""
         assert self.consumer is not None
         try:
             high = self.consumer.get_watermark_offsets(tp, cached=True)
             if not high or high[1] is None or high[1] < 0:
                 high = self.consumer.get_watermark_offsets(tp, timeout=2.0)
+            position = tp.offset
+            if position < 0:
+                position = self.consumer.committed([tp], timeout=2.0)[0].offset
         except kafka.KafkaException:
             return False
-        return high[1] == 0 or (tp.offset >= 0 and tp.offset >= high[1])
+        return high[1] == 0 or (position >= 0 and position >= high[1])
 
     def _take(self, msg: Any) -> None:
         raw = msg.value() or b""

@@ -58,7 +58,8 @@ def test_train_score_promote_and_decide_with_the_scores(
         generate(Generator(CONFIG), sink, tmp_path / "truth.jsonl", count=COUNT, duration=None,
                  rate=0, progress=lambda _n: None)
         run_projector(settings, f"proj-{unique}")
-        options = daemon.DaemonOptions(group=f"test-daemon-{unique}", until_idle=3.0)
+        options = daemon.DaemonOptions(group=f"test-daemon-{unique}", until_idle=3.0,
+                                       graph_wait=None)
         config = detector_config.load("default")
         assert daemon.run(settings, config, options, DecoderConfig()).labels > 0
         env = env_for(settings)
@@ -127,9 +128,15 @@ def test_train_score_promote_and_decide_with_the_scores(
         field = "card_id" if label == "Card" else "device_id"
         template = next(tx for tx, _ in itertools.islice(Generator(CONFIG), COUNT)
                         if getattr(tx, field) == entity)
+        # the scores count from the time they are as of (the newest event or label report
+        # they were computed from): a purchase an hour after it
+        as_of = driver.execute_query(f"MATCH (n:{label} {{id: $id}}) RETURN n.risk_scored_ms "
+                                     "AS ms", id=entity).records[0]["ms"]
+        assert as_of >= template.event_ms
         late = msgspec.structs.replace(template, transaction_id=f"{unique}-after-gnn",
-                                       event_ms=template.event_ms + 60_000)
+                                       event_ms=as_of + 3_600_000)
         produce(settings, [encode(late)])
+        run_projector(settings, f"proj-{unique}")
         daemon.run(settings, config, options, DecoderConfig())
         reasons = {r.code for r in decisions(settings)[late.transaction_id].reasons}
         assert f"gnn_{label.lower()}" in reasons

@@ -1,0 +1,332 @@
+"""`fraudgraph backtest`: a labelled history replayed through the engine, in event time.
+
+How the README's detection figures are made, and how a user tries fraudgraph on
+data of their own.  Per history (a generated seed, or a transactions file with its
+labels file) and per variant:
+
+1. fresh topics, consumer groups and blocklist schema of its own, and an empty
+   graph (Neo4j Community has one database: the backtest owns it while it runs);
+2. produce the transactions, and the labels in report-time order (each label is
+   in the topic before the first transaction after its report time);
+3. project and decide, the projector and the daemon side by side, the daemon
+   waiting for the graph to hold each batch's time (``--graph-wait forever``):
+   every check is as of the transaction's time, so the result does not depend on
+   timing;
+4. a ``+gnn`` variant runs 2-3 in two phases: up to the evaluation cut (the labels
+   reported by then), then ``gnn train`` and ``gnn score`` on that graph (its
+   scores are as of the cut), then the rest of the history with the scores;
+5. evaluate the decisions against the truth from the cut on (the window every
+   variant is compared on; ``--cut`` is its position in the history), and over
+   the whole history.
+
+Results: ``summary.md`` and ``summary.json`` in ``--out``, and each variant's
+evaluation report (``report.md`` with charts) beside them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from detectors import config as detector_config
+from detectors.decision import DecisionRecord
+from fraudgraph import connect, daemon, projector
+from fraudgraph import evaluate as ev
+from fraudgraph.settings import Settings
+from graph.projection import clear_graph
+from ingest import kafka
+from ingest.generator import Generator, GeneratorConfig, label_for, report_ms
+from ingest.labels import decode_label
+from ingest.publish import Publisher
+from ingest.runs import read_records
+from ingest.transaction import (
+    DecodeError,
+    DecoderConfig,
+    Transaction,
+    decode,
+    encode,
+    parse_event_ms,
+)
+
+log = logging.getLogger(__name__)
+_LABEL = msgspec.json.Encoder()
+_DECISION = msgspec.json.Decoder(DecisionRecord)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What decides: a detector config, with or without the GNN's entity scores."""
+
+    name: str
+    config: str
+    gnn: bool = False
+
+
+#: The seeds of the evaluation protocol (detectors/presets/README.md): weights,
+#: thresholds and model choices may look at the tuning seeds only; every figure the
+#: README reports comes from the held-out seeds.
+TUNING_SEEDS = (1, 2, 3, 42)
+HELD_OUT_SEEDS = (101, 202, 303)
+
+VARIANTS = {"rules": Variant("rules", "default"),
+            "rules+gnn": Variant("rules+gnn", "default", gnn=True),
+            "legacy": Variant("legacy", "legacy")}
+
+
+@dataclass(frozen=True)
+class History:
+    """Transactions in event order, fraud labels with their report times, the truth file."""
+
+    name: str
+    transactions: list[Transaction]
+    labels: list[tuple[int, str, bytes]]  # (reported ms, transaction id, record), in order
+    truth: Path
+
+
+def generated(seed: int, count: int, folder: Path) -> History:
+    """The default generator's first ``count`` transactions of ``seed``."""
+    config = GeneratorConfig(seed=seed)
+    txs, labels = [], []
+    for tx, scenario in itertools.islice(Generator(config), count):
+        txs.append(tx)
+        if scenario is not None:
+            label = label_for(tx, scenario, config.label_delay_ms)
+            labels.append((report_ms(tx, config.label_delay_ms), tx.transaction_id,
+                           _LABEL.encode(label)))
+    labels.sort(key=lambda label: label[0])
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = folder / "truth.jsonl"
+    truth.write_bytes(b"".join(raw + b"\n" for _, _, raw in labels))
+    return History(f"seed {seed}", txs, labels, truth)
+
+
+def from_files(transactions: Path, labels: Path, decoder: DecoderConfig) -> History:
+    """A history of your own: transactions (JSONL or CSV, as `fraudgraph produce` reads
+    them) and their fraud labels (JSONL: transaction_id, label, source, reported_at, and
+    optionally scenario, card_id, user_id, event_time).  Raises ValueError naming the
+    first bad line."""
+    txs = []
+    for number, raw in read_records(transactions):
+        try:
+            txs.append(decode(raw, decoder))
+        except DecodeError as error:
+            raise ValueError(f"{transactions}:{number}: {error.reason}: {error}") from None
+    txs.sort(key=lambda tx: tx.event_ms)
+    found = []
+    for number, raw in read_records(labels):
+        try:
+            label, _ = decode_label(raw)
+        except DecodeError as error:
+            raise ValueError(f"{labels}:{number}: {error}") from None
+        found.append((parse_event_ms(label.reported_at), label.transaction_id, raw))
+    found.sort(key=lambda label: label[0])
+    return History(transactions.stem, txs, found, labels)
+
+
+@dataclass
+class Outcome:
+    """One variant on one history: its evaluation in the window and overall."""
+
+    history: str
+    variant: str
+    window: ev.Report
+    whole: ev.Report
+    seconds: float
+    gnn_train: str = ""  # what `gnn train` printed (its AP against the baseline)
+
+
+@dataclass
+class Backtest:
+    settings: Settings
+    out: Path
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    cut: float = 0.6
+    k: int = 100
+    report: Callable[[str], None] = lambda _m: None
+    run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S"))
+
+    def run(self, history: History, variant: Variant) -> Outcome:
+        started = time.monotonic()
+        scope = self._scope(history, variant)
+        folder = self.out / slug(history.name) / slug(variant.name)
+        cut_ms = history.transactions[int(len(history.transactions) * self.cut)].event_ms
+        driver = connect.neo4j(scope)
+        try:
+            clear_graph(driver)
+        finally:
+            driver.close()
+        kafka.ensure_topics(scope.kafka.bootstrap, scope.topics.all(),
+                            scope.kafka.partitions)
+        trained = ""
+        phases = [cut_ms, None] if variant.gnn else [None]
+        start: int | None = None
+        for until in phases:
+            self.report(f"{history.name}, {variant.name}: deciding "
+                        + ("the rest" if start is not None else
+                           "up to the cut" if until is not None else "the history"))
+            self._produce(scope, history, start, until)
+            self._decide(scope, variant)
+            if until is not None:
+                self.report(f"{history.name}, {variant.name}: gnn train and score at the cut")
+                trained = self._gnn(scope, folder)
+            start = until
+        records = [_DECISION.decode(m.value() or b"{}") for m in
+                   kafka.read_all(scope.kafka.bootstrap, scope.topics.decisions)]
+        truth = ev.read_truth(history.truth)
+        whole = self._evaluate(records, truth, folder / "whole")
+        in_window, window_truth = ev.since(records, truth, cut_ms)
+        window = self._evaluate(in_window, window_truth, folder / "window")
+        kafka.delete_topics(scope.kafka.bootstrap, scope.topics.all())
+        return Outcome(history.name, variant.name, window, whole,
+                       time.monotonic() - started, trained)
+
+    def _scope(self, history: History, variant: Variant) -> Settings:
+        prefix = f"backtest-{self.run_id}-{slug(history.name)}-{slug(variant.name)}"
+        topics = {name: f"{prefix}-{name}" for name in
+                  ("transactions", "decisions", "alerts", "training", "labels", "dlq")}
+        return dataclasses.replace(
+            self.settings, topics=dataclasses.replace(self.settings.topics, **topics),
+            postgres=dataclasses.replace(self.settings.postgres,
+                                         schema=prefix.replace("-", "_")))
+
+    def _produce(self, scope: Settings, history: History, start: int | None,
+                 until: int | None) -> None:
+        """Transactions with event times in [start, until), and the labels reported in
+        that span, each label before the first transaction after its report time."""
+        out = Publisher(scope.kafka.bootstrap)
+        labels = [label for label in history.labels
+                  if (start is None or label[0] >= start) and (until is None or label[0] < until)]
+        waiting = iter(labels)
+        pending = next(waiting, None)
+        for tx in history.transactions:
+            if (start is not None and tx.event_ms < start) or \
+                    (until is not None and tx.event_ms >= until):
+                continue
+            while pending is not None and pending[0] <= tx.event_ms:
+                out.send(scope.topics.labels, pending[1].encode(), pending[2])
+                pending = next(waiting, None)
+            out.send(scope.topics.transactions, tx.card_id.encode(), encode(tx))
+        for _, key, raw in itertools.chain([pending] if pending else [], waiting):
+            out.send(scope.topics.labels, key.encode(), raw)
+        out.flush()
+
+    def _decide(self, scope: Settings, variant: Variant) -> None:
+        """The projector and the daemon side by side until both are idle; the daemon's
+        rule state carries over to the next phase (its checkpoint at a clean stop)."""
+        group = scope.postgres.schema
+        stop = threading.Event()
+        projecting = threading.Thread(target=projector.run, args=(
+            scope, projector.ProjectorOptions(group=f"{group}-projection", until_idle=5.0),
+            self.decoder), kwargs={"stop": stop}, daemon=True)
+        projecting.start()
+        try:
+            daemon.run(scope, detector_config.load(variant.config),
+                       daemon.DaemonOptions(group=f"{group}-detector", until_idle=10.0,
+                                            graph_wait=None),
+                       self.decoder, stop=threading.Event())
+        finally:
+            projecting.join()
+
+    def _gnn(self, scope: Settings, folder: Path) -> str:
+        env = {**os.environ, "FRAUDGRAPH_POSTGRES_SCHEMA": scope.postgres.schema,
+               **{f"FRAUDGRAPH_TOPIC_{name.upper()}": value
+                  for name, value in dataclasses.asdict(scope.topics).items()}}
+        printed = []
+        for args in (["gnn", "train"], ["gnn", "score"]):
+            done = subprocess.run([sys.executable, "-m", "fraudgraph", *args], env=env,
+                                  capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"fraudgraph {' '.join(args)} failed: "
+                                   f"{done.stderr.strip()[-2000:]}")
+            printed.append(done.stdout)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "gnn.txt").write_text("\n".join(printed))
+        return printed[0]
+
+    def _evaluate(self, records: list[DecisionRecord], truth: ev.Truth,
+                  folder: Path) -> ev.Report:
+        rows = ev.join(records, truth)
+        report = ev.build(rows, truth, self.k)
+        ev.write(report, rows, folder)
+        return report
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-")
+
+
+def summary(outcomes: Iterable[Outcome], context: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The README's table (Markdown) and the same figures as JSON: per variant, the mean
+    over the histories of the window's figures, then every history's own line."""
+    outcomes = list(outcomes)
+    variants = list(dict.fromkeys(o.variant for o in outcomes))
+    scenarios = sorted({r.name for o in outcomes for r in o.window.rows} - {"all"})
+
+    def figures(report: ev.Report) -> dict[str, float | None]:
+        overall = report.rows[0]
+        values: dict[str, float | None] = {
+            "recall": overall.review_or_block.recall,
+            "flag_precision": overall.review_or_block.precision,
+            "block_precision": overall.block.precision if overall.block.flagged else None,
+            "auc": overall.auc, "ap": overall.average_precision,
+            "card_precision": report.card_precision}
+        for row in report.rows[1:]:
+            values[f"recall {row.name}"] = row.review_or_block.recall
+        return values
+
+    per = {v: [figures(o.window) for o in outcomes if o.variant == v] for v in variants}
+    mean = {v: {key: _mean([f.get(key) for f in rows]) for key in rows[0]}
+            for v, rows in per.items()}
+    columns = ["variant", *[f"recall {s}" for s in scenarios], "recall", "flag precision",
+               "block precision", "AUC-ROC", "AP", f"CP@{context['k']}"]
+    keys = [*[f"recall {s}" for s in scenarios], "recall", "flag_precision",
+            "block_precision", "auc", "ap", "card_precision"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for v in variants:
+        lines.append("| " + " | ".join([v, *(_fmt(mean[v].get(k)) for k in keys)]) + " |")
+    lines += ["", "Per history (window):", "",
+              "| history | variant | fraud | recall | block precision | AUC-ROC | AP | "
+              f"CP@{context['k']} |", "|---|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        f = figures(o.window)
+        lines.append(f"| {o.history} | {o.variant} | {o.window.rows[0].frauds:,} | "
+                     f"{_fmt(f['recall'])} | {_fmt(f['block_precision'])} | {_fmt(f['auc'])} | "
+                     f"{_fmt(f['ap'])} | {_fmt(f['card_precision'])} |")
+    data = {"context": context, "mean": mean,
+            "outcomes": [{"history": o.history, "variant": o.variant,
+                          "window": figures(o.window), "whole": figures(o.whole),
+                          "undecided_fraud": o.window.undecided_fraud,
+                          "seconds": round(o.seconds, 1)} for o in outcomes]}
+    return "\n".join(lines), data
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def write_summary(out: Path, outcomes: list[Outcome], context: dict[str, Any]) -> Path:
+    table, data = summary(outcomes, context)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(data, indent=2))
+    header = "\n".join(f"- {key}: {value}" for key, value in context.items())
+    (out / "summary.md").write_text(f"# fraudgraph backtest\n\n{header}\n\nWindow: from the "
+                                    f"cut to the end; mean over the histories.\n\n{table}\n")
+    return out / "summary.md"
