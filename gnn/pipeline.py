@@ -32,6 +32,7 @@ import torch
 
 import cypher
 from detectors.blocklist import NewEntry
+from detectors.pipeline import SINCE
 from detectors.quality import average_precision, roc_auc
 from fraudgraph import connect
 from fraudgraph.feedback import blocklist_entities
@@ -302,7 +303,8 @@ def score(settings: Settings, version: str | None = None, flag_threshold: float 
             progress("write scores", sum(len(v) for v in rows.values()), total)
         seconds["write"] = time.perf_counter() - t0
         entries = [NewEntry(ENTITY_TYPE[t], node_id, "gnn_risk", "gnn", round(float(s), 6),
-                            {"model_version": row.version, "score": round(float(s), 6)},
+                            {"model_version": row.version, "score": round(float(s), 6),
+                             SINCE: as_of},  # the stream sees it from the scores' time on
                             ttl_seconds)
                    for t in TARGETS
                    for node_id, s, confirmed in zip(data.node_ids[t], predicted[t], known[t],
