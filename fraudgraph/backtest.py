@@ -296,15 +296,15 @@ def summary(outcomes: Iterable[Outcome], context: dict[str, Any]) -> tuple[str, 
             "block_precision", "auc", "ap", "card_precision"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for v in variants:
-        lines.append("| " + " | ".join([v, *(_fmt(mean[v].get(k)) for k in keys)]) + " |")
+        lines.append("| " + " | ".join([v, *(fmt(mean[v].get(k)) for k in keys)]) + " |")
     lines += ["", "Per history (window):", "",
               "| history | variant | fraud | recall | block precision | AUC-ROC | AP | "
               f"CP@{context['k']} |", "|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         f = figures(o.window)
         lines.append(f"| {o.history} | {o.variant} | {o.window.rows[0].frauds:,} | "
-                     f"{_fmt(f['recall'])} | {_fmt(f['block_precision'])} | {_fmt(f['auc'])} | "
-                     f"{_fmt(f['ap'])} | {_fmt(f['card_precision'])} |")
+                     f"{fmt(f['recall'])} | {fmt(f['block_precision'])} | {fmt(f['auc'])} | "
+                     f"{fmt(f['ap'])} | {fmt(f['card_precision'])} |")
     data = {"context": context, "mean": mean,
             "outcomes": [{"history": o.history, "variant": o.variant,
                           "window": figures(o.window), "whole": figures(o.whole),
@@ -318,7 +318,7 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(known) / len(known) if known else None
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 

@@ -96,11 +96,13 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
                "configs": ", ".join(f"{v}: {bt.VARIANTS[v].config}" for v in variants),
                "commit": _commit(), "k": k}
     written = bt.write_summary(out_dir, outcomes, context)
-    text, _ = bt.summary(outcomes, context)
-    rows = [line.strip("|").split("|") for line in text.splitlines()[2:2 + len(variants)]]
-    out.print(table("backtest: mean over the histories, evaluation window",
-                    [c.strip() for c in text.splitlines()[0].strip("|").split("|")],
-                    [[c.strip() for c in row] for row in rows]))
+    _, data = bt.summary(outcomes, context)
+    keys = ["recall", "flag_precision", "block_precision", "auc", "ap", "card_precision"]
+    out.print(table("backtest: mean over the histories, evaluation window (per scenario: "
+                    "summary.md)",
+                    ["variant", "recall", "P flag", "P block", "AUC-ROC", "AP", f"CP@{k}"],
+                    [[variant, *(bt.fmt(figures.get(key)) for key in keys)]
+                     for variant, figures in data["mean"].items()]))
     out.print(f"wrote {written} (per history lines, JSON and every report beside it)")
 
 
