@@ -129,20 +129,35 @@ class LabelRow:
 EntryLoader = Callable[[datetime | None], tuple[list[Entry], datetime | None]]
 
 
+def since_of(evidence: dict[str, Any]) -> float:
+    """The event time from which an entry counts (``since_ms``; none: always)."""
+    since = evidence.get("since_ms")
+    return float("-inf") if since is None else float(since)
+
+
+def wins(new_since: float, new_score: float, old_since: float, old_score: float) -> bool:
+    """Whether an incoming entry's reason, source and evidence replace an active one's:
+    the entry that counts earliest wins (so arrival order never changes what a
+    transaction sees), the higher score on equal times."""
+    return new_since < old_since or (new_since == old_since and new_score > old_score)
+
+
 def collapse(entries: Iterable[NewEntry]) -> list[NewEntry]:
-    """One entry per key: the highest score wins (the first on ties); a TTL of
-    None (never) beats any TTL, otherwise the longest TTL is kept. Order of first
-    appearance is preserved."""
+    """One entry per key: the one that counts earliest wins (:func:`wins`; the first on
+    ties), with the highest score of them; a TTL of None (never) beats any TTL,
+    otherwise the longest TTL is kept. Order of first appearance is preserved."""
     merged: dict[Key, NewEntry] = {}
     for entry in entries:
         old = merged.get(entry.key)
         if old is None:
             merged[entry.key] = entry
             continue
-        winner = entry if entry.score > old.score else old
+        winner = entry if wins(since_of(entry.evidence), entry.score,
+                               since_of(old.evidence), old.score) else old
         ttl = (None if old.ttl_seconds is None or entry.ttl_seconds is None
                else max(old.ttl_seconds, entry.ttl_seconds))
-        merged[entry.key] = dataclasses.replace(winner, ttl_seconds=ttl)
+        merged[entry.key] = dataclasses.replace(winner, ttl_seconds=ttl,
+                                                score=max(old.score, entry.score))
     return builtins.list(merged.values())
 
 
@@ -162,23 +177,18 @@ WITH incoming (entity_type, entity_id, reason, source, score, evidence, ttl_seco
     FROM incoming
     WHERE true
     ON CONFLICT (entity_type, entity_id) DO UPDATE SET
-        reason = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
-                        OR EXCLUDED.score > b.score THEN EXCLUDED.reason ELSE b.reason END,
-        source = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
-                        OR EXCLUDED.score > b.score THEN EXCLUDED.source ELSE b.source END,
-        evidence = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
-                          OR EXCLUDED.score > b.score THEN EXCLUDED.evidence ELSE b.evidence END,
-        score = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
-                     THEN EXCLUDED.score ELSE greatest(b.score, EXCLUDED.score) END,
-        expires_at = CASE WHEN b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
-                          THEN EXCLUDED.expires_at
+        reason = CASE WHEN {takes} THEN EXCLUDED.reason ELSE b.reason END,
+        source = CASE WHEN {takes} THEN EXCLUDED.source ELSE b.source END,
+        evidence = CASE WHEN {takes} THEN EXCLUDED.evidence ELSE b.evidence END,
+        score = CASE WHEN {inactive} THEN EXCLUDED.score
+                     ELSE greatest(b.score, EXCLUDED.score) END,
+        expires_at = CASE WHEN {inactive} THEN EXCLUDED.expires_at
                           WHEN b.expires_at IS NULL OR EXCLUDED.expires_at IS NULL THEN NULL
                           ELSE greatest(b.expires_at, EXCLUDED.expires_at) END,
         updated_at = now(),
         revoked_at = NULL,
         revoked_by = NULL
-    WHERE b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)
-       OR EXCLUDED.score > b.score
+    WHERE {takes} OR EXCLUDED.score > b.score
        OR (b.expires_at IS NOT NULL
            AND (EXCLUDED.expires_at IS NULL OR EXCLUDED.expires_at > b.expires_at))
     RETURNING b.entity_type, b.entity_id, b.reason, b.source, b.score, b.evidence,
@@ -190,7 +200,13 @@ SELECT u.entity_type, u.entity_id, CASE WHEN u.inserted THEN 'add' ELSE 'update'
        u.reason, u.source, u.score, u.evidence, u.expires_at, i.actor
 FROM upserted u JOIN incoming i USING (entity_type, entity_id)
 RETURNING action
-"""
+""".format(
+    inactive="(b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false))",
+    # the incoming entry takes over the row's reason, source and evidence (see wins())
+    takes="(b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false)"
+          " OR (-coalesce((EXCLUDED.evidence->>'since_ms')::float8, '-Infinity'),"
+          " EXCLUDED.score) > (-coalesce((b.evidence->>'since_ms')::float8, '-Infinity'),"
+          " b.score))")
 _UPSERT_TEMPLATE = "(%s, %s, %s, %s, %s::double precision, %s::jsonb, %s::integer, %s::text)"
 
 _REVOKE = """
@@ -583,7 +599,8 @@ class BlocklistCache:
                     new.entity_type, new.entity_id, new.reason, new.source, float(new.score),
                     new.evidence, now, now, expires, None, None)
                 continue
-            winner_is_new = new.score > old.score
+            winner_is_new = wins(since_of(new.evidence), new.score, since_of(old.evidence),
+                                 old.score)
             self._entries[new.key] = dataclasses.replace(
                 old,
                 reason=new.reason if winner_is_new else old.reason,

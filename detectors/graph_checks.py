@@ -92,10 +92,11 @@ def reasons_for(tx: Transaction, facts: BatchFacts, config: GraphConfig) -> list
         if len(holders) > 1:
             found.append(Reason("shared_card", CYPHER, f"card held by {len(holders)} users",
                                 config.shared_card_weight))
-        in_ring = [user for user in holders if facts.ring_visible_ms.get(user, at + 1) <= at]
+        in_ring = [user for user in sorted({*holders, tx.user_id})
+                   if facts.ring_visible_ms.get(user, at + 1) <= at]
         if in_ring:
             found.append(Reason("fraud_ring", CYPHER,
-                                f"holder {in_ring[0]} in a fraud ring (ring sweep)",
+                                f"{in_ring[0]} in a fraud ring (ring sweep)",
                                 config.ring_weight))
         if card.near_fraud is not None and card.near_fraud_ms is not None \
                 and card.near_fraud_ms <= at:

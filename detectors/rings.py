@@ -61,9 +61,11 @@ def find_rings(links: list[Link], min_users: int, max_device_users: int = 10) ->
         if len(members.get(a, ())) < len(members.get(b, ())):
             a, b = b, a
         parent[b] = a
-        members[a] = members.get(a, []) + members.pop(b, [])
-        if len(members[a]) >= min_users:
-            for member in members[a]:
+        joining = members.pop(b, [])
+        was_ring = len(members.setdefault(a, [])) >= min_users
+        members[a].extend(joining)
+        if len(members[a]) >= min_users:  # all of them on crossing, else the newcomers
+            for member in (joining if was_ring else members[a]):
                 since.setdefault(member, ms)
     hubs: dict[str, set[str]] = {}
     for _, hub, _ in edges:

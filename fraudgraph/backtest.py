@@ -168,8 +168,9 @@ class Backtest:
             clear_graph(driver)
         finally:
             driver.close()
-        kafka.ensure_topics(scope.kafka.bootstrap, scope.topics.all(),
-                            scope.kafka.partitions)
+        # one partition: the rules see the history in event order, as live traffic of one
+        # partition would (several interleave by fetch order, not by time)
+        kafka.ensure_topics(scope.kafka.bootstrap, scope.topics.all(), 1)
         trained = ""
         phases = [cut_ms, None] if variant.gnn else [None]
         start: int | None = None
@@ -227,18 +228,27 @@ class Backtest:
         """The projector and the daemon side by side until both are idle; the daemon's
         rule state carries over to the next phase (its checkpoint at a clean stop)."""
         group = scope.postgres.schema
-        stop = threading.Event()
-        projecting = threading.Thread(target=projector.run, args=(
-            scope, projector.ProjectorOptions(group=f"{group}-projection", until_idle=5.0),
-            self.decoder), kwargs={"stop": stop}, daemon=True)
+        stop_daemon = threading.Event()
+        failed: list[BaseException] = []
+
+        def project() -> None:
+            try:
+                projector.run(scope, projector.ProjectorOptions(group=f"{group}-projection",
+                                                                until_idle=5.0),
+                              self.decoder, stop=threading.Event())
+            except BaseException as exc:  # the daemon would wait for the graph forever
+                failed.append(exc)
+                stop_daemon.set()
+
+        projecting = threading.Thread(target=project, name="projector", daemon=True)
         projecting.start()
-        try:
-            daemon.run(scope, detector_config.load(variant.config),
-                       daemon.DaemonOptions(group=f"{group}-detector", until_idle=10.0,
-                                            graph_wait=None),
-                       self.decoder, stop=threading.Event())
-        finally:
-            projecting.join()
+        daemon.run(scope, detector_config.load(variant.config),
+                   daemon.DaemonOptions(group=f"{group}-detector", until_idle=10.0,
+                                        graph_wait=None),
+                   self.decoder, stop=stop_daemon)
+        projecting.join()
+        if failed:
+            raise RuntimeError(f"the projector failed: {failed[0]}") from failed[0]
 
     def _gnn(self, scope: Settings, folder: Path) -> str:
         env = {**os.environ, "FRAUDGRAPH_POSTGRES_SCHEMA": scope.postgres.schema,

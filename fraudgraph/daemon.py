@@ -56,7 +56,14 @@ from detectors.decision import ALLOW
 from detectors.pipeline import Decided, Detector, flagged_row
 from detectors.rules import RuleEngine
 from fraudgraph import connect, metrics
-from fraudgraph.feedback import DEGRADED, Feedback, attempt, retrying, service_down
+from fraudgraph.feedback import (
+    DEGRADED,
+    INFINITY,
+    Feedback,
+    attempt,
+    retrying,
+    service_down,
+)
 from fraudgraph.graph_view import GraphView
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
@@ -141,6 +148,8 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     feedback = Feedback(settings, config, options.group, driver, connect.blocklist(settings),
                         from_beginning=options.from_beginning, labels=options.labels)
     view = GraphView(driver, source, feedback, config, topics.transactions, options.graph_wait)
+    if not config.graph.enabled:  # nothing reads the graph: labels need not wait for it
+        feedback.graph_ms = INFINITY
     stats, idle = DaemonStats(), IdleWatch(options.until_idle)
     last_ok = [time.monotonic()]
     server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))

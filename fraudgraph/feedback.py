@@ -316,10 +316,11 @@ class Feedback:
         for tp in self.consumer.position(assigned):
             where = (tp.topic, tp.partition)
             waiting = self.pending.get(where)
+            # one ms less: a label of the same report time may be waiting or unread
             if waiting:
-                known = min(known, waiting[0].reported_ms)
+                known = min(known, waiting[0].reported_ms - 1)
             elif not self._read_to_end(tp):
-                known = min(known, self.last_reported.get(where, -INFINITY))
+                known = min(known, self.last_reported.get(where, -INFINITY) - 1)
         return known
 
     def _read_to_end(self, tp: kafka.TopicPartition) -> bool:

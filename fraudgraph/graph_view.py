@@ -83,14 +83,15 @@ class GraphView:
         graph = self.config.graph
         newest = max(known_ms(tx, graph) for tx in txs)
         oldest = min(known_ms(tx, graph) for tx in txs)
-        self.wait_until(newest, cache, stop)
-        self.sweep(newest, cache)
+        if self.wait_until(newest, cache, stop):
+            self.sweep(newest, cache)  # only on a graph that holds the boundary's time
         facts = detect.batch_features(self.driver, list({t.card_id for t in txs}),
                                       list({t.device_id for t in txs if t.device_id}),
                                       list({t.site_id for t in txs}), newest, oldest,
                                       self.thresholds)
-        holders = {user for card in facts.cards.values() for user, _ in card.holders}
-        visible = {u: self.rings.visible_ms[u] for u in holders if u in self.rings.visible_ms}
+        users = {user for card in facts.cards.values() for user, _ in card.holders}
+        users.update(tx.user_id for tx in txs)  # a ring member paying with a card of its own
+        visible = {u: self.rings.visible_ms[u] for u in users if u in self.rings.visible_ms}
         return BatchFacts(facts.devices, facts.cards, facts.sites, visible)
 
     def idle(self) -> None:
@@ -153,7 +154,9 @@ class GraphView:
                 return -INFINITY
             if done.offset >= end - 1:
                 continue  # all of it (as of the last look at its end)
-            complete = min(complete, done.event_ms if done.event_ms is not None else -INFINITY)
+            # another transaction of the same time may still be on its way: one ms less
+            complete = min(complete, done.event_ms - 1 if done.event_ms is not None
+                           else -INFINITY)
         return complete
 
     def sweep(self, at_ms: int, cache: BlocklistCache) -> None:
@@ -175,9 +178,10 @@ class GraphView:
             for user, since in zip(ring.users, ring.since_ms, strict=True):
                 members.append({"id": user, "ring_id": ring.ring_id,
                                 "ring_size": len(ring.users)})
-                if user in self.rings.visible_ms:
-                    continue
                 visible = next_boundary(since, rings_config.sweep_every_ms)
+                if user in self.rings.visible_ms:  # known: a sweep never moves it later
+                    self.rings.visible_ms[user] = min(self.rings.visible_ms[user], visible)
+                    continue
                 self.rings.visible_ms[user] = visible
                 if "user" in rings_config.flag:
                     entries.append(NewEntry(

@@ -185,6 +185,27 @@ def test_active_rows_keep_the_higher_score_and_the_later_expiry(
     assert actions(store, "card", card) == ["add", "update", "update", "update"]
 
 
+def test_the_entry_that_counts_earliest_keeps_the_row_whatever_the_order(
+        store: BlocklistStore, unique: str) -> None:
+    """A rule's flag at event time 100 and a label's entry counting from 500: the row
+    counts from 100 with the rule's reason, whichever was written first (the label is
+    applied as soon as the graph holds its transaction, often before the flag)."""
+    flag = NewEntry("card", "", "velocity", "rule", 0.8, {"since_ms": 100}, 600)
+    label = NewEntry("card", "", "confirmed_fraud", "label", 1.0, {"since_ms": 500}, 600)
+    rows = []
+    for order, card in (((flag, label), f"c-{unique}-a"), ((label, flag), f"c-{unique}-b")):
+        for entry in order:
+            store.upsert([dataclasses.replace(entry, entity_id=card)], "t")
+        row = store.get("card", card)
+        assert row is not None
+        rows.append((row.reason, row.source, row.evidence, row.score))
+    assert rows == [("velocity", "rule", {"since_ms": 100}, 1.0)] * 2
+    # an entry without a time (a manual one) counts always, so it takes over
+    store.upsert([NewEntry("card", f"c-{unique}-a", "stolen", "manual", 0.5, {}, 600)], "t")
+    manual = store.get("card", f"c-{unique}-a")
+    assert manual is not None and (manual.reason, manual.score) == ("stolen", 1.0)
+
+
 def test_list_filters_and_orders_newest_first(store: BlocklistStore, unique: str) -> None:
     store.upsert([new(f"c1-{unique}", source="rule")], "t")
     store.upsert([new(f"c2-{unique}", source="gnn")], "t")

@@ -216,3 +216,18 @@ def test_new_entries_are_validated(field: str, value: object) -> None:
                                  "ttl_seconds": None, field: value}
     with pytest.raises(ValueError, match=field):
         NewEntry(**fields)  # type: ignore[arg-type]
+
+
+def test_local_entries_merge_to_the_one_that_counts_earliest_in_any_order() -> None:
+    flag = NewEntry("card", "c1", "velocity", "rule", 0.8, {"since_ms": 100}, 600)
+    label = NewEntry("card", "c1", "confirmed_fraud", "label", 1.0, {"since_ms": 500}, 600)
+    seen = []
+    for order in ((flag, label), (label, flag)):
+        cache = BlocklistCache(lambda _w: ([], None))
+        for entry in order:
+            cache.add_local([entry])
+        hit = cache.hit("card", "c1")
+        assert hit is not None
+        seen.append((hit.reason, hit.evidence, hit.score))
+    assert seen == [("velocity", {"since_ms": 100}, 1.0)] * 2
+    assert collapse([label, flag]) == [dataclasses.replace(flag, score=1.0)]
