@@ -93,7 +93,9 @@ class Detector:
                 continue
             new.append(NewEntry(entity_type, entity_id, code, detector, verdict.score,
                                 {"transaction_id": tx.transaction_id, "detail": detail,
-                                 "rules_version": self.version, SINCE: tx.event_ms},
+                                 # from the next ms: a redelivered flagging
+                                 # transaction does not meet its own entry
+                                 "rules_version": self.version, SINCE: tx.event_ms + 1},
                                 self.config.blocklist.ttl_ms // 1000))
         return new
 

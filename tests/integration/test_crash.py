@@ -72,6 +72,12 @@ class Service:
         self.proc.wait()
         self.kills += 1
 
+    def stop(self) -> None:
+        """A clean stop (SIGTERM), if it runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
     def finish(self, *extra: str) -> None:
         """Run once more until the input is drained and the process goes idle."""
         with self.log.open("ab") as log:
@@ -128,7 +134,11 @@ def test_sigkill_daemon_and_projector_mid_stream_loses_nothing(
     env = env_for(settings)
     daemon = Service("daemon", [FRAUDGRAPH, "run", "--group", f"crash-{unique}", "--config",
                                 str(config), "--batch-size", "1000", "--checkpoint-every", "1s",
-                                "--metrics-port", "0"], env, tmp_path / "daemon.log")
+                                # a killed projector's partitions wait for its session to
+                                # time out: without waiting for the graph, a batch decided
+                                # meanwhile would see less than its replay does
+                                "--graph-wait", "forever", "--metrics-port", "0"], env,
+                      tmp_path / "daemon.log")
     projector = Service("projector", [FRAUDGRAPH, "project", "--group", f"crash-proj-{unique}",
                                       "--batch-size", "1000", "--metrics-port", "0"],
                         env, tmp_path / "projector.log")
@@ -152,12 +162,14 @@ def test_sigkill_daemon_and_projector_mid_stream_loses_nothing(
                 plan[service.name].pop(0)
                 service.kill()
                 at[service.name].append(done)
-                if plan[service.name]:
+                # the daemon waits for the graph: the projector always comes back
+                if plan[service.name] or service is projector:
                     service.start()
         time.sleep(0.1)
     assert daemon.kills == projector.kills == KILLS, f"kills landed at {dict(at)}"
     assert all(0 < n < COUNT for n in at["daemon"] + at["projector"]), dict(at)
 
+    projector.stop()
     projector.finish("--until-idle", "3s")
     daemon.finish("--until-idle", "8s")
     assert daemon.log.read_text().count("rule state restored") >= KILLS
