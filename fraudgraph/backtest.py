@@ -64,6 +64,7 @@ from ingest.transaction import (
 log = logging.getLogger(__name__)
 _LABEL = msgspec.json.Encoder()
 _DECISION = msgspec.json.Decoder(DecisionRecord)
+_LINE = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class Backtest:
             start = until
         records = [_DECISION.decode(m.value() or b"{}") for m in
                    kafka.read_all(scope.kafka.bootstrap, scope.topics.decisions)]
+        write_decisions(records, folder / "decisions.jsonl")
         truth = ev.read_truth(history.truth)
         whole = self._evaluate(records, truth, folder / "whole")
         in_window, window_truth = ev.since(records, truth, cut_ms)
@@ -272,6 +274,21 @@ class Backtest:
         report = ev.build(rows, truth, self.k)
         ev.write(report, rows, folder)
         return report
+
+
+def write_decisions(records: list[DecisionRecord], path: Path) -> Path:
+    """What was decided, one JSON line per transaction in id order, without the
+    wall-clock fields (``decided_ms``, ``produced_ms``): two runs of one history and
+    config give the same bytes, so ``cmp`` or ``sha256sum`` compares engines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    latest = {r.transaction_id: r for r in records}  # a redelivery repeats a record
+    with path.open("wb") as out:
+        for key in sorted(latest):
+            r = latest[key]
+            out.write(_LINE.encode({"transaction_id": key, "decision": r.decision,
+                                    "score": round(r.score, 6),
+                                    "reasons": [[x.code, x.detail] for x in r.reasons]}) + b"\n")
+    return path
 
 
 def slug(text: str) -> str:
