@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from detectors.blocklist import BlocklistListener, BlocklistStore, OperationalError
 from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.settings import Settings, require_secret
 from graph import driver as neo4j_driver
+from storage import OperationalError
+from storage.blocklist import BlocklistListener, BlocklistStore
 
 
 def neo4j(settings: Settings, retry_seconds: float = 30.0) -> neo4j_driver.Driver:

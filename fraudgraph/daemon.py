@@ -50,7 +50,7 @@ from typing import Any
 import msgspec
 
 from detectors import checkpoint
-from detectors.blocklist import BlocklistCache, BlocklistStore, NewEntry
+from detectors.blocklist import BlocklistCache, NewEntry
 from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
 from detectors.pipeline import Decided, Detector, flagged_row
@@ -72,6 +72,7 @@ from ingest import kafka
 from ingest.publish import Publisher
 from ingest.source import TransactionSource
 from ingest.transaction import DecoderConfig, encode
+from storage.blocklist import BlocklistStore
 
 log = logging.getLogger(__name__)
 _ENCODER = msgspec.json.Encoder()

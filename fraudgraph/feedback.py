@@ -31,14 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from detectors.blocklist import (
-    BlocklistCache,
-    BlocklistStore,
-    InterfaceError,
-    LabelRow,
-    NewEntry,
-    OperationalError,
-)
+from detectors.blocklist import BlocklistCache, LabelRow, NewEntry
 from detectors.config import DetectorConfig
 from detectors.pipeline import SINCE
 from fraudgraph import metrics
@@ -50,6 +43,8 @@ from ingest.dlq import dlq_record
 from ingest.labels import decode_label
 from ingest.publish import Publisher, PublishError
 from ingest.transaction import DecodeError, parse_event_ms
+from storage import InterfaceError, OperationalError
+from storage.blocklist import BlocklistStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

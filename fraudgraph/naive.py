@@ -11,8 +11,8 @@ import json
 import time
 from dataclasses import dataclass
 
-from detectors.blocklist import BlocklistStore
 from ingest import kafka
+from storage.blocklist import BlocklistStore
 
 #: One statement, one round trip: look the card up and store the decision.
 _CHECK_AND_STORE = """

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import cypher
-from detectors import store
 from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.settings import Settings, require_secret
 from graph import driver as neo4j_driver
 from ingest import kafka
+from storage import postgres as store
 
 SMOKE_TOPIC = "fraudgraph-smoke"
 

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from detectors import store
 from fraudgraph.errors import StackError
 from fraudgraph.settings import Settings, require_secret
 from fraudgraph.stack import RECIPES, process
 from fraudgraph.stack.jars import ensure_jars
 from graph import driver as neo4j_driver
 from ingest import kafka
+from storage import postgres as store
 
 Report = Callable[[str], None]
 

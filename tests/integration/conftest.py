@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import pytest
 from psycopg2 import sql
 
-from detectors import store as pg
 from fraudgraph.settings import Settings, load_settings
 from fraudgraph.stack import manager
 from ingest import kafka
+from storage import postgres as pg
 
 log = logging.getLogger("tests.stack")
 

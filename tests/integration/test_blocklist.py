@@ -18,20 +18,14 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg2 import sql
 
-from detectors import store as pg
-from detectors.blocklist import (
-    BlocklistCache,
-    BlocklistListener,
-    BlocklistStore,
-    FlaggedTransaction,
-    LabelRow,
-    NewEntry,
-)
+from detectors.blocklist import BlocklistCache, FlaggedTransaction, LabelRow, NewEntry
 from fraudgraph import blocklist_cli, connect
 from fraudgraph.cli import cli
 from fraudgraph.errors import FraudgraphError
 from fraudgraph.settings import Settings
 from graph import detect
+from storage import postgres as pg
+from storage.blocklist import BlocklistListener, BlocklistStore
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from detectors import store
 from fraudgraph.settings import Settings
+from storage import postgres as store
 
 
 def test_sql_round_trip_as_fraudgraph_role(stack: Settings) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from detectors import store
 from fraudgraph.settings import Settings, load_settings
 from fraudgraph.stack import manager, process
 from graph import driver as neo4j_driver
+from storage import postgres as store
 from tests.integration.cli_helpers import run_cli
 
 

@@ -1,4 +1,4 @@
-"""PostgreSQL access for the blocklist store: connections, health, provisioning.
+"""PostgreSQL connections, health and provisioning (the stack creates the role and database).
 
 All SQL takes parameters; identifiers go through ``psycopg2.sql.Identifier``.
 """
@@ -9,9 +9,10 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 
-__all__ = ["Connection", "OperationalError", "connect", "ping", "provision"]
+__all__ = ["Connection", "InterfaceError", "OperationalError", "connect", "ping", "provision"]
 
-OperationalError = psycopg2.OperationalError
+OperationalError = psycopg2.OperationalError  # the server is away or refused the connection
+InterfaceError = psycopg2.InterfaceError  # e.g. "connection already closed"
 
 _CREATE_ROLE = sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s")
 _CREATE_DATABASE = sql.SQL("CREATE DATABASE {} OWNER {}")

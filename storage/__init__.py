@@ -1,0 +1,10 @@
+"""PostgreSQL: the only package that imports psycopg2.
+
+``storage.postgres`` connects and provisions; ``storage.blocklist`` keeps the
+blocklist, its history, flagged transactions and fraud labels (and hears their
+changes); the error classes below are what callers catch.
+"""
+
+from storage.postgres import InterfaceError, OperationalError
+
+__all__ = ["InterfaceError", "OperationalError"]
