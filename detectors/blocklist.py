@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-ENTITY_TYPES = ("card", "user", "device", "site", "ip")
-SOURCES = ("rule", "cypher", "gnn", "label", "manual")
+from detectors.entities import ENTITY_TYPES, SOURCES
 
 Key = tuple[str, str]
 

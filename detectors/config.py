@@ -16,8 +16,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
+from detectors.entities import ENTITY_TYPES
+
 PRESETS_DIR = Path(__file__).parent / "presets"
-ENTITY_TYPES = ("card", "user", "device", "site", "ip")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
 

@@ -1,0 +1,61 @@
+"""The one way entities go on and off the blocklist, for every writer (the daemon,
+the label worker, the ring sweep, the GNN, the CLI).
+
+PostgreSQL is the record and is written first; then the ``blocked`` mark on the
+entities' Neo4j nodes (at once, or handed to the daemon's worker so the stream
+never waits on the projection's locks); then, given one, the in-process cache
+makes the entries active at once.  Every step is idempotent, so a caller that
+retries after an outage repeats nothing harmful.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from detectors.blocklist import BlocklistCache, NewEntry
+from graph import detect
+from storage.blocklist import BlocklistStore
+
+Marks = Callable[[list[NewEntry]], None]
+
+
+class Blocker:
+    """Blocklist writes: :meth:`block` and :meth:`unblock`.
+
+    ``driver``: the Neo4j driver the marks are written with, at once; ``marks``
+    instead hands them to someone else (the daemon's worker); neither: the graph
+    is not marked (PostgreSQL alone).  ``cache``: this process's view, updated at once.
+    """
+
+    def __init__(self, store: BlocklistStore, driver: Any = None, *,
+                 marks: Marks | None = None, cache: BlocklistCache | None = None) -> None:
+        self.store, self.driver, self.cache = store, driver, cache
+        self._marks = marks if marks is not None else self.mark
+
+    def block(self, entries: list[NewEntry], actor: str) -> int:
+        """Upsert ``entries`` (PostgreSQL), mark their nodes, add them to the cache;
+        return how many rows the upsert inserted or changed."""
+        if not entries:
+            return 0
+        changed = self.store.upsert(entries, actor=actor)
+        self._marks(entries)
+        if self.cache is not None:
+            self.cache.add_local(entries)
+        return changed
+
+    def mark(self, entries: list[NewEntry]) -> None:
+        """Set ``blocked`` (with reason and source) on the entities' graph nodes."""
+        if self.driver is not None and entries:
+            detect.mark_blocked(self.driver, [(e.entity_type, e.entity_id, e.reason, e.source)
+                                              for e in entries])
+
+    def unblock(self, entity_type: str, entity_id: str, actor: str,
+                reason: str) -> tuple[bool, int]:
+        """Revoke the active entry (its row and history stay) and clear the node's
+        ``blocked`` mark; return (whether an entry was active, marks cleared)."""
+        revoked = self.store.revoke(entity_type, entity_id, actor, reason)
+        cleared = 0
+        if self.driver is not None:
+            cleared = detect.unmark_blocked(self.driver, [(entity_type, entity_id)])
+        return revoked, cleared
