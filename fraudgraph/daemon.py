@@ -1,39 +1,33 @@
 """The streaming detector daemon (`fraudgraph run`): transactions → decisions.
 
-Commit order, per micro-batch (at-least-once delivery, idempotent effects):
+Each micro-batch goes through named stages (timed from outside, each a metric):
 
-1. consume up to ``batch_size`` messages and decode them; bad ones are queued
-   for the dead-letter topic (``TransactionSource.poll_batch``);
-2. refresh the in-process blocklist view (at most one PostgreSQL query per
-   ``refresh_seconds``, never one per transaction, and at once when a change
-   was notified; while PostgreSQL is away the last view serves and the service
-   is reported degraded);
-3. wait until the graph holds everything up to the batch's time (the projection's
-   cursors; applied labels; the ring sweep), then read graph facts for the batch's
-   cards, devices and sites as of each transaction's time (three Neo4j queries per
-   batch; ``fraudgraph.graph_view``);
-4. decide every transaction (pure: rules, graph checks, combiner);
-5. queue ``decisions`` (every transaction), ``fraud-alerts`` (review/block) and
-   ``training`` (allow) records, keyed by ``transaction_id``;
-6. PostgreSQL: upsert flagged transactions and newly flagged entities (the
-   ``blocked`` marks on their Neo4j nodes follow in the feedback worker: they
-   may wait on the projection's locks, the stream must not);
-7. flush the producer (every output acknowledged by Kafka);
-8. flush the DLQ records, then commit the consumed offsets (without waiting for
-   the broker's answer: everything before is durable; a lost commit means a
-   redelivery; a clean stop commits once more and waits);
-9. every ``checkpoint_every`` seconds (and at a clean stop): save the rule
-   state with the positions just committed (``detectors.checkpoint``).
+1. **consume**: up to ``batch_size`` messages, decoded; bad ones are queued for
+   the dead-letter topic (``TransactionSource.poll_batch``);
+2. **graph** (enrich): refresh the in-process blocklist view (at most one
+   PostgreSQL query per ``refresh_seconds``, at once when a change was notified;
+   while PostgreSQL is away the last view serves), then wait until the graph holds
+   everything up to the batch's time and read its facts as of each transaction's
+   time (three Neo4j queries per batch; ``fraudgraph.graph_view``);
+3. **decide**: rules, graph checks, combiner (pure: ``Detector.decide_batch``);
+4. **store** (publish and store): queue ``decisions`` (every transaction),
+   ``fraud-alerts`` (review/block) and ``training`` (allow) records keyed by
+   ``transaction_id``; upsert flagged transactions and newly flagged entities in
+   PostgreSQL (their Neo4j marks follow in the worker: they may wait on the
+   projection's locks, the stream must not);
+5. **commit** (:class:`fraudgraph.batch.BatchCommit`): flush the producer (every
+   output acknowledged), the DLQ records and the offsets (without waiting for the
+   broker's answer; a clean stop commits once more and waits), then every
+   ``checkpoint_every`` seconds the rule state with the positions just committed.
 
-End-to-end latency runs from a transaction's Kafka timestamp to step 7.
+End-to-end latency runs from a transaction's Kafka timestamp to the producer flush.
 
-A crash before 8 redelivers the batch: outputs carry deterministic keys and
-the stores upsert, so a replay duplicates nothing but records.  A restart
-resumes at the last checkpoint with the rule state it saved, so what was
-decided after it is decided again with the history it first saw.  Steps 3 and
-5-8 are retried with backoff while a service is away; the batch is decided
-once.  Labels (``fraud-labels``) are applied by a worker thread
-(``fraudgraph.feedback``); rings are swept in step 3, at boundaries of event time.
+A crash before the commit redelivers the batch: outputs carry deterministic keys
+and the stores upsert, so a replay duplicates nothing but records.  A restart
+resumes at the last checkpoint with the rule state it saved.  Stages 2, 4 and 5 are
+retried with backoff while a service is away (``fraudgraph.health``); the batch is
+decided once.  Labels, graph annotations and ring writes run in a worker thread
+(``fraudgraph.feedback``); rings are swept in stage 2, at boundaries of event time.
 """
 
 from __future__ import annotations
@@ -43,36 +37,36 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from detectors import checkpoint
 from detectors.blocklist import BlocklistCache, NewEntry
 from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
+from detectors.graph_checks import BatchFacts
 from detectors.pipeline import Decided, Detector, flagged_row
-from detectors.rules import RuleEngine
 from fraudgraph import connect, metrics
-from fraudgraph.feedback import (
-    DEGRADED,
-    INFINITY,
-    Feedback,
-    attempt,
-    retrying,
-    service_down,
-)
+from fraudgraph.annotator import GraphAnnotator
+from fraudgraph.batch import BatchCommit, StageTimer
+from fraudgraph.blocking import Blocker
+from fraudgraph.feedback import Feedback
 from fraudgraph.graph_view import GraphView
+from fraudgraph.health import Health
+from fraudgraph.label_applier import LabelApplier
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
-from fraudgraph.settings import Settings
+from fraudgraph.ring_sweep import RingSweep
+from fraudgraph.rule_state import RuleState
+from fraudgraph.settings import Settings, Topics
 from graph.projection import GraphWriter
 from ingest import kafka
+from ingest.label_source import INFINITY, LabelSource
 from ingest.publish import Publisher
-from ingest.source import TransactionSource
-from ingest.transaction import DecoderConfig, encode
-from storage.blocklist import BlocklistStore
+from ingest.source import Batch, TransactionSource
+from ingest.transaction import DecoderConfig, Transaction, encode
+from storage.blocklist import BlocklistListener, BlocklistStore
 
 log = logging.getLogger(__name__)
 _ENCODER = msgspec.json.Encoder()
@@ -124,204 +118,208 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     """Decide until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit); ``ready``
     is set once the consumer group has given this daemon its partitions."""
     stop = stop or stop_on_signals()
-    # the driver retries transient failures for 3 s; longer outages are `retrying`'s,
-    # which reports them on /healthz and backs off
-    driver = connect.neo4j(settings, retry_seconds=3.0)
-    GraphWriter(driver).apply_schema()
-    store = connect.blocklist(settings)
-    listener = connect.blocklist_listener(settings)
-    cache = BlocklistCache(store.changed_since, config.blocklist.refresh_seconds,
-                           changed=listener.changed)
-    topics = settings.topics
-    kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
-    detector = Detector(config)
-    state = _RuleState(settings, options, detector)
-    source = TransactionSource(settings.kafka.bootstrap, options.group, topics.transactions,
-                               topics.dlq, decoder, batch_size=options.batch_size,
-                               batch_timeout=options.batch_timeout,
-                               from_beginning=options.from_beginning,
-                               # small fetches per partition keep partitions close in
-                               # event time (rule state and labels follow event time)
-                               **{"max.partition.fetch.bytes": 128 * 1024,
-                                  "error_cb": _kafka_error})
-    state.restore(source)
-    out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
-    feedback = Feedback(settings, config, options.group, driver, connect.blocklist(settings),
-                        from_beginning=options.from_beginning, labels=options.labels)
-    view = GraphView(driver, source, feedback, config, topics.transactions, options.graph_wait)
-    if not config.graph.enabled:  # nothing reads the graph: labels need not wait for it
-        feedback.graph_ms = INFINITY
-    stats, idle = DaemonStats(), IdleWatch(options.until_idle)
-    last_ok = [time.monotonic()]
-    server = metrics.serve_with_health(options.metrics_port, lambda: _health(last_ok, stats))
+    health = Health()
+    s = _Services.open(settings, config, options, decoder, health)
+    stats, idle, timer = DaemonStats(), IdleWatch(options.until_idle), StageTimer()
+    commit = BatchCommit(s.source, out=s.out, state=s.state, health=health, stop=stop,
+                         asynchronous=True)
+    server = metrics.serve_with_health(options.metrics_port,
+                                       lambda: health.report(consumed=stats.consumed))
     try:
         while not stop.is_set():
-            last_ok[0] = time.monotonic()
-            t0 = time.perf_counter()
-            batch = source.poll_batch()                                            # 1
+            health.passed()
+            with timer("consume"):
+                batch = s.source.poll_batch()
             if not batch.consumed:
-                if "kafka" in DEGRADED:  # librdkafka reconnects by itself; is it back?
-                    attempt("kafka", source.probe)
-                if cache.due():  # new entries and outages, even when idle
-                    attempt("postgres", cache.refresh)
-                if config.graph.enabled:  # labels wait for the graph to hold their time
-                    attempt("neo4j", view.idle)
-                feedback.drain(cache)
-                if ready is not None and source.assigned():
-                    ready.set()
-                if idle.expired(source.assigned() and feedback.joined):
+                if s.idle(health, ready, idle):
                     break
                 continue
             idle.busy()
             stats.batch_started()
-            t1 = time.perf_counter()
-            if cache.due():  # down: decide on the last view                       # 2
-                attempt("postgres", cache.refresh)
             txs = batch.transactions
-            facts = (retrying("neo4j", stop, view.facts, txs, cache, stop)        # 3
-                     if config.graph.enabled and txs else None)
-            t2 = time.perf_counter()
-            decided, flags = detector.decide_batch(txs, facts, cache,              # 4
-                                                   int(time.time() * 1000), batch.produced_ms)
-            t3 = time.perf_counter()
-            for d in decided:                                                      # 5
-                _publish(out, topics, d)
-            retrying("postgres", stop, _store, store, feedback, decided, flags)    # 6
-            t4 = time.perf_counter()
-            retrying("kafka", stop, out.flush)  # failed records are queued again   # 7
-            published_ms = time.time() * 1000  # the decisions are produced: latency ends
-            retrying("kafka", stop, source.commit, True)                           # 8
-            state.checkpoint(source)
-            t5 = time.perf_counter()
+            with timer("graph"):
+                facts = s.enrich(txs, health, stop)
+            with timer("decide"):
+                decided, flags = s.detector.decide_batch(txs, facts, s.cache,
+                                                         int(time.time() * 1000),
+                                                         batch.produced_ms)
+            with timer("store"):
+                commit.publish(_records(settings.topics, decided))
+                commit.store(s.store_batch, decided, flags)
+            with timer("commit"):
+                published_ms = commit.commit()
             stats.committed()
-            _account(stats, batch.consumed, batch.rejected, batch.reasons, decided, flags,
-                     batch.produced_ms, published_ms, options.keep_decisions,
-                     {"consume": t1 - t0, "graph": t2 - t1, "decide": t3 - t2,
-                      "store": t4 - t3, "commit": t5 - t4})
-            _gauges(source, detector, cache)
+            _account(stats, batch, decided, flags, published_ms, options.keep_decisions,
+                     timer.take())
+            s.after_batch()
             progress(batch.consumed)
-            feedback.drain(cache)
             if options.max_messages is not None and stats.consumed >= options.max_messages:
                 break
-        retrying("kafka", stop, source.commit)  # a clean stop: the last commit, confirmed
-        state.checkpoint(source, force=True)
+        commit.close()
     finally:
         if server is not None:
             server.shutdown()
-        feedback.close()
-        stats.rings, stats.labels = view.rings.rings, feedback.labels_applied
-        stats.graph_wait_seconds, stats.graph_behind = view.waited_seconds, view.behind
-        source.close()
-        listener.close()
-        store.close()
-        driver.close()
+        s.close(stats)
     return stats
 
 
-class _RuleState:
-    """Rule-state checkpoints (:mod:`detectors.checkpoint`) of this daemon's group."""
+@dataclass
+class _Services:
+    """What a daemon holds open, and the loop's steps that use several of them."""
 
-    def __init__(self, settings: Settings, options: DaemonOptions, detector: Detector) -> None:
-        self.path = checkpoint.path_for(settings.data_dir, options.group,
-                                        settings.topics.transactions)
-        self.every = None if options.from_beginning else options.checkpoint_every
-        self.detector = detector
-        self.last = time.monotonic()
+    config: DetectorConfig
+    driver: Any
+    store: BlocklistStore
+    listener: BlocklistListener
+    cache: BlocklistCache
+    source: TransactionSource
+    out: Publisher
+    detector: Detector
+    state: RuleState
+    blocker: Blocker
+    annotator: GraphAnnotator
+    feedback: Feedback
+    view: GraphView
 
-    def restore(self, source: TransactionSource) -> None:
-        """Load the checkpoint into the rules and have ``source`` resume at its offsets.
-        A ``--from-beginning`` run removes it (it rebuilds the state from the start);
-        a checkpoint whose offsets the topic no longer has is ignored."""
-        if self.every is None:
-            if self.path.exists():
-                self.path.unlink()
-            return
-        saved = checkpoint.load(self.path, self.detector.version)
-        if saved is None:
-            return
-        if not source.offsets_valid(saved.offsets):
-            log.warning("ignoring the rule-state checkpoint %s: its offsets are outside the "
-                        "topic's (recreated, or truncated by retention); empty state", self.path)
-            return
-        try:
-            self.detector.engine.restore(saved.state)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            log.warning("ignoring the rule-state checkpoint %s (%s); empty state", self.path, exc)
-            self.detector.engine = RuleEngine(self.detector.config)  # nothing half-restored
-            return
-        source.start_at(saved.offsets)
-        log.warning("rule state restored from %s (%s); resuming at %s", self.path,
-                    ", ".join(f"{k} {v}" for k, v in self.detector.engine.state_sizes().items()),
-                    ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(saved.offsets.items())))
+    @classmethod
+    def open(cls, settings: Settings, config: DetectorConfig, options: DaemonOptions,
+             decoder: DecoderConfig, health: Health) -> _Services:
+        # the driver retries transient failures for 3 s; longer outages are the
+        # loop's (Health.retrying), which reports them on /healthz and backs off
+        driver = connect.neo4j(settings, retry_seconds=3.0)
+        GraphWriter(driver).apply_schema()
+        store, topics = connect.blocklist(settings), settings.topics
+        listener = connect.blocklist_listener(settings)
+        cache = BlocklistCache(store.changed_since, config.blocklist.refresh_seconds,
+                               changed=listener.changed)
+        kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
+        detector = Detector(config)
+        source = TransactionSource(
+            settings.kafka.bootstrap, options.group, topics.transactions, topics.dlq, decoder,
+            batch_size=options.batch_size, batch_timeout=options.batch_timeout,
+            from_beginning=options.from_beginning,
+            # small fetches per partition keep partitions close in event time (rule
+            # state and labels follow event time)
+            **{"max.partition.fetch.bytes": 128 * 1024,
+               "error_cb": lambda error: _kafka_error(health, error)})
+        state = RuleState(settings, options.group,
+                          None if options.from_beginning else options.checkpoint_every,
+                          detector)
+        state.restore(source)
+        out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
+        feedback, annotator = _worker(settings, config, options, driver, health)
+        view = GraphView(driver, source, feedback, RingSweep(driver, config, annotator),
+                         config, topics.transactions, options.graph_wait)
+        if not config.graph.enabled:  # nothing reads the graph: labels need not wait for it
+            feedback.graph_ms = INFINITY
+        blocker = Blocker(store, marks=annotator.mark_blocked)  # marks: in the worker
+        return cls(config, driver, store, listener, cache, source, out, detector, state,
+                   blocker, annotator, feedback, view)
 
-    def checkpoint(self, source: TransactionSource, force: bool = False) -> None:
-        """Save state and positions, at most every ``checkpoint_every`` seconds (or now);
-        called only when everything consumed so far has durable effects."""
-        if self.every is None or (not force and time.monotonic() - self.last < self.every):
-            return
-        self.last = time.monotonic()
-        positions = source.positions()
-        if positions:
-            size = checkpoint.save(self.path, positions, self.detector.engine.snapshot(),
-                                   self.detector.version)
-            log.debug("rule-state checkpoint: %d bytes in %.3fs", size,
-                      time.monotonic() - self.last)
+    def idle(self, health: Health, ready: threading.Event | None, idle: IdleWatch) -> bool:
+        """After an empty poll: look at the services, let labels apply; True: stop."""
+        if "kafka" in health.degraded:  # librdkafka reconnects by itself; is it back?
+            health.attempt("kafka", self.source.probe)
+        if self.cache.due():  # new entries and outages, even when idle
+            health.attempt("postgres", self.cache.refresh)
+        if self.config.graph.enabled:  # labels wait for the graph to hold their time
+            health.attempt("neo4j", self.view.idle)
+        self.feedback.drain(self.cache)
+        if ready is not None and self.source.assigned():
+            ready.set()
+        return idle.expired(self.source.assigned() and self.feedback.joined)
+
+    def enrich(self, txs: list[Transaction], health: Health,
+               stop: threading.Event) -> BatchFacts | None:
+        """The blocklist view refreshed (when due; down: the last view), then the
+        batch's graph facts as of each transaction's time (None: graph checks off)."""
+        if self.cache.due():
+            health.attempt("postgres", self.cache.refresh)
+        if not self.config.graph.enabled or not txs:
+            return None
+        return health.retrying("neo4j", stop, self.view.facts, txs, self.cache, stop)
+
+    def store_batch(self, decided: list[Decided], flags: list[NewEntry]) -> None:
+        """PostgreSQL: flagged transactions, newly flagged entities (already in the
+        cache); their Neo4j annotations are queued for the worker."""
+        flagged = [flagged_row(d) for d in decided if d.verdict.decision != ALLOW]
+        if flagged:
+            self.store.record_flagged(flagged)
+            self.annotator.record_decisions([
+                {"id": f.transaction_id, "decision": f.decision, "score": f.score,
+                 "reasons": [r["code"] for r in f.reasons]} for f in flagged])
+        self.blocker.block(flags, "daemon")
+
+    def after_batch(self) -> None:
+        metrics.DETECTOR_LAG.set(self.source.lag())
+        for table, size in self.detector.engine.state_sizes().items():
+            metrics.DETECTOR_RULE_STATE.labels(table).set(size)
+        metrics.DETECTOR_BLOCKLIST.set(self.cache.size)
+        self.feedback.drain(self.cache)
+
+    def close(self, stats: DaemonStats) -> None:
+        self.feedback.close()
+        stats.rings, stats.labels = self.view.rings.rings, self.feedback.labels_applied
+        stats.graph_wait_seconds, stats.graph_behind = self.view.waited_seconds, self.view.behind
+        self.annotator.blocker.store.close()
+        self.source.close()
+        self.listener.close()
+        self.store.close()
+        self.driver.close()
 
 
-def _kafka_error(error: kafka.KafkaError) -> None:
+def _worker(settings: Settings, config: DetectorConfig, options: DaemonOptions, driver: Any,
+            health: Health) -> tuple[Feedback, GraphAnnotator]:
+    """The worker thread and what it schedules, with its own PostgreSQL connection."""
+    stop = threading.Event()  # the worker's own: it outlives the loop's last commit
+    blocker = Blocker(connect.blocklist(settings), driver)
+    annotator = GraphAnnotator(driver, blocker, health, stop)
+    labels = None
+    if options.labels:
+        labels = LabelSource(settings.kafka.bootstrap, f"{options.group}-labels",
+                             settings.topics.labels, settings.topics.dlq,
+                             from_beginning=options.from_beginning,
+                             rejected=lambda reason: metrics.DETECTOR_REJECTED.labels(reason).inc())
+    return (Feedback(labels, LabelApplier(blocker, driver, config), annotator, health, stop),
+            annotator)
+
+
+def _kafka_error(health: Health, error: kafka.KafkaError) -> None:
     """librdkafka's error callback (called inside poll): brokers unreachable."""
     if error.code() in (kafka.KafkaError._ALL_BROKERS_DOWN, kafka.KafkaError._TRANSPORT):
-        service_down("kafka", error.str(), "the clients reconnect by themselves")
+        health.down("kafka", error.str(), "the clients reconnect by themselves")
 
 
-def _gauges(source: TransactionSource, detector: Detector, cache: BlocklistCache) -> None:
-    metrics.DETECTOR_LAG.set(source.lag())
-    for table, size in detector.engine.state_sizes().items():
-        metrics.DETECTOR_RULE_STATE.labels(table).set(size)
-    metrics.DETECTOR_BLOCKLIST.set(cache.size)
+def _records(topics: Topics, decided: list[Decided]) -> Iterator[tuple[str, bytes, bytes]]:
+    """The batch's output records: every decision; an alert (review/block) or the
+    transaction on ``training`` (allow); keyed by transaction id."""
+    for d in decided:
+        key = d.record.transaction_id.encode()
+        value = _ENCODER.encode(d.record)
+        yield topics.decisions, key, value
+        if d.verdict.decision == ALLOW:
+            yield topics.training, key, encode(d.transaction)
+        else:
+            yield topics.alerts, key, value
 
 
-def _publish(out: Publisher, topics: Any, d: Decided) -> None:
-    key = d.record.transaction_id.encode()
-    value = _ENCODER.encode(d.record)
-    out.send(topics.decisions, key, value)
-    if d.verdict.decision == ALLOW:
-        out.send(topics.training, key, encode(d.transaction))
-    else:
-        out.send(topics.alerts, key, value)
-
-
-def _store(store: BlocklistStore, feedback: Feedback, decided: list[Decided],
-           flags: list[NewEntry]) -> None:
-    flagged = [flagged_row(d) for d in decided if d.verdict.decision != ALLOW]
-    if flagged:
-        store.record_flagged(flagged)
-        feedback.record_decisions([{"id": f.transaction_id, "decision": f.decision,
-                                    "score": f.score, "reasons": [r["code"] for r in f.reasons]}
-                                   for f in flagged])
-    if flags:  # already in the cache (step 4); PostgreSQL is the record
-        store.upsert(flags, actor="daemon")
-        feedback.mark_blocked(flags)  # the Neo4j marks: off the hot path
-
-
-def _account(stats: DaemonStats, consumed: int, rejected: int, reasons: Counter[str],
-             decided: list[Decided], flags: list[NewEntry], produced_ms: list[int],
+def _account(stats: DaemonStats, batch: Batch, decided: list[Decided], flags: list[NewEntry],
              published_ms: float, keep: bool, stages: dict[str, float]) -> None:
     stats.batches += 1
-    stats.consumed += consumed
-    stats.rejected += rejected
+    stats.consumed += batch.consumed
+    stats.rejected += batch.rejected
     stats.flagged_entities += len(flags)
-    metrics.DETECTOR_BATCH_SIZE.observe(consumed)
+    metrics.DETECTOR_BATCH_SIZE.observe(batch.consumed)
     for stage, seconds in stages.items():
         stats.stage_seconds[stage] = stats.stage_seconds.get(stage, 0.0) + seconds
         metrics.DETECTOR_STAGE_SECONDS.labels(stage).observe(seconds)
-    for code, count in reasons.items():
+    for code, count in batch.reasons.items():
         metrics.DETECTOR_REJECTED.labels(code).inc(count)
     for entry in flags:
         metrics.DETECTOR_FLAGGED.labels(entry.entity_type, entry.source).inc()
     outcomes: Counter[str] = Counter()
     codes: Counter[str] = Counter()
-    for d, produced in zip(decided, produced_ms, strict=True):
+    for d, produced in zip(decided, batch.produced_ms, strict=True):
         outcome = d.verdict.decision
         outcomes[outcome] += 1
         if outcome != ALLOW:
@@ -346,12 +344,3 @@ def _sample_latency(stats: DaemonStats, latency: float) -> None:
         if stats.latency_seen % stats.latency_stride == 0:
             stats.latencies_ms.append(latency)
     stats.latency_seen += 1
-
-
-def _health(last_ok: list[float], stats: DaemonStats) -> tuple[bool, dict[str, Any]]:
-    stalled = time.monotonic() - last_ok[0]
-    degraded = set(DEGRADED)
-    ok = stalled < 30 and not degraded
-    return ok, {"status": "ok" if ok else "degraded", "degraded": sorted(degraded),
-                "seconds_since_progress": round(stalled, 1), "consumed": stats.consumed}
-

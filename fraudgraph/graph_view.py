@@ -28,17 +28,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.blocklist import BlocklistCache, NewEntry
+from detectors.blocklist import BlocklistCache
 from detectors.config import DetectorConfig
 from detectors.graph_checks import BatchFacts, known_ms
-from detectors.pipeline import SINCE
-from detectors.rings import find_rings, last_boundary, next_boundary
 from fraudgraph import metrics
-from fraudgraph.feedback import INFINITY, Feedback
+from fraudgraph.feedback import Feedback
+from fraudgraph.ring_sweep import RingSweep
 from graph import detect
+from ingest.label_source import INFINITY
 from ingest.source import TransactionSource
 from ingest.transaction import Transaction
 
@@ -47,28 +46,19 @@ POLL_SECONDS = 0.02  # between looks at the projection's progress while waiting
 ENDS_EVERY_SECONDS = 1.0  # end offsets of the topic's partitions: asked at most this often
 
 
-@dataclass
-class RingView:
-    """Ring members known to the loop: user -> the first sweep boundary that shows them
-    in a ring (a transaction whose ``known`` time reaches it sees the ring)."""
-
-    every_ms: int
-    swept_ms: int = -1  # the boundary of the last sweep
-    visible_ms: dict[str, int] = field(default_factory=dict)
-    rings: int = 0
-
-
 class GraphView:
+    """The graph facts of a batch as of each transaction's time (see the module)."""
+
     def __init__(self, driver: Any, source: TransactionSource, feedback: Feedback,
-                 config: DetectorConfig, topic: str, wait_seconds: float | None) -> None:
-        self.driver, self.source, self.feedback = driver, source, feedback
+                 rings: RingSweep, config: DetectorConfig, topic: str,
+                 wait_seconds: float | None) -> None:
+        self.driver, self.source, self.feedback, self.rings = driver, source, feedback, rings
         self.config, self.topic, self.wait_seconds = config, topic, wait_seconds
         graph = config.graph
         self.thresholds = detect.Thresholds(
             graph.shared_device_cards, graph.shared_device_users,
             graph.compromised_site_min_frauds, graph.compromised_site_window_ms,
             graph.gnn_threshold if graph.gnn_enabled else 2.0)  # 2: never
-        self.rings = RingView(config.rings.sweep_every_ms)
         self._ends: dict[int, int] = {}
         self._ends_at = -ENDS_EVERY_SECONDS
         self._idle_at = -ENDS_EVERY_SECONDS
@@ -84,7 +74,7 @@ class GraphView:
         newest = max(known_ms(tx, graph) for tx in txs)
         oldest = min(known_ms(tx, graph) for tx in txs)
         if self.wait_until(newest, cache, stop):
-            self.sweep(newest, cache)  # only on a graph that holds the boundary's time
+            self.rings.sweep(newest, cache)  # only on a graph that holds the boundary's time
         facts = detect.batch_features(self.driver, list({t.card_id for t in txs}),
                                       list({t.device_id for t in txs if t.device_id}),
                                       list({t.site_id for t in txs}), newest, oldest,
@@ -158,39 +148,3 @@ class GraphView:
             complete = min(complete, done.event_ms - 1 if done.event_ms is not None
                            else -INFINITY)
         return complete
-
-    def sweep(self, at_ms: int, cache: BlocklistCache) -> None:
-        """Sweep for rings as of the last boundary at or before ``at_ms`` if not yet done;
-        new members go to the cache at once (counting from when a transaction may see
-        them) and to the worker, which marks them in Neo4j and blocklists them."""
-        rings_config = self.config.rings
-        boundary = last_boundary(at_ms, rings_config.sweep_every_ms)
-        if not self.config.graph.enabled or boundary <= self.rings.swept_ms:
-            return
-        links = [link for link in detect.ring_links(self.driver, boundary,
-                                                    "device" in rings_config.link_through)
-                 if link[0] in rings_config.link_through]
-        rings = find_rings(links, rings_config.min_users, rings_config.max_device_users)
-        self.rings.swept_ms, self.rings.rings = boundary, len(rings)
-        lag_ms = self.config.graph.as_of_lag_ms
-        members, entries = [], []
-        for ring in rings:
-            for user, since in zip(ring.users, ring.since_ms, strict=True):
-                members.append({"id": user, "ring_id": ring.ring_id,
-                                "ring_size": len(ring.users)})
-                visible = next_boundary(since, rings_config.sweep_every_ms)
-                if user in self.rings.visible_ms:  # known: a sweep never moves it later
-                    self.rings.visible_ms[user] = min(self.rings.visible_ms[user], visible)
-                    continue
-                self.rings.visible_ms[user] = visible
-                if "user" in rings_config.flag:
-                    entries.append(NewEntry(
-                        "user", user, "fraud_ring", "cypher", 0.9,
-                        {"ring_id": ring.ring_id, "ring_size": len(ring.users),
-                         SINCE: visible + lag_ms},
-                        self.config.blocklist.ttl_ms // 1000))
-        if entries:
-            cache.add_local(entries)
-        self.feedback.record_rings(members, entries)
-        log.debug("ring sweep as of %d: %d rings, %d new members", boundary, len(rings),
-                  len(entries))

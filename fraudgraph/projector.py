@@ -2,14 +2,17 @@
 
 Commit order, per batch (at-least-once delivery, idempotent effects):
 
+The same skeleton as the daemon (``fraudgraph.batch``): stages consume, write,
+commit, timed from outside.
+
 1. consume up to ``batch_size`` messages and decode them; bad ones are queued
    for the dead-letter topic (``TransactionSource.poll_batch``);
-2. drop messages at or below the partition's projection cursor (already in
+2. write: drop messages at or below the partition's projection cursor (already in
    the graph), then write the batch in ONE Neo4j transaction: drop known
    transaction ids, MERGE entities, add aggregates, create detail, advance the
    cursor (``GraphWriter.project``);
-3. flush the DLQ records, then commit the Kafka offsets
-   (``TransactionSource.commit``).
+3. commit: flush the DLQ records, then commit the Kafka offsets
+   (:class:`fraudgraph.batch.BatchCommit`).
 
 A crash anywhere before 3 redelivers the batch, and 2 makes the replay a no-op.
 """
@@ -18,11 +21,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from fraudgraph import connect, metrics
+from fraudgraph.batch import BatchCommit, StageTimer
 from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
 from graph.projection import Cursor, GraphWriter
@@ -73,10 +76,12 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
                                settings.topics.dlq, decoder, batch_size=options.batch_size,
                                batch_timeout=options.batch_timeout,
                                from_beginning=options.from_beginning)
-    stats, idle = ProjectorStats(), IdleWatch(options.until_idle)
+    stats, idle, timer = ProjectorStats(), IdleWatch(options.until_idle), StageTimer()
+    commit = BatchCommit(source)  # a failure propagates: the restart redelivers
     try:
         while not stop.is_set():
-            batch = source.poll_batch()                                      # step 1
+            with timer("consume"):
+                batch = source.poll_batch()
             if not batch.consumed:
                 if idle.expired(source.assigned()):
                     break
@@ -87,15 +92,15 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
                                                       strict=True)
                      if offset > cursors.get(f"{prefix}{t}:{p}", -1)]
             advanced = _cursors(prefix, batch)
-            started = time.perf_counter()
-            result = writer.project(fresh, advanced)                         # step 2
-            elapsed = time.perf_counter() - started
-            source.commit()                                                  # step 3
+            with timer("write"):
+                result = writer.project(fresh, advanced)
+            with timer("commit"):
+                commit.commit()
             stats.committed()
             cursors.update((c.id, c.offset) for c in advanced)
             _account(stats, batch.consumed, batch.rejected, result.projected,
                      result.duplicates + len(batch.transactions) - len(fresh),
-                     result.relationship_rows, elapsed, batch.reasons)
+                     result.relationship_rows, timer.take()["write"], batch.reasons)
             metrics.PROJECTION_LAG.set(source.lag())
             progress(batch.consumed)
             if stats.batches % options.prune_every == 0:

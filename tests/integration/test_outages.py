@@ -20,7 +20,7 @@ import pytest
 
 from detectors import config as detector_config
 from fraudgraph import connect, daemon
-from fraudgraph.feedback import LOG_EVERY
+from fraudgraph.health import LOG_EVERY
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
 from fraudgraph.stack.services import Service

@@ -1,0 +1,88 @@
+"""What the stream writes onto the graph beside the projection, off the hot path.
+
+The loop hands over, between batches: ``blocked`` marks of the entities it
+blocklisted (PostgreSQL has them already), its review/block decisions (onto their
+Transaction nodes) and the rings its sweep found (``ring_id`` / ``ring_size`` on
+the members; new members blocklisted).  :meth:`GraphAnnotator.flush` writes them,
+in the daemon's worker thread: these writes may wait on the projection's locks, and
+the stream must not.
+
+A decision whose Transaction node is not projected yet is tried again every
+:data:`RETRY_EVERY` flushes, :data:`DECISION_TRIES` times (the decision itself is on
+the topic and in PostgreSQL either way).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any
+
+from detectors.blocklist import NewEntry
+from fraudgraph.blocking import Blocker
+from fraudgraph.health import Health
+from graph import detect
+
+RETRY_EVERY = 10  # flushes between retries of decisions whose node is not there yet
+DECISION_TRIES = 24  # retries (~2 min) a decision waits for its transaction's detail node
+#: decisions waiting for their node, at most (beyond, the annotation is skipped)
+MAX_UNDECIDED = 50_000
+
+
+class GraphAnnotator:
+    """Queues filled by the loop (thread-safe), written by :meth:`flush`."""
+
+    def __init__(self, driver: Any, blocker: Blocker, health: Health,
+                 stop: threading.Event) -> None:
+        self.driver, self.blocker, self.health, self.stop = driver, blocker, health, stop
+        self.to_mark: queue.Queue[list[NewEntry]] = queue.Queue()
+        self.to_record: queue.Queue[list[dict[str, Any]]] = queue.Queue()
+        self.to_ring: queue.Queue[tuple[list[dict[str, Any]], list[NewEntry]]] = queue.Queue()
+        self.undecided: dict[str, tuple[dict[str, Any], int]] = {}  # waiting for projection
+        self.flushes = 0
+
+    def mark_blocked(self, entries: list[NewEntry]) -> None:
+        """Set ``blocked`` on these entities' nodes (at the next flush)."""
+        self.to_mark.put(entries)
+
+    def record_decisions(self, rows: list[dict[str, Any]]) -> None:
+        """Put review/block decisions (id, decision, score, reasons) on their nodes."""
+        self.to_record.put(rows)
+
+    def record_rings(self, members: list[dict[str, Any]], entries: list[NewEntry]) -> None:
+        """Mark ring members (``ring_id``, ``ring_size``) and blocklist the new ones."""
+        self.to_ring.put((members, entries))
+
+    def flush(self) -> None:
+        """Write everything queued, retrying while a service is away (until stopped)."""
+        retrying = self.health.retrying
+        while not self.to_ring.empty():
+            members, listed = self.to_ring.get()
+            retrying("neo4j", self.stop, detect.save_rings, self.driver, members)
+            retrying("postgres", self.stop, self.blocker.block, listed, "ring-sweep")
+        entries = _drain(self.to_mark)
+        if entries:
+            retrying("neo4j", self.stop, self.blocker.mark, entries)
+        self.flushes += 1
+        self._decisions(_drain(self.to_record), retry=self.flushes % RETRY_EVERY == 0)
+
+    def _decisions(self, fresh: list[dict[str, Any]], retry: bool) -> None:
+        rows = fresh + ([row for row, _ in self.undecided.values()] if retry else [])
+        if not rows:
+            return
+        found = self.health.retrying("neo4j", self.stop, detect.set_decisions, self.driver,
+                                     rows)
+        for row in fresh:  # not projected yet: tried again every RETRY_EVERY flushes
+            if row["id"] not in found and len(self.undecided) < MAX_UNDECIDED:
+                self.undecided.setdefault(row["id"], (row, 0))
+        if retry:
+            self.undecided = {key: (row, tries + 1) for key, (row, tries) in
+                              self.undecided.items()
+                              if key not in found and tries + 1 < DECISION_TRIES}
+
+
+def _drain(q: queue.Queue[list[Any]]) -> list[Any]:
+    items: list[Any] = []
+    while not q.empty():
+        items += q.get()
+    return items

@@ -1,0 +1,115 @@
+"""Service health of a long-running process: which of Kafka, Neo4j and PostgreSQL is
+failing now, how an action is retried while one is away, and what /healthz says.
+
+One :class:`Health` per process, passed to whatever talks to the services (the
+daemon's loop and its worker thread share it).  A failure of a service is an
+outage (retried with backoff, reported degraded) when it is one of
+:data:`RETRYABLE`; anything else propagates.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fraudgraph import metrics
+from graph.driver import Neo4jError, ServiceUnavailable
+from ingest import kafka
+from ingest.publish import PublishError
+from storage import InterfaceError, OperationalError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRYABLE: tuple[type[BaseException], ...] = (
+    ServiceUnavailable, Neo4jError, OperationalError, InterfaceError, PublishError,
+    kafka.KafkaException)
+LOG_EVERY = 30.0  # seconds between repeated outage log lines of one service
+STALLED_AFTER = 30.0  # seconds without a loop pass before /healthz says degraded
+
+
+def failed_service(exc: BaseException, default: str) -> str:
+    """The service an error came from (an action may touch two), else ``default``."""
+    if isinstance(exc, Neo4jError | ServiceUnavailable):
+        return "neo4j"
+    if isinstance(exc, OperationalError | InterfaceError):
+        return "postgres"
+    if isinstance(exc, kafka.KafkaException | PublishError):
+        return "kafka"
+    return default
+
+
+def _problem(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"
+
+
+class Health:
+    """The services failing now (``degraded``; the gauge ``fraudgraph_detector_degraded``
+    carries the same for Prometheus) and the time of the loop's last pass."""
+
+    def __init__(self, log_every: float = LOG_EVERY) -> None:
+        self.degraded: set[str] = set()
+        self.log_every = log_every
+        self.last_pass = time.monotonic()
+        self._logged_at: dict[str, float] = {}
+
+    def down(self, service: str, problem: str, doing: str) -> None:
+        """Mark ``service`` degraded; log it once per ``log_every`` seconds."""
+        metrics.DETECTOR_DEGRADED.labels(service).set(1)
+        self.degraded.add(service)
+        if time.monotonic() - self._logged_at.get(service, -self.log_every) >= self.log_every:
+            log.warning("%s unavailable (%s); %s", service, problem, doing)
+            self._logged_at[service] = time.monotonic()
+
+    def up(self, service: str) -> None:
+        """Clear the degraded mark of ``service`` (logged when there was one)."""
+        if service in self.degraded:
+            log.warning("%s is back", service)
+            self.degraded.discard(service)
+            self._logged_at.pop(service, None)
+        metrics.DETECTOR_DEGRADED.labels(service).set(0)
+
+    def attempt(self, service: str, action: Callable[[], Any]) -> bool:
+        """Run ``action`` once; on a service failure mark it degraded and return False,
+        so the caller goes on with what it has."""
+        try:
+            action()
+        except RETRYABLE as exc:
+            self.down(failed_service(exc, service), _problem(exc),
+                      "going on with the last known state")
+            return False
+        self.up(service)
+        return True
+
+    def retrying(self, service: str, stop: threading.Event, action: Callable[..., T],
+                 *args: Any) -> T:
+        """Run ``action(*args)`` until it succeeds, backing off (0.25 s doubling to 10 s)
+        while the service is away; gives up (re-raises) only when ``stop`` is set."""
+        delay = 0.25
+        while True:
+            try:
+                result = action(*args)
+            except RETRYABLE as exc:
+                self.down(failed_service(exc, service), _problem(exc), "retrying with backoff")
+                if stop.is_set():
+                    raise
+                stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.up(service)
+            return result
+
+    def passed(self) -> None:
+        """The loop made a pass (for the stall check of :meth:`report`)."""
+        self.last_pass = time.monotonic()
+
+    def report(self, **detail: Any) -> tuple[bool, dict[str, Any]]:
+        """What /healthz answers: ok unless a service is degraded or the loop stalled."""
+        stalled = time.monotonic() - self.last_pass
+        degraded = sorted(self.degraded)
+        ok = stalled < STALLED_AFTER and not degraded
+        return ok, {"status": "ok" if ok else "degraded", "degraded": degraded,
+                    "seconds_since_progress": round(stalled, 1), **detail}
