@@ -13,12 +13,12 @@ from typing import Any
 
 import click
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from fraudgraph import __version__
 from fraudgraph.errors import FraudgraphError
 from fraudgraph.settings import load_settings
-from fraudgraph.ui import env_epilog, err, out, report, settings_from
+from fraudgraph.ui import FORMAT, Column, emit, env_epilog, err, notes, out, report, settings_from
 
 STACK_ENV = env_epilog("FRAUDGRAPH_PROFILE", "FRAUDGRAPH_DATA_DIR", "FRAUDGRAPH_CACHE_DIR",
                        "FRAUDGRAPH_JAVA_HOME", "FRAUDGRAPH_KAFKA", "FRAUDGRAPH_NEO4J",
@@ -80,8 +80,9 @@ def down(ctx: click.Context) -> None:
 @stack.command(epilog=STACK_ENV)
 @click.option("--check", is_flag=True,
               help="Print nothing; exit 0 only if every service is healthy.")
+@FORMAT
 @click.pass_context
-def status(ctx: click.Context, check: bool) -> None:
+def status(ctx: click.Context, check: bool, fmt: str) -> None:
     """Show each service's port, PID and health."""
     from fraudgraph.stack import manager
 
@@ -89,10 +90,10 @@ def status(ctx: click.Context, check: bool) -> None:
     healthy = all(s.health == "healthy" for s in statuses)
     if check:
         sys.exit(0 if healthy else 1)
-    print_status(statuses)
+    print_status(statuses, fmt)
     if not healthy:
-        out.print("some services are not healthy: `fraudgraph stack up` starts them; "
-                  "`fraudgraph stack logs SERVICE` shows why one failed")
+        notes(fmt).print("some services are not healthy: `fraudgraph stack up` starts them; "
+                         "`fraudgraph stack logs SERVICE` shows why one failed")
 
 
 @stack.command(epilog=STACK_ENV)
@@ -121,53 +122,60 @@ def logs(ctx: click.Context, service: str, lines: int, follow: bool) -> None:
                     time.sleep(0.3)
 
 
+SMOKE_COLUMNS = [Column("service"), Column("result"),
+                 Column("time_ms", lambda ms: f"{ms:.0f} ms", header="time")]
+
+
 @cli.command(epilog=env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_NEO4J_URI",
                                "FRAUDGRAPH_POSTGRES_DSN"))
+@FORMAT
 @click.pass_context
-def smoke(ctx: click.Context) -> None:
+def smoke(ctx: click.Context, fmt: str) -> None:
     """Round trip through Kafka, Neo4j and PostgreSQL and report each."""
     from fraudgraph import smoke as smoke_checks
 
-    table = Table(title="smoke round trip")
-    for column in ("service", "result", "time"):
-        table.add_column(column)
-    for check in smoke_checks.run(settings_from(ctx)):
-        table.add_row(check.service, check.detail, f"{check.seconds * 1000:.0f} ms")
-    out.print(table)
+    checks = smoke_checks.run(settings_from(ctx))
+    emit([[c.service, c.detail, c.seconds * 1000] for c in checks], SMOKE_COLUMNS, fmt,
+         "smoke round trip")
 
 
-def print_status(statuses: list[Any]) -> None:
-    table = Table(title="fraudgraph stack")
-    for column in ("service", "ports", "pid", "health", "detail"):
-        table.add_column(column)
-    colours = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
-    for s in statuses:
-        table.add_row(s.name, s.ports, str(s.pid or "-"),
-                      f"[{colours.get(s.health, 'white')}]{s.health}[/]", escape(s.detail))
-    out.print(table)
+HEALTH_COLOURS = {"healthy": "green", "unhealthy": "red", "stopped": "yellow"}
+STATUS_COLUMNS = [
+    Column("service"), Column("ports"), Column("pid"),
+    Column("health", lambda health: Text(health, style=HEALTH_COLOURS.get(health, "white"))),
+    Column("detail")]
+
+
+def print_status(statuses: list[Any], fmt: str = "table") -> None:
+    """One row per service (`stack status`, and `stack up` once the stack answers)."""
+    emit([[s.name, s.ports, s.pid, s.health, s.detail] for s in statuses], STATUS_COLUMNS, fmt,
+         "fraudgraph stack")
 
 
 def _register_subcommands() -> None:
     from fraudgraph import (
         backtest_cli,
+        bench_cli,
         blocklist_cli,
         browser_cli,
         detector_cli,
+        evaluate_cli,
         gnn_cli,
         graph_cli,
         ingest_cli,
+        project_cli,
         query_cli,
     )
 
     cli.add_command(ingest_cli.generate)
     cli.add_command(ingest_cli.produce)
     cli.add_command(ingest_cli.bench_decode)
-    cli.add_command(graph_cli.project)
+    cli.add_command(project_cli.project)
     cli.add_command(graph_cli.graph)
-    cli.add_command(graph_cli.bench_projection)
+    cli.add_command(project_cli.bench_projection)
     cli.add_command(detector_cli.run)
-    cli.add_command(detector_cli.bench)
-    cli.add_command(detector_cli.evaluate)
+    cli.add_command(bench_cli.bench)
+    cli.add_command(evaluate_cli.evaluate)
     cli.add_command(backtest_cli.backtest)
     cli.add_command(blocklist_cli.blocklist)
     cli.add_command(query_cli.query)

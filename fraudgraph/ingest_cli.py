@@ -9,7 +9,17 @@ import click
 
 from fraudgraph.errors import ConfigError, FraudgraphError
 from fraudgraph.settings import Settings
-from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
+from fraudgraph.ui import (
+    DURATION,
+    FORMAT,
+    Column,
+    emit,
+    env_epilog,
+    out,
+    progress_bar,
+    settings_from,
+    table,
+)
 from ingest import kafka, runs, scenarios
 from ingest.generator import DEFAULT_START, Generator, GeneratorConfig
 from ingest.publish import Publisher, PublishError
@@ -166,13 +176,22 @@ def summary(stats: RunStats, labels_path: Path) -> object:
     return table("generated", ["", "count", ""], rows)
 
 
+DECODE_COLUMNS = [
+    Column("form"),
+    Column("messages", lambda n: f"{n:,}", "right"),
+    Column("us_per_message", lambda us: f"{us:.2f} µs", "right", "per message"),
+    Column("per_second", lambda rate: f"{rate:,.0f}/s", "right", "throughput"),
+]
+
+
 @click.command("bench-decode", epilog=env_epilog("FRAUDGRAPH_DEFAULT_CURRENCY",
                                                  "FRAUDGRAPH_MAX_"))
 @click.option("-n", "--count", type=click.IntRange(min=1000), default=200_000, show_default=True,
               help="Messages to decode per case.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@FORMAT
 @click.pass_context
-def bench_decode(ctx: click.Context, count: int, seed: int) -> None:
+def bench_decode(ctx: click.Context, count: int, seed: int, fmt: str) -> None:
     """Measure decode + validation cost per message (the hot path's first step).
 
     Decodes COUNT generated transactions in each accepted form and a mix of
@@ -205,7 +224,6 @@ def bench_decode(ctx: click.Context, count: int, seed: int) -> None:
             except DecodeError:
                 pass
         elapsed = time.perf_counter() - started
-        rows.append([name, f"{len(messages):,}", f"{elapsed / len(messages) * 1e6:.2f} µs",
-                     f"{len(messages) / elapsed:,.0f}/s"])
-    out.print(table("decode + validate, one core", ["form", "messages", "per message",
-                                                    "throughput"], rows))
+        rows.append([name, len(messages), elapsed / len(messages) * 1e6,
+                     len(messages) / elapsed])
+    emit(rows, DECODE_COLUMNS, fmt, "decode + validate, one core")

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
-import json
 from typing import Any
 
 import click
-from rich.markup import escape
 
 import cypher
 from fraudgraph import connect
 from fraudgraph.errors import FraudgraphError
-from fraudgraph.ui import env_epilog, out, settings_from, table
+from fraudgraph.ui import FORMAT, Column, emit, env_epilog, settings_from
 
 QUERY_ENV = env_epilog("FRAUDGRAPH_NEO4J_URI", "FRAUDGRAPH_NEO4J_USER",
                        "FRAUDGRAPH_NEO4J_PASSWORD")
@@ -29,16 +25,21 @@ def query() -> None:
     """
 
 
+LIBRARY_COLUMNS = [Column("name"), Column("parameters", lambda p: ", ".join(p) or "-",
+                                            justify="right"),
+                   Column("purpose", justify="right")]
+
+
 @query.command("list", epilog=QUERY_ENV)
 @click.option("--all", "show_all", is_flag=True,
               help="Also the write queries the projection and detectors use.")
-def list_(show_all: bool) -> None:
+@FORMAT
+def list_(show_all: bool, fmt: str) -> None:
     """Name, parameters and purpose of every query."""
     queries = [cypher.query(name) for name in cypher.names()]
-    out.print(table("cypher library", ["name", "parameters", "purpose"], [
-        [q.name, ", ".join(p.name + ("" if p.default is None else f"={p.default}")
-                           for p in q.params) or "-", escape(q.purpose)]
-        for q in queries if show_all or not q.writes]))
+    emit([[q.name, [p.name + ("" if p.default is None else f"={p.default}") for p in q.params],
+           q.purpose] for q in queries if show_all or not q.writes],
+         LIBRARY_COLUMNS, fmt, "cypher library")
 
 
 @query.command(epilog=QUERY_ENV)
@@ -59,8 +60,7 @@ def show(name: str) -> None:
 @click.argument("name")
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A parameter (repeatable); lists and maps as JSON.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)
+@FORMAT
 @click.pass_context
 def run(ctx: click.Context, name: str, params: tuple[str, ...], fmt: str) -> None:
     """Run a read query of the library and print its rows."""
@@ -83,22 +83,14 @@ def run(ctx: click.Context, name: str, params: tuple[str, ...], fmt: str) -> Non
         records, _, _ = driver.execute_query(cypher.load(name), bound, routing_="r")
     finally:
         driver.close()
-    columns = [column for column, _ in q.returns]
-    rows = [{c: r.get(c) for c in columns} for r in records]
-    if fmt == "json":
-        click.echo(json.dumps(rows, indent=2, default=str))
-    elif fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({c: _cell(v) for c, v in row.items()} for row in rows)
-        click.echo(buffer.getvalue(), nl=False)
-    else:
-        out.print(table(f"{name} ({len(rows)} rows)", columns,
-                        [[escape(_cell(row[c])) for c in columns] for row in rows]))
+    names = [column for column, _ in q.returns]
+    columns = [Column(c, _cell, "right" if i else "left") for i, c in enumerate(names)]
+    emit([[r.get(c) for c in names] for r in records], columns, fmt,
+         f"{name} ({len(records)} rows)")
 
 
 def _cell(value: Any) -> str:
+    """A table cell of a query's result: nothing for null, a list's items by commas."""
     if value is None:
         return ""
     if isinstance(value, list):

@@ -1,0 +1,98 @@
+"""`fraudgraph bench`: the end-to-end benchmark of the detector daemon on the local stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fraudgraph.detector_cli import load_config
+from fraudgraph.ui import DURATION, env_epilog, out, settings_from, table
+
+BENCH_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDGRAPH_NEO4J",
+                       "FRAUDGRAPH_POSTGRES")
+
+
+@click.command("bench", epilog=BENCH_ENV)
+@click.option("-n", "--count", type=click.IntRange(min=1000), default=200_000, show_default=True,
+              help="Transactions to decide.")
+@click.option("--rate", type=float, default=0.0, show_default=True,
+              help="Offered transactions/second while the daemon runs (0: all up front, "
+                   "measuring sustained throughput from a backlog).")
+@click.option("--duration", type=DURATION,
+              help="With --rate: offer RATE x DURATION transactions (a soak run; memory and "
+                   "lag are sampled every 10 s and drawn in a PNG beside --json).")
+@click.option("--projection/--no-projection", default=True, show_default=True,
+              help="Run the projection consumer beside the daemon, as in production.")
+@click.option("--baseline-count", type=click.IntRange(min=100), default=20_000,
+              show_default=True, help="Messages the naive baseline consumer reads (it is slow).")
+@click.option("--config", "config_ref", default="default", show_default=True,
+              help="Detector config: a preset or a TOML file.")
+@click.option("--batch-timeout", type=DURATION, default="1ms", show_default=True,
+              help="The daemon's longest wait to fill a batch.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("reports/bench.json"), show_default=True,
+              help="Where to write the figures as JSON.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--trace-memory", is_flag=True,
+              help="Trace the daemon's allocations (tracemalloc; slower) and report the "
+                   "sites that grew most after the first 3 minutes.")
+@click.pass_context
+def bench(ctx: click.Context, count: int, rate: float, duration: int | None, projection: bool,
+          baseline_count: int, config_ref: str, batch_timeout: int, json_path: Path,
+          seed: int, trace_memory: bool) -> None:
+    """End-to-end benchmark: decisions/s, latency, projection, CPU, naive baseline.
+
+    Generates COUNT transactions into fresh topics (deleted afterwards) on the
+    running stack, runs the detector daemon (and the projection) over them, then
+    a naive one-message-at-a-time consumer over the same input, and reports the
+    daemon's throughput as a ratio to it.  The graph is shared; the blocklist
+    lives in its own schema for the run.
+    """
+    import json
+
+    from fraudgraph import bench as bench_run
+    from fraudgraph.ui import report
+
+    settings = settings_from(ctx)
+    if duration is not None:
+        if rate <= 0:
+            raise click.UsageError("--duration needs --rate (transactions per second)")
+        count = round(rate * duration / 1000)
+    result = bench_run.run(settings, load_config(config_ref), count, rate, seed, projection,
+                           settings.data_dir / "bench", report, batch_timeout / 1000,
+                           baseline_count, trace_memory)
+    figures = result.as_json()
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(figures, indent=2) + "\n")
+    naive = result.naive
+    out.print(table("fraudgraph bench", ["", "value"], [
+        ["transactions", f"{count:,}"],
+        ["offered rate", f"{rate:,.0f}/s" if rate > 0 else "backlog (as fast as possible)"],
+        ["decisions", f"{result.decisions:,}"],
+        ["throughput", f"{result.decisions_per_second:,.0f} decisions/s"],
+        *[[f"latency p{q}", f"{result.latency(q):,.1f} ms"] for q in (50, 95, 99)],
+        ["projection", "off" if not projection else
+         f"{result.projection_per_second or 0:,.0f} tx/s, lag "
+         f"{result.projection_lag_at_end or 0:,} when the daemon finished"],
+        *[[f"CPU s: {k}", f"{v:,.1f}"] for k, v in result.cpu_seconds.items()],
+        ["naive baseline", f"{naive.per_second:,.0f} msg/s over {naive.messages:,}"
+         if naive else "-"],
+        ["ratio to naive", f"{result.ratio_to_naive:,.1f}x" if result.ratio_to_naive else
+         "- (from a backlog only)"],
+        *([["daemon RSS first / max / last",
+            " / ".join(f"{v:,.0f} MB" for v in (result.samples[0][1],
+                                                max(x[1] for x in result.samples),
+                                                result.samples[-1][1]))],
+           ["lag max / last", f"{max(x[2] for x in result.samples):,.0f} / "
+                              f"{result.samples[-1][2]:,.0f}"]] if result.samples else []),
+    ]))
+    if result.memory_growth:
+        out.print(table("allocations that grew most after the warm-up",
+                        ["where", "KB", "blocks"],
+                        [[where, f"{kb:,.0f}", f"{blocks:,}"]
+                         for where, kb, blocks in result.memory_growth]))
+    written = [json_path]
+    if len(result.samples) >= 3:
+        written.append(bench_run.plot_samples(figures["samples"], json_path.with_suffix(".png")))
+    out.print(f"wrote {', '.join(str(p) for p in written)}")
