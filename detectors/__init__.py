@@ -1,4 +1,7 @@
-"""Pure streaming rules, Cypher-backed detectors, decision, blocklist store.
+"""The decision domain, pure: rules and their state, graph checks on facts read
+elsewhere, rings, the combiner, the blocklist's entries and in-process cache, the
+entity vocabulary, the config and its presets, quality metrics.
 
-psycopg2 is imported only by the PostgreSQL store (detectors.store).
+No database, broker or model library here (`lint-imports` checks it): the
+PostgreSQL store is in storage/, the graph reads in graph/.
 """

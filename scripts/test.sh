@@ -17,4 +17,5 @@ trap stop_stack EXIT
 
 ruff check .
 mypy
+lint-imports
 python -m pytest "$@"
