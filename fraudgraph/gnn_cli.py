@@ -1,6 +1,6 @@
 """`fraudgraph gnn train | evaluate | score | models | schedule`: the graph model.
 
-torch is imported only inside the commands that need it (through ``gnn.pipeline``),
+torch is imported only inside the commands that need it (through ``fraudgraph.gnn_service``),
 so the rest of the CLI, `gnn models` included, starts without it.
 """
 
@@ -18,14 +18,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from fraudgraph import connect
 from fraudgraph.errors import FraudgraphError
 from fraudgraph.loop import stop_on_signals
-from fraudgraph.ui import DURATION, EventTime, env_epilog, err, out, settings_from, table
+from fraudgraph.ui import (
+    DURATION,
+    FORMAT,
+    Column,
+    EventTime,
+    emit,
+    env_epilog,
+    err,
+    out,
+    settings_from,
+    table,
+)
 
 GNN_ENV = env_epilog("FRAUDGRAPH_NEO4J", "FRAUDGRAPH_POSTGRES", "FRAUDGRAPH_DATA")
 
 
 def _pipeline() -> Any:
     try:
-        from gnn import pipeline
+        from fraudgraph import gnn_service as pipeline
     except ImportError as exc:
         raise FraudgraphError(f"the GNN needs torch and torch_geometric ({exc}); install them "
                               "with `pip install -e '.[gnn]'` (scripts/bootstrap.sh does)"
@@ -117,7 +128,7 @@ def _train(ctx: click.Context, promote: bool = True, cut_quantile: float = 0.7,
                                     advance)
     except (ValueError, LookupError) as exc:
         raise FraudgraphError(str(exc)) from None
-    except pipeline.registry.TrainingLocked as exc:
+    except pipeline.TrainingLocked as exc:
         raise FraudgraphError(f"{exc}; wait for it or stop it") from None
     cut = datetime.fromtimestamp(result.data["cut_ms"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
     out.print(table(f"model {result.version}: validation (fraud reported after {cut} UTC)",
@@ -197,27 +208,37 @@ def _score(ctx: click.Context, version: str | None = None, flag_threshold: float
     return result
 
 
+MODEL_COLUMNS = [
+    Column("version"),
+    Column("trained_at", lambda at: at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"), "right",
+           "trained (UTC)"),
+    Column("entities", lambda n: f"{n:,}", "right"),
+    Column("ap", _fmt, "right", "AP"),
+    Column("baseline_ap", _fmt, "right", "baseline AP"),
+    Column("train_seconds", _fmt, "right", "train s"),
+    Column("champion", lambda promoted: "*" if promoted else "", "right"),
+]
+
+
 @gnn.command(epilog=GNN_ENV)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@FORMAT
 @click.pass_context
-def models(ctx: click.Context, limit: int) -> None:
+def models(ctx: click.Context, limit: int, fmt: str) -> None:
     """The model registry, newest first (* marks the champion)."""
-    from gnn import registry
+    from storage import models as registry
     store = connect.blocklist(settings_from(ctx))
     try:
         rows = registry.models(store.conn, limit)
     finally:
         store.close()
-    if not rows:
+    if not rows and fmt == "table":
         out.print("no models yet: `fraudgraph gnn train` trains one")
         return
-    out.print(table("GNN models", ["version", "trained (UTC)", "entities", "AP",
-                                   "baseline AP", "train s", "champion"],
-                    [[r.version, r.trained_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
-                      f"{r.entities:,}", f"{r.metric:.3f}",
-                      _fmt(r.metrics.get("baseline", {}).get("all", {}).get("ap")),
-                      _fmt(r.metrics.get("seconds", {}).get("train")),
-                      "*" if r.promoted else ""] for r in rows]))
+    emit([[r.version, r.trained_at, r.entities, r.metric,
+           r.metrics.get("baseline", {}).get("all", {}).get("ap"),
+           r.metrics.get("seconds", {}).get("train"), r.promoted] for r in rows],
+         MODEL_COLUMNS, fmt, "GNN models")
 
 
 @gnn.command(epilog=GNN_ENV)

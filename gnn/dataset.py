@@ -49,9 +49,12 @@ from typing import Any
 import numpy as np
 
 import cypher
+from detectors.entities import NODE_LABEL, SCORED
 
-NODE_TYPES = ("User", "Card", "Site", "Device", "IP")
-TARGETS = ("Card", "User", "Device")  # the entities scored
+# the node labels in this order: the order of the exported arrays, hence of a saved
+# model's node types (HeteroData metadata) and of its seeded initialisation
+NODE_TYPES = tuple(NODE_LABEL[e] for e in ("user", "card", "site", "device", "ip"))
+TARGETS = tuple(NODE_LABEL[e] for e in SCORED)  # the entities scored: Card, User, Device
 RELATIONS = (("User", "HOLDS", "Card"), ("Card", "PAID_AT", "Site"),
              ("Card", "USED_ON", "Device"), ("User", "USES", "Device"),
              ("User", "FROM_IP", "IP"))

@@ -15,13 +15,13 @@ import msgspec
 from detectors import config as detector_config
 from fraudgraph import connect, daemon
 from fraudgraph.settings import Settings
-from gnn import registry
 from graph.projection import clear_graph
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig
 from ingest.publish import Publisher
 from ingest.runs import KafkaSink, generate
 from ingest.transaction import DecoderConfig, encode
+from storage import models as registry
 from tests.integration.cli_helpers import run_cli
 from tests.integration.test_crash import env_for
 from tests.integration.test_daemon import decisions, produce, scratch

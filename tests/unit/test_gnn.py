@@ -14,6 +14,7 @@ import torch
 
 from gnn import dataset
 from gnn.dataset import RELATIONS, TARGETS, GraphData
+from gnn.evaluation import quality
 from gnn.model import (
     LABEL_INPUT,
     Artifact,
@@ -23,7 +24,8 @@ from gnn.model import (
     label_view,
     schema,
 )
-from gnn.pipeline import as_of_ms, fit_models, predict, predict_raw, quality
+from gnn.scoring import as_of_ms, predict, predict_raw
+from gnn.training import fit_models
 
 DAY = dataset.DAY_MS
 CONFIG = ModelConfig(hidden=8, epochs=15, threads=1)
