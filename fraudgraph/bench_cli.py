@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -65,8 +66,22 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
     figures = result.as_json()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(figures, indent=2) + "\n")
+    out.print(table("fraudgraph bench", ["", "value"], _rows(result, count, rate, projection)))
+    if result.memory_growth:
+        out.print(table("allocations that grew most after the warm-up",
+                        ["where", "KB", "blocks"],
+                        [[where, f"{kb:,.0f}", f"{blocks:,}"]
+                         for where, kb, blocks in result.memory_growth]))
+    written = [json_path]
+    if len(result.samples) >= 3:
+        written.append(bench_run.plot_samples(figures["samples"], json_path.with_suffix(".png")))
+    out.print(f"wrote {', '.join(str(p) for p in written)}")
+
+
+def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[str]]:
+    """The summary table's rows (``result``: ``fraudgraph.bench.BenchResult``)."""
     naive = result.naive
-    out.print(table("fraudgraph bench", ["", "value"], [
+    return [
         ["transactions", f"{count:,}"],
         ["offered rate", f"{rate:,.0f}/s" if rate > 0 else "backlog (as fast as possible)"],
         ["decisions", f"{result.decisions:,}"],
@@ -86,13 +101,4 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
                                                 result.samples[-1][1]))],
            ["lag max / last", f"{max(x[2] for x in result.samples):,.0f} / "
                               f"{result.samples[-1][2]:,.0f}"]] if result.samples else []),
-    ]))
-    if result.memory_growth:
-        out.print(table("allocations that grew most after the warm-up",
-                        ["where", "KB", "blocks"],
-                        [[where, f"{kb:,.0f}", f"{blocks:,}"]
-                         for where, kb, blocks in result.memory_growth]))
-    written = [json_path]
-    if len(result.samples) >= 3:
-        written.append(bench_run.plot_samples(figures["samples"], json_path.with_suffix(".png")))
-    out.print(f"wrote {', '.join(str(p) for p in written)}")
+    ]

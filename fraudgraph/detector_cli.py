@@ -77,36 +77,9 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
         graph_wait=_wait_seconds(graph_wait))
     with progress_bar("deciding", None) as advance:
         stats = daemon.run(settings, config, options, decoder_config(settings), advance)
-    seconds = stats.busy_seconds
-    decided = sum(stats.outcomes.values())
-    out.print(table(f"detector daemon ({config.name})", ["", "value"], [
-        ["messages consumed", f"{stats.consumed:,}"],
-        ["rejected to the DLQ", f"{stats.rejected:,}"],
-        *[[f"decisions: {o}", f"{stats.outcomes[o]:,}"] for o in ("allow", "review", "block")],
-        ["entities flagged", f"{stats.flagged_entities:,}"],
-        ["labels applied", f"{stats.labels:,}"],
-        ["fraud rings (last sweep)", f"{stats.rings:,}"],
-        ["waiting for the graph", f"{stats.graph_wait_seconds:.1f} s"
-                                  + (f" ({stats.graph_behind:,} batches decided before it "
-                                     "caught up)" if stats.graph_behind else "")],
-        ["throughput", f"{decided / seconds:,.0f} decisions/s" if seconds else "-"],
-        ["latency p50 / p99", f"{percentile(stats.latencies_ms, 50):,.0f} ms / "
-                              f"{percentile(stats.latencies_ms, 99):,.0f} ms"],
-        *[[f"time in {k}", f"{v:.1f} s"] for k, v in stats.stage_seconds.items()],
-    ]))
+    out.print(table(f"detector daemon ({config.name})", ["", "value"], _summary(stats)))
     if truth is not None:
-        decoder = msgspec.json.Decoder(_Truth)
-        with open(truth, "rb") as handle:
-            labels = {t.transaction_id: t.scenario for t in map(decoder.decode, handle)}
-        quality = measure(stats.decisions.items(), labels)
-        out.print(table("detection quality against the ground truth",
-                        ["scenario", "transactions", "review", "block", "recall"],
-                        [[r.scenario, f"{r.transactions:,}", f"{r.reviewed:,}", f"{r.blocked:,}",
-                          f"{r.recall:.3f}" if r.scenario != "genuine" else
-                          f"({r.recall:.3f} flagged)"] for r in quality.rows]))
-        out.print(f"precision: review+block {quality.flagged_precision:.3f}, "
-                  f"block {quality.block_precision:.3f}; "
-                  f"fraud recall {quality.fraud_recall:.3f}")
+        _print_quality(stats, truth)
 
 
 def _wait_seconds(text: str) -> float | None:
@@ -126,3 +99,40 @@ def load_config(ref: str) -> detector_config.DetectorConfig:
         return detector_config.load(ref)
     except detector_config.ConfigError as exc:
         raise ConfigError(f"detector config: {exc}") from None
+
+
+def _summary(stats: daemon.DaemonStats) -> list[list[str]]:
+    """The run's summary table."""
+    seconds = stats.busy_seconds
+    decided = sum(stats.outcomes.values())
+    return [
+        ["messages consumed", f"{stats.consumed:,}"],
+        ["rejected to the DLQ", f"{stats.rejected:,}"],
+        *[[f"decisions: {o}", f"{stats.outcomes[o]:,}"] for o in ("allow", "review", "block")],
+        ["entities flagged", f"{stats.flagged_entities:,}"],
+        ["labels applied", f"{stats.labels:,}"],
+        ["fraud rings (last sweep)", f"{stats.rings:,}"],
+        ["waiting for the graph", f"{stats.graph_wait_seconds:.1f} s"
+                                  + (f" ({stats.graph_behind:,} batches decided before it "
+                                     "caught up)" if stats.graph_behind else "")],
+        ["throughput", f"{decided / seconds:,.0f} decisions/s" if seconds else "-"],
+        ["latency p50 / p99", f"{percentile(stats.latencies_ms, 50):,.0f} ms / "
+                              f"{percentile(stats.latencies_ms, 99):,.0f} ms"],
+        *[[f"time in {k}", f"{v:.1f} s"] for k, v in stats.stage_seconds.items()],
+    ]
+
+
+def _print_quality(stats: daemon.DaemonStats, truth: Path) -> None:
+    """Per-scenario recall and precision of the run's decisions against ``truth``."""
+    decoder = msgspec.json.Decoder(_Truth)
+    with open(truth, "rb") as handle:
+        labels = {t.transaction_id: t.scenario for t in map(decoder.decode, handle)}
+    quality = measure(stats.decisions.items(), labels)
+    out.print(table("detection quality against the ground truth",
+                    ["scenario", "transactions", "review", "block", "recall"],
+                    [[r.scenario, f"{r.transactions:,}", f"{r.reviewed:,}", f"{r.blocked:,}",
+                      f"{r.recall:.3f}" if r.scenario != "genuine" else
+                      f"({r.recall:.3f} flagged)"] for r in quality.rows]))
+    out.print(f"precision: review+block {quality.flagged_precision:.3f}, "
+              f"block {quality.block_precision:.3f}; "
+              f"fraud recall {quality.fraud_recall:.3f}")
