@@ -5,11 +5,17 @@
 to start from and override single values.  Everything is validated at load
 time: an unknown key, a wrong type or a value out of range is one
 :class:`ConfigError` naming the key and what is expected.
+
+Every duration is held in milliseconds, as an int in a field named ``*_ms``.  In
+TOML such a field is a duration string under its name without the suffix
+(``window = "10m"`` → ``window_ms``), except the few in :data:`SECONDS_KEYS`, which
+keep the key and the plain number of seconds they were first written with.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, fields
@@ -21,6 +27,8 @@ from detectors.entities import ENTITY_TYPES
 PRESETS_DIR = Path(__file__).parent / "presets"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)?")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
+#: ``*_ms`` fields written in TOML as a number of seconds, under this key
+SECONDS_KEYS = {"refresh_ms": "refresh_seconds"}
 
 
 class ConfigError(ValueError):
@@ -53,7 +61,7 @@ class StateConfig:
 @dataclass(frozen=True)
 class BlocklistConfig:
     ttl_ms: int = 30 * 86_400_000
-    refresh_seconds: float = 1.0
+    refresh_ms: int = 1_000  # between reloads of the in-process cache from PostgreSQL
     flag_on_block: tuple[str, ...] = ()
 
 
@@ -252,7 +260,9 @@ def _section(cls: type[T], raw: Any, where: str) -> T:
         if name is None:
             raise ConfigError(f"{where}{key}: unknown setting (known: {', '.join(sorted(by_key))})")
         default = getattr(cls(), name)
-        if name.endswith("_ms"):
+        if name in SECONDS_KEYS:
+            values[name] = _seconds(value, f"{where}{key}")
+        elif name.endswith("_ms"):
             values[name] = _duration(value, f"{where}{key}")
         else:
             values[name] = _value(default, value, f"{where}{key}")
@@ -260,7 +270,7 @@ def _section(cls: type[T], raw: Any, where: str) -> T:
 
 
 def _toml_key(field_name: str) -> str:
-    return field_name.removesuffix("_ms")
+    return SECONDS_KEYS.get(field_name) or field_name.removesuffix("_ms")
 
 
 def _value(default: Any, value: Any, where: str) -> Any:
@@ -310,6 +320,16 @@ def _duration(value: Any, where: str) -> int:
         return parse_duration_ms(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
+
+
+def _seconds(value: Any, where: str) -> int:
+    """A ``*_ms`` setting of :data:`SECONDS_KEYS`, written in TOML as a number of
+    seconds (``1.0``, ``2``), in whole milliseconds."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(f"{where}: expected a number >= 0")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number of seconds")
+    return round(value * 1000)
 
 
 def _weight(value: Any, where: str) -> None:

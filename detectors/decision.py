@@ -15,7 +15,6 @@ import msgspec
 from detectors.config import DecisionConfig
 
 ALLOW, REVIEW, BLOCK = "allow", "review", "block"
-OUTCOMES = (ALLOW, REVIEW, BLOCK)
 #: Detector names: also the blocklist ``source`` of what they flag.
 RULE, CYPHER, GNN = "rule", "cypher", "gnn"
 

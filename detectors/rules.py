@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from detectors.config import DetectorConfig
 from detectors.decision import RULE, Reason
@@ -58,13 +58,32 @@ class Lru(Generic[K, V]):
         return len(self.data)
 
 
+class CardPayment(NamedTuple):
+    """One payment in a card's recent history (what the velocity and card-testing
+    windows read).  A plain tuple underneath: a checkpoint holds it as an array of
+    four values in this order."""
+
+    event_ms: int
+    amount_minor: int
+    usd: float  # inf for a currency without a reference rate: never a small amount
+    site_id: str
+
+
+class CountrySeen(NamedTuple):
+    """A learnt transaction's time and country (what the country-hop rule reads); an
+    array of two values in a checkpoint."""
+
+    event_ms: int
+    country: str
+
+
 @dataclass
 class UserState:
     count: int = 0
     max_usd: float = 0.0
     devices: set[str] = field(default_factory=set)
     countries: set[str] = field(default_factory=set)
-    recent: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=8))
+    recent: deque[CountrySeen] = field(default_factory=lambda: deque(maxlen=8))
 
 
 def to_usd(amount_minor: int, currency: str) -> float | None:
@@ -78,7 +97,7 @@ class RuleEngine:
         self.config = config
         s = config.state
         history = s.history_per_card
-        self.cards: Lru[str, deque[tuple[int, int, float, str]]] = Lru(
+        self.cards: Lru[str, deque[CardPayment]] = Lru(
             s.max_cards, lambda: deque(maxlen=history))
         self.users: Lru[str, UserState] = Lru(s.max_users, UserState)
         self.device_cards: Lru[str, set[str]] = Lru(s.max_devices, set)
@@ -101,13 +120,14 @@ class RuleEngine:
         with smaller limits the least recent keys are left out)."""
         history = self.config.state.history_per_card
         self.cards.data = OrderedDict(
-            (k, deque(((int(e[0]), int(e[1]), float(e[2]), str(e[3])) for e in v),
-                      maxlen=history))
+            (k, deque((CardPayment(int(ms), int(minor), float(usd), str(site))
+                       for ms, minor, usd, site in v), maxlen=history))
             for k, v in state["cards"][-self.cards.limit:])
         self.users.data = OrderedDict(
             (k, UserState(int(u["count"]), float(u["max_usd"]), set(u["devices"]),
                           set(u["countries"]),
-                          deque(((int(e[0]), str(e[1])) for e in u["recent"]), maxlen=8)))
+                          deque((CountrySeen(int(ms), str(country))
+                                 for ms, country in u["recent"]), maxlen=8)))
             for k, u in state["users"][-self.users.limit:])
         for name in ("device_cards", "device_users", "ip_users"):
             table: Lru[str, set[str]] = getattr(self, name)
@@ -133,35 +153,36 @@ class RuleEngine:
         if rules.card_testing.enabled and usd is not None:
             reasons.extend(self._card_testing(tx, usd, card))
         if rules.amount_spike.enabled and usd is not None:
-            r = rules.amount_spike
-            if user.count >= r.min_history and usd > r.factor * user.max_usd:
+            spike = rules.amount_spike
+            if user.count >= spike.min_history and usd > spike.factor * user.max_usd:
                 reasons.append(Reason("amount_spike", RULE,
-                                      f"{usd:.2f} USD > {r.factor:g} x the user's previous "
-                                      f"maximum {user.max_usd:.2f} USD", r.weight, r.flag))
+                                      f"{usd:.2f} USD > {spike.factor:g} x the user's previous "
+                                      f"maximum {user.max_usd:.2f} USD", spike.weight,
+                                      spike.flag))
         if rules.country_hop.enabled:
             reasons.extend(self._country_hop(tx, user))
         if rules.unfamiliar_country.enabled:
-            r1 = rules.unfamiliar_country
-            if user.count >= r1.min_history and tx.country not in user.countries:
+            unfamiliar = rules.unfamiliar_country
+            if user.count >= unfamiliar.min_history and tx.country not in user.countries:
                 reasons.append(Reason("unfamiliar_country", RULE,
                                       f"first transaction of the user in {tx.country}",
-                                      r1.weight, r1.flag))
+                                      unfamiliar.weight, unfamiliar.flag))
         if rules.new_device_high_amount.enabled and usd is not None and tx.device_id:
-            r2 = rules.new_device_high_amount
-            if (user.count >= r2.min_history and tx.device_id not in user.devices
-                    and usd >= r2.high_amount_usd):
+            new_device = rules.new_device_high_amount
+            if (user.count >= new_device.min_history and tx.device_id not in user.devices
+                    and usd >= new_device.high_amount_usd):
                 reasons.append(Reason("new_device_high_amount", RULE,
                                       f"first use of this device by the user, {usd:.2f} USD",
-                                      r2.weight, r2.flag))
+                                      new_device.weight, new_device.flag))
         self._remember_activity(tx, usd, card)
         if rules.shared_device.enabled and tx.device_id:
             reasons.extend(self._shared_device(tx.device_id))
         if rules.shared_ip.enabled and tx.ip_address:
-            r3 = rules.shared_ip
+            shared_ip = rules.shared_ip
             users = len(self.ip_users.get(tx.ip_address))
-            if users > r3.max_users:
+            if users > shared_ip.max_users:
                 reasons.append(Reason("shared_ip", RULE, f"IP used by {users} users",
-                                      r3.weight, r3.flag))
+                                      shared_ip.weight, shared_ip.flag))
         return reasons
 
     def _blocklist_hits(self, tx: Transaction, blocked: BlockedLookup) -> list[Reason]:
@@ -176,26 +197,27 @@ class RuleEngine:
                                     f"{entity_type} on the blocklist ({entry})", weight))
         return found
 
-    def _velocity(self, tx: Transaction, card: deque[tuple[int, int, float, str]]
-                  ) -> list[Reason]:
+    def _velocity(self, tx: Transaction, card: deque[CardPayment]) -> list[Reason]:
         r = self.config.rules.velocity
         since = tx.event_ms - r.window_ms
-        recent = [e for e in card if since <= e[0] <= tx.event_ms]
+        recent = [p for p in card if since <= p.event_ms <= tx.event_ms]
         if len(recent) + 1 < r.min_transactions:
             return []
-        if r.require_different_amount and all(e[1] == tx.amount_minor for e in recent):
+        if r.require_different_amount and all(p.amount_minor == tx.amount_minor
+                                              for p in recent):
             return []
         return [Reason("velocity", RULE, f"{len(recent) + 1} transactions on the card within "
                        f"{r.window_ms // 1000}s", r.weight, r.flag)]
 
     def _card_testing(self, tx: Transaction, usd: float,
-                      card: deque[tuple[int, int, float, str]]) -> list[Reason]:
+                      card: deque[CardPayment]) -> list[Reason]:
         r = self.config.rules.card_testing
         if usd > r.small_amount_usd:
             return []
         since = tx.event_ms - r.window_ms
-        small = [e for e in card if since <= e[0] <= tx.event_ms and e[2] <= r.small_amount_usd]
-        sites = {e[3] for e in small} | {tx.site_id}
+        small = [p for p in card
+                 if since <= p.event_ms <= tx.event_ms and p.usd <= r.small_amount_usd]
+        sites = {p.site_id for p in small} | {tx.site_id}
         if len(small) + 1 < r.min_small or len(sites) < r.min_sites:
             return []
         return [Reason("card_testing", RULE, f"{len(small) + 1} payments under "
@@ -204,12 +226,14 @@ class RuleEngine:
 
     def _country_hop(self, tx: Transaction, user: UserState) -> list[Reason]:
         r = self.config.rules.country_hop
-        previous = max((e for e in user.recent if e[0] <= tx.event_ms), default=None)
-        if previous is None or previous[1] == tx.country or \
-                tx.event_ms - previous[0] > r.window_ms:
+        # the latest (then alphabetically last) learnt transaction at or before this one
+        previous = max((seen for seen in user.recent if seen.event_ms <= tx.event_ms),
+                       default=None)
+        if previous is None or previous.country == tx.country or \
+                tx.event_ms - previous.event_ms > r.window_ms:
             return []
-        minutes = (tx.event_ms - previous[0]) // 60_000
-        return [Reason("country_hop", RULE, f"{previous[1]} → {tx.country} within "
+        minutes = (tx.event_ms - previous.event_ms) // 60_000
+        return [Reason("country_hop", RULE, f"{previous.country} → {tx.country} within "
                        f"{minutes} min", r.weight, r.flag)]
 
     def _shared_device(self, device_id: str) -> list[Reason]:
@@ -232,17 +256,17 @@ class RuleEngine:
         user.count += 1
         if usd is not None and usd > user.max_usd:
             user.max_usd = usd
-        user.recent.append((tx.event_ms, tx.country))
+        user.recent.append(CountrySeen(tx.event_ms, tx.country))
         if len(user.countries) < SET_CAP:
             user.countries.add(tx.country)
         if tx.device_id and len(user.devices) < SET_CAP:
             user.devices.add(tx.device_id)
 
     def _remember_activity(self, tx: Transaction, usd: float | None,
-                           card: deque[tuple[int, int, float, str]]) -> None:
-        card.append((tx.event_ms, tx.amount_minor, usd if usd is not None else float("inf"),
-                     tx.site_id))
-        while card[0][0] < tx.event_ms - self.horizon_ms:  # older than every window
+                           card: deque[CardPayment]) -> None:
+        card.append(CardPayment(tx.event_ms, tx.amount_minor,
+                                usd if usd is not None else float("inf"), tx.site_id))
+        while card[0].event_ms < tx.event_ms - self.horizon_ms:  # older than every window
             card.popleft()
         self._forget_idle_cards(tx.event_ms)
         if tx.device_id:
@@ -259,7 +283,7 @@ class RuleEngine:
         data, oldest = self.cards.data, now_ms - self.horizon_ms
         while data:
             history = data[next(iter(data))]
-            if history and history[-1][0] >= oldest:
+            if history and history[-1].event_ms >= oldest:
                 return
             data.popitem(last=False)
 

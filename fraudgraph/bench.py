@@ -112,6 +112,63 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         projection: bool, scratch: Path, report: Callable[[str], None],
         batch_timeout: float = daemon.DaemonOptions.batch_timeout,
         baseline_count: int = 20_000, trace_memory: bool = False) -> BenchResult:
+    """One bench run as the module docstring describes, in this order:
+
+    1. fresh topics (and a blocklist schema) for the run;
+    2. from a backlog (``rate`` 0) the whole input now; else once the daemon has its
+       partitions, at ``rate``, from a thread;
+    3. the projector beside the daemon (``projection``);
+    4. the daemon, until idle or ``count`` decisions;
+    5. the projection's lag when the daemon finished, then its catch-up;
+    6. CPU seconds of the services; the naive baseline over the same topic;
+    7. always, even after a failure: the run's topics and labels file are removed.
+    """
+    fresh = _fresh(settings, scratch)
+    result = BenchResult(count, rate, projection)
+    ready = threading.Event()  # set by the daemon once it has joined its consumer group
+
+    def produce_when_ready() -> None:
+        ready.wait(120)  # the daemon has joined its group: latency excludes the join
+        result.cpu_seconds["load generator"] = _generate(fresh, count, rate, seed, report)
+
+    if rate <= 0:
+        report(f"producing {count:,} transactions to {fresh.topics['transactions']}")
+        _generate(fresh, count, rate, seed, report)
+    before = _CpuBefore.take(settings)
+    projector = _Projector(fresh) if projection else None
+    producer = threading.Thread(target=produce_when_ready, name="bench-producer")
+    if rate > 0:
+        report(f"offering {count:,} transactions at {rate:,.0f}/s")
+        producer.start()
+    report("deciding")
+    try:
+        _decide(fresh, config, count, batch_timeout, projection, trace_memory, ready, result)
+        if producer.is_alive():
+            producer.join()
+        if projector is not None:
+            projector.finish(result, before, report)
+        result.cpu_seconds.update(before.services_since())
+        report(f"naive baseline: one message at a time, up to {baseline_count:,}")
+        result.naive = _naive_baseline(fresh, min(count, baseline_count))
+    finally:
+        _clean_up(fresh, producer, projector)
+    return result
+
+
+@dataclass(frozen=True)
+class _Fresh:
+    """A run's own resources: fresh topics and blocklist schema, and the labels file."""
+
+    run_id: str
+    topics: dict[str, str]  # role ("transactions", "decisions", …) → this run's topic
+    settings: Settings  # the caller's, pointed at those topics and that schema
+    env: dict[str, str]  # the environment of the child processes: the same topics
+    labels_path: Path
+
+
+def _fresh(settings: Settings, scratch: Path) -> _Fresh:
+    """Create the run's topics (and the scratch folder); the schema comes with the first
+    connection to the blocklist."""
     run_id = uuid.uuid4().hex[:8]
     names = {name: f"bench-{run_id}-{name}" for name in
              ("transactions", "decisions", "alerts", "training", "labels", "dlq")}
@@ -120,49 +177,91 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         postgres=dataclasses.replace(settings.postgres, schema=f"bench_{run_id}"))
     kafka.ensure_topics(bench.kafka.bootstrap, bench.topics.all(), bench.kafka.partitions)
     scratch.mkdir(parents=True, exist_ok=True)
-    result = BenchResult(count, rate, projection)
-    ready = threading.Event()
-
     env = {**os.environ, **{f"FRAUDGRAPH_TOPIC_{k.upper()}": v for k, v in names.items()}}
-    labels_path = scratch / f"{run_id}.jsonl"
+    return _Fresh(run_id, names, bench, env, scratch / f"{run_id}.jsonl")
 
-    def produce() -> float:
-        """Generate the input in its own process (`fraudgraph generate`), so the daemon's
-        memory samples and CPU time are the daemon's alone; returns its CPU seconds."""
-        generator = subprocess.Popen(
-            [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count),
-             "--rate", str(max(rate, 0)), "--seed", str(seed), "--labels", str(labels_path)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _pid, status, usage = os.wait4(generator.pid, 0)
-        generator.returncode = os.waitstatus_to_exitcode(status)
-        if generator.returncode != 0:
-            report(f"the load generator stopped with exit status {generator.returncode}")
-        return usage.ru_utime + usage.ru_stime
 
-    def produce_when_ready() -> None:
-        ready.wait(120)  # the daemon has joined its group: latency excludes the join
-        result.cpu_seconds["load generator"] = produce()
+def _generate(fresh: _Fresh, count: int, rate: float, seed: int,
+              report: Callable[[str], None]) -> float:
+    """Generate the input in its own process (`fraudgraph generate`), so the daemon's
+    memory samples and CPU time are the daemon's alone; returns its CPU seconds."""
+    generator = subprocess.Popen(
+        [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count),
+         "--rate", str(max(rate, 0)), "--seed", str(seed), "--labels", str(fresh.labels_path)],
+        env=fresh.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _pid, status, usage = os.wait4(generator.pid, 0)
+    generator.returncode = os.waitstatus_to_exitcode(status)
+    if generator.returncode != 0:
+        report(f"the load generator stopped with exit status {generator.returncode}")
+    return usage.ru_utime + usage.ru_stime
 
-    if rate <= 0:
-        report(f"producing {count:,} transactions to {names['transactions']}")
-        produce()
-    services = _service_pids(settings)
-    cpu_before = {name: _cpu(pids) for name, pids in services.items()}
-    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    projector, projector_started = None, time.monotonic()
-    if projection:
-        projector = subprocess.Popen(
-            [sys.executable, "-m", "fraudgraph", "project", "--until-idle", "5s",
-             "--metrics-port", "0", "--group", f"bench-projection-{run_id}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    producer = threading.Thread(target=produce_when_ready, name="bench-producer")
-    if rate > 0:
-        report(f"offering {count:,} transactions at {rate:,.0f}/s")
-        producer.start()
-    report("deciding")
+
+@dataclass(frozen=True)
+class _CpuBefore:
+    """CPU seconds used so far by the local stack's services and by this process's
+    reaped children, to subtract from the figures at the end of the run."""
+
+    services: dict[str, list[int]]  # service → its pids
+    service_seconds: dict[str, float]
+    children: resource.struct_rusage
+
+    @classmethod
+    def take(cls, settings: Settings) -> _CpuBefore:
+        services = _service_pids(settings)
+        return cls(services, {name: _cpu(pids) for name, pids in services.items()},
+                   resource.getrusage(resource.RUSAGE_CHILDREN))
+
+    def services_since(self) -> dict[str, float]:
+        return {name: _cpu(pids) - self.service_seconds[name]
+                for name, pids in self.services.items()}
+
+    def children_since(self) -> float:
+        now = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (now.ru_utime + now.ru_stime
+                - self.children.ru_utime - self.children.ru_stime)
+
+
+class _Projector:
+    """`fraudgraph project` beside the daemon (as in production), in its own group; it
+    stops by itself after 5 s without input."""
+
+    IDLE_S = 5.0
+
+    def __init__(self, fresh: _Fresh) -> None:
+        self.group = f"bench-projection-{fresh.run_id}"
+        self.bootstrap, self.topic = fresh.settings.kafka.bootstrap, fresh.topics["transactions"]
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fraudgraph", "project", "--until-idle", f"{self.IDLE_S:g}s",
+             "--metrics-port", "0", "--group", self.group],
+            env=fresh.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def finish(self, result: BenchResult, before: _CpuBefore,
+               report: Callable[[str], None]) -> None:
+        """Once the daemon is done: the projection's lag at that moment, then wait for it
+        to catch up; its rate and its CPU seconds (the reaped children's since ``before``,
+        less the load generator's) go to ``result``."""
+        result.projection_lag_at_end = _group_lag(self.bootstrap, self.group, self.topic)
+        report("waiting for the projection to catch up")
+        self.process.wait(timeout=1800)
+        result.projection_seconds = time.monotonic() - self.started - self.IDLE_S
+        result.cpu_seconds["projector"] = (before.children_since()
+                                           - result.cpu_seconds.get("load generator", 0))
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+
+
+def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: float,
+            projection: bool, trace_memory: bool, ready: threading.Event,
+            result: BenchResult) -> None:
+    """Run the daemon over the run's input until it is idle (or has decided ``count``),
+    sampling memory and lag meanwhile; its figures, CPU seconds, samples and
+    (``trace_memory``) memory growth go to ``result``."""
     # With the projection alongside, each batch waits until the graph holds its time (as
     # in production); without it nothing would come, so the graph checks read what is there.
-    options = daemon.DaemonOptions(group=f"bench-detector-{run_id}", until_idle=5.0,
+    options = daemon.DaemonOptions(group=f"bench-detector-{fresh.run_id}", until_idle=5.0,
                                    max_messages=count, batch_timeout=batch_timeout,
                                    graph_wait=10.0 if projection else 0.0)
     cpu_started = time.process_time()
@@ -173,49 +272,39 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     sampler = threading.Thread(target=_sample, args=(result.samples, sampling, warm),
                                daemon=True)
     sampler.start()
+    stats = daemon.run(fresh.settings, config, options, DecoderConfig(),
+                       stop=threading.Event(), ready=ready)
+    sampling.set()
+    if trace_memory:
+        result.memory_growth = _growth(warm[0] if warm else None)
+    result.cpu_seconds["detector daemon"] = time.process_time() - cpu_started
+    result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
+    result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
+    result.latency_stride = stats.latency_stride
+
+
+def _naive_baseline(fresh: _Fresh, count: int) -> naive.NaiveResult:
+    """The naive consumer over the first ``count`` transactions of the same topic; then
+    the run's scratch blocklist schema is dropped."""
+    store = connect.blocklist(fresh.settings)
     try:
-        stats = daemon.run(bench, config, options, DecoderConfig(), stop=threading.Event(),
-                           ready=ready)
-        sampling.set()
-        if trace_memory:
-            result.memory_growth = _growth(warm[0] if warm else None)
-        result.cpu_seconds["detector daemon"] = time.process_time() - cpu_started
-        if producer.is_alive():
-            producer.join()
-        result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
-        result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
-        result.latency_stride = stats.latency_stride
-        if projector is not None:
-            result.projection_lag_at_end = _group_lag(bench.kafka.bootstrap,
-                                                      f"bench-projection-{run_id}",
-                                                      names["transactions"])
-            report("waiting for the projection to catch up")
-            projector.wait(timeout=1800)
-            result.projection_seconds = time.monotonic() - projector_started - 5.0  # idle
-            children = resource.getrusage(resource.RUSAGE_CHILDREN)
-            result.cpu_seconds["projector"] = (children.ru_utime + children.ru_stime
-                                               - children_before.ru_utime
-                                               - children_before.ru_stime
-                                               - result.cpu_seconds.get("load generator", 0))
-        for name, pids in services.items():
-            result.cpu_seconds[name] = _cpu(pids) - cpu_before[name]
-        report(f"naive baseline: one message at a time, up to {baseline_count:,}")
-        store = connect.blocklist(bench)
-        try:
-            result.naive = naive.run(bench.kafka.bootstrap, names["transactions"],
-                                     f"bench-naive-{run_id}", store,
-                                     min(count, baseline_count))
-            store.drop_schema(bench.postgres.schema)  # the run's scratch blocklist
-        finally:
-            store.close()
+        figures = naive.run(fresh.settings.kafka.bootstrap, fresh.topics["transactions"],
+                            f"bench-naive-{fresh.run_id}", store, count)
+        store.drop_schema(fresh.settings.postgres.schema)  # the run's scratch blocklist
     finally:
-        if producer.is_alive():
-            producer.join()
-        if projector is not None and projector.poll() is None:
-            projector.kill()
-        kafka.delete_topics(bench.kafka.bootstrap, names.values())
-        labels_path.unlink(missing_ok=True)  # the run's scratch ground truth
-    return result
+        store.close()
+    return figures
+
+
+def _clean_up(fresh: _Fresh, producer: threading.Thread, projector: _Projector | None) -> None:
+    """Whatever happened: wait for the load generator, stop the projector, delete the
+    run's topics and its scratch ground truth."""
+    if producer.is_alive():
+        producer.join()
+    if projector is not None:
+        projector.kill()
+    kafka.delete_topics(fresh.settings.kafka.bootstrap, fresh.topics.values())
+    fresh.labels_path.unlink(missing_ok=True)
 
 
 STATE_TABLES = ("cards", "users", "devices", "ips")

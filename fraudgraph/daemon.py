@@ -190,7 +190,7 @@ class _Services:
         GraphWriter(driver).apply_schema()
         store, topics = connect.blocklist(settings), settings.topics
         listener = connect.blocklist_listener(settings)
-        cache = BlocklistCache(store.changed_since, config.blocklist.refresh_seconds,
+        cache = BlocklistCache(store.changed_since, config.blocklist.refresh_ms / 1000,
                                changed=listener.changed)
         kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
         detector = Detector(config)

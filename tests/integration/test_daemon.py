@@ -213,7 +213,7 @@ def test_blocklist_add_from_the_cli_blocks_the_next_transaction_within_5_seconds
     config = detector_config.load("default")
     # a poll interval longer than the test: only the change notification can be in time
     config = dataclasses.replace(config, blocklist=dataclasses.replace(
-        config.blocklist, refresh_seconds=600.0))
+        config.blocklist, refresh_ms=600_000))
     running = threading.Thread(target=daemon.run, args=(
         settings, config, options, DecoderConfig()), kwargs={"stop": stop})
     projecting = threading.Thread(target=projector.run, args=(

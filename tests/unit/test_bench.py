@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import types
+import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from detectors.config import DetectorConfig
 from fraudgraph.bench import BenchResult, plot_samples
+from fraudgraph.settings import load_settings
 
 
 def test_soak_samples_go_to_the_json_and_a_png(tmp_path: Path) -> None:
@@ -37,3 +44,166 @@ def test_latency_samples_stay_bounded_and_cover_the_whole_run(
     assert stats.latency_stride == 16 and len(stats.latencies_ms) <= 100
     # an even sample in stream order, from the first decision to the last stride
     assert list(stats.latencies_ms) == [float(i) for i in range(0, 1000, 16)]
+
+
+class _FakeRun:
+    """``bench.run`` with every service and child process faked: what it started,
+    stopped and deleted, in order, in ``events``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, bench: Any, tmp_path: Path,
+                 fail: bool = False) -> None:
+        from fraudgraph import daemon, naive
+
+        self.events: list[tuple[Any, ...]] = []
+        self.processes: list[_FakeProcess] = []
+        self.cpu = {1: 10.0, 2: 20.0}
+        self.children = iter([(1.0, 1.0), (6.0, 4.0)])  # before the projector, at its end
+        self.fail = fail
+        self.settings = load_settings({"FRAUDGRAPH_DATA_DIR": str(tmp_path / "data"),
+                                       "FRAUDGRAPH_CACHE_DIR": str(tmp_path / "cache")})
+        monkeypatch.setattr(bench.uuid, "uuid4", lambda: uuid.UUID(int=0xABCDEF12 << 96))
+        monkeypatch.setattr(bench.kafka, "ensure_topics", lambda _b, names, _p: self.events
+                            .append(("ensure_topics", tuple(names))))
+        monkeypatch.setattr(bench.kafka, "delete_topics", lambda _b, names: self.events
+                            .append(("delete_topics", tuple(names))))
+        monkeypatch.setattr(bench.subprocess, "Popen", self.popen)
+        monkeypatch.setattr(bench.os, "wait4", self.wait4)
+        monkeypatch.setattr(bench.resource, "getrusage", self.getrusage)
+        monkeypatch.setattr(bench, "_service_pids",
+                            lambda _s: {"kafka": [1], "neo4j": [2]})
+        monkeypatch.setattr(bench, "_cpu", lambda pids: self.cpu[pids[0]])
+        monkeypatch.setattr(bench, "_group_lag", lambda _b, group, topic: self.events
+                            .append(("lag", group, topic)) or 7)
+        monkeypatch.setattr(daemon, "run", self.daemon)
+        monkeypatch.setattr(bench.connect, "blocklist", lambda s: _FakeStore(self.events, s))
+        monkeypatch.setattr(naive, "run", self.naive)
+
+    def popen(self, args: list[str], env: dict[str, str], **_kw: Any) -> _FakeProcess:
+        process = _FakeProcess(100 + len(self.processes), args[3], self.events)
+        self.processes.append(process)
+        self.events.append(("start", args[3], *args[4:], env["FRAUDGRAPH_TOPIC_TRANSACTIONS"]))
+        return process
+
+    def wait4(self, pid: int, _options: int) -> tuple[int, int, Any]:
+        self.events.append(("generated", pid))
+        return pid, 0, types.SimpleNamespace(ru_utime=1.5, ru_stime=0.5)
+
+    def getrusage(self, _who: int) -> Any:
+        utime, stime = next(self.children)
+        return types.SimpleNamespace(ru_utime=utime, ru_stime=stime)
+
+    def daemon(self, settings: Any, _config: Any, options: Any, _decoder: Any,
+               stop: threading.Event, ready: threading.Event) -> Any:
+        from fraudgraph.daemon import DaemonStats
+
+        self.events.append(("daemon", settings.topics.transactions, settings.postgres.schema,
+                            options.group, options.max_messages, options.graph_wait))
+        ready.set()
+        if self.fail:
+            raise RuntimeError("kafka went away")
+        self.cpu = {1: 12.5, 2: 21.0}
+        stats = DaemonStats(outcomes=Counter(allow=90, review=8, block=2),
+                            stage_seconds={"decide": 1.5}, first_batch_at=1.0,
+                            last_commit_at=6.0)
+        stats.latencies_ms.extend([3.0, 4.0])
+        return stats
+
+    def naive(self, _bootstrap: str, topic: str, group: str, _store: Any,
+              limit: int) -> Any:
+        from fraudgraph.naive import NaiveResult
+
+        self.events.append(("naive", topic, group, limit))
+        return NaiveResult(messages=limit, seconds=2.0, cpu_seconds=1.0)
+
+
+class _FakeProcess:
+    def __init__(self, pid: int, command: str, events: list[tuple[Any, ...]]) -> None:
+        self.pid, self.command, self.events = pid, command, events
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float) -> int:
+        self.events.append(("waited", self.command))
+        self.returncode = 0
+        return 0
+
+    def kill(self) -> None:
+        self.events.append(("killed", self.command))
+
+
+class _FakeStore:
+    def __init__(self, events: list[tuple[Any, ...]], settings: Any) -> None:
+        self.events = events
+        events.append(("blocklist", settings.postgres.schema))
+
+    def drop_schema(self, schema: str) -> None:
+        self.events.append(("drop_schema", schema))
+
+    def close(self) -> None:
+        self.events.append(("store closed",))
+
+
+TOPICS = tuple(f"bench-abcdef12-{name}" for name in
+               ("transactions", "decisions", "alerts", "training", "labels", "dlq"))
+
+
+def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from fraudgraph import bench
+    from fraudgraph.bench import run
+
+    fake = _FakeRun(monkeypatch, bench, tmp_path)
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "abcdef12.jsonl").write_text("{}\n")  # the generator's labels
+    reports: list[str] = []
+    result = run(fake.settings, DetectorConfig(), 100, 0.0, 7, True, tmp_path / "scratch",
+                 reports.append, baseline_count=40)
+    assert fake.events == [
+        ("ensure_topics", TOPICS),
+        ("start", "generate", "-n", "100", "--rate", "0.0", "--seed", "7", "--labels",
+         str(tmp_path / "scratch" / "abcdef12.jsonl"), TOPICS[0]),
+        ("generated", 100),
+        ("start", "project", "--until-idle", "5s", "--metrics-port", "0", "--group",
+         "bench-projection-abcdef12", TOPICS[0]),
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0),
+        ("lag", "bench-projection-abcdef12", TOPICS[0]),
+        ("waited", "project"),
+        ("blocklist", "bench_abcdef12"),
+        ("naive", TOPICS[0], "bench-naive-abcdef12", 40),
+        ("drop_schema", "bench_abcdef12"),
+        ("store closed",),
+        ("delete_topics", TOPICS),
+    ]
+    assert reports == [f"producing 100 transactions to {TOPICS[0]}", "deciding",
+                       "waiting for the projection to catch up",
+                       "naive baseline: one message at a time, up to 40"]
+    assert not (tmp_path / "scratch" / "abcdef12.jsonl").exists()
+    assert (result.decisions, result.busy_seconds, list(result.latencies_ms)) == (
+        100, 5.0, [3.0, 4.0])
+    assert result.stage_seconds == {"decide": 1.5} and result.projection_lag_at_end == 7
+    assert list(result.cpu_seconds) == ["detector daemon", "projector", "kafka", "neo4j"]
+    assert result.cpu_seconds["projector"] == 8.0  # children since the start; no generator
+    assert (result.cpu_seconds["kafka"], result.cpu_seconds["neo4j"]) == (2.5, 1.0)
+    assert result.naive is not None and result.ratio_to_naive == 20 / 20
+
+
+def test_an_offered_load_starts_when_the_daemon_is_ready_and_a_failure_still_cleans_up(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from fraudgraph import bench
+    from fraudgraph.bench import run
+
+    fake = _FakeRun(monkeypatch, bench, tmp_path, fail=True)
+    reports: list[str] = []
+    with pytest.raises(RuntimeError, match="kafka went away"):
+        run(fake.settings, DetectorConfig(), 100, 50.0, 7, True, tmp_path / "scratch",
+            reports.append)
+    assert reports == ["offering 100 transactions at 50/s", "deciding"]
+    daemon_at = fake.events.index(
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0))
+    generated_at = fake.events.index(("generated", 101))
+    assert fake.events[0][0] == "ensure_topics" and fake.events[1][1] == "project"
+    assert daemon_at < generated_at  # the load waits for the daemon's partitions
+    assert fake.events[-2:] == [("killed", "project"), ("delete_topics", TOPICS)]
+    assert not any(e[0] in ("naive", "lag", "blocklist") for e in fake.events)

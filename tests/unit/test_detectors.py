@@ -81,6 +81,10 @@ def test_legacy_preset_is_the_three_old_rules() -> None:
     ("[rules.velocity]\nweight = 1.5", "rules.velocity.weight: expected a number between 0 and 1"),
     ("[rules.velocity]\nmin_transactions = 0", "expected a whole number >= 1"),
     ("[blocklist]\nflag_on_block = [\"planet\"]", "expected a list of entity types"),
+    ("[blocklist]\nrefresh_seconds = \"1s\"", "blocklist.refresh_seconds: expected a number >= 0"),
+    ("[blocklist]\nrefresh_seconds = -1", "blocklist.refresh_seconds: expected a number >= 0"),
+    ("[blocklist]\nrefresh_seconds = inf", "refresh_seconds: expected a finite number"),
+    ("[blocklist]\nrefresh = \"1s\"", "blocklist.refresh: unknown setting"),
     ("[decision]\nreview_threshold = 0.9\nblock_threshold = 0.5", "review_threshold <= block"),
     ("preset = \"nope\"", "no detector config 'nope'"),
     ("[rules", "not valid TOML"),
@@ -90,6 +94,33 @@ def test_invalid_config_names_the_key(tmp_path: Path, text: str, message: str) -
     path.write_text(text)
     with pytest.raises(cfg.ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         cfg.load(path)
+
+
+def test_every_duration_is_whole_milliseconds_and_the_toml_keeps_its_keys(
+        tmp_path: Path) -> None:
+    def durations(config: object, where: str = "") -> dict[str, object]:
+        found: dict[str, object] = {}
+        for f in dataclasses.fields(config):  # type: ignore[arg-type]
+            value = getattr(config, f.name)
+            if dataclasses.is_dataclass(value):
+                found |= durations(value, f"{where}{f.name}.")
+            elif set(f.name.split("_")) & {"ms", "seconds", "window", "every", "ttl", "lag",
+                                             "refresh", "timeout", "interval"}:
+                found[where + f.name] = value
+        return found
+
+    found = durations(cfg.DetectorConfig())
+    assert all(name.endswith("_ms") and type(v) is int for name, v in found.items()), found
+    assert found["blocklist.refresh_ms"] == 1000
+    # in TOML: durations as strings without the suffix, the refresh as seconds (a number)
+    path = tmp_path / "mine.toml"
+    path.write_text('[blocklist]\nttl = "2d"\nrefresh_seconds = 2.5\n'
+                    '[graph]\nas_of_lag = "1500ms"\n')
+    loaded = cfg.load(path)
+    assert (loaded.blocklist.ttl_ms, loaded.blocklist.refresh_ms) == (2 * 86_400_000, 2500)
+    assert loaded.graph.as_of_lag_ms == 1500
+    assert [cfg.build({"blocklist": {"refresh_seconds": v}}).blocklist.refresh_ms
+            for v in (0, 2, 0.25)] == [0, 2000, 250]
 
 
 def test_override_file_starts_from_a_preset(tmp_path: Path) -> None:
@@ -373,7 +404,28 @@ def test_idle_cards_leave_the_state_and_no_decision_changes() -> None:
         assert codes(forgetting, t) == codes(keeping, t), t.transaction_id
     newest = stream[-1].event_ms
     assert len(forgetting.cards) < len(keeping.cards) / 2
-    assert all(h and h[-1][0] >= newest - forgetting.horizon_ms
+    assert all(h and h[-1].event_ms >= newest - forgetting.horizon_ms
                for h in forgetting.cards.data.values())
-    assert {k for k, h in keeping.cards.data.items() if h and h[-1][0] >= newest} <= set(
+    assert {k for k, h in keeping.cards.data.items() if h and h[-1].event_ms >= newest} <= set(
         forgetting.cards.data)
+
+
+def test_rule_state_restores_from_a_checkpoints_plain_arrays() -> None:
+    """A checkpoint holds a card's payments and a user's recent countries as arrays
+    (MessagePack has no named tuples): they come back named, and encode as before."""
+    from detectors import checkpoint
+    from detectors.rules import CardPayment, CountrySeen
+
+    state = {"cards": [["c1", [[T0, 500, 5.0, "s1"], [T0 + MIN, 300, 3.0, "s2"]]]],
+             "users": [["u1", {"count": 2, "max_usd": 5.0, "devices": ["d1"],
+                               "countries": ["US"], "recent": [[T0, "US"]]}]],
+             "device_cards": [["d1", ["c1"]]], "device_users": [["d1", ["u1"]]],
+             "ip_users": [["10.0.0.1", ["u1"]]]}
+    engine = RuleEngine(only("card_testing", min_small=3, min_sites=2))
+    engine.restore(state)
+    assert list(engine.cards.get("c1")) == [CardPayment(T0, 500, 5.0, "s1"),
+                                            CardPayment(T0 + MIN, 300, 3.0, "s2")]
+    assert engine.cards.get("c1")[1].site_id == "s2"
+    assert list(engine.users.get("u1").recent) == [CountrySeen(T0, "US")]
+    assert msgspec.msgpack.decode(checkpoint._ENCODER.encode(engine.snapshot())) == state
+    assert codes(engine, tx(3, 2, amount=4.0, site="s3")) == ["card_testing"]
