@@ -255,6 +255,7 @@ class _Services:
         for table, size in self.detector.engine.state_sizes().items():
             metrics.DETECTOR_RULE_STATE.labels(table).set(size)
         metrics.DETECTOR_BLOCKLIST.set(self.cache.size)
+        metrics.DETECTOR_RINGS.set(self.view.rings.rings)
         self.feedback.drain(self.cache)
 
     def close(self, stats: DaemonStats) -> None:

@@ -22,7 +22,6 @@ from fraudgraph.errors import ConfigError
 
 PROFILES = ("dev", "prod")
 SECRETS_FILE = "secrets.env"
-SECRET_KEYS = ("NEO4J_PASSWORD", "POSTGRES_PASSWORD", "POSTGRES_SUPERUSER_PASSWORD")
 #: Passwords that are never accepted, whatever the profile.
 DEFAULT_PASSWORDS = frozenset({"", "neo4j", "password", "postgres", "fraudgraph", "changeme"})
 

@@ -32,7 +32,6 @@ _CURRENCY_EXPONENTS: dict[int, str] = {
 CURRENCY_EXPONENT: dict[str, int] = {
     code: exponent for exponent, codes in _CURRENCY_EXPONENTS.items() for code in codes.split()
 }
-CURRENCIES: frozenset[str] = frozenset(CURRENCY_EXPONENT)
 
 #: Approximate units of each currency per US dollar (reference rates: the generator
 #: draws amounts in USD; the detectors compare amounts across currencies in USD).

@@ -154,11 +154,6 @@ class TransactionSource:
         return sum(max(0, high - position) for _, position, high in self._progress()
                    if position >= 0 and high >= 0)
 
-    def unfinished(self) -> set[tuple[str, int]]:
-        """Assigned partitions with messages still to deliver, or whose end is not known yet."""
-        return {where for where, position, high in self._progress()
-                if high < 0 or high > max(position, 0)}
-
     def _progress(self) -> list[tuple[tuple[str, int], int, int]]:
         """(topic, partition), next offset to read (-1001 before the first fetch), end offset.
 

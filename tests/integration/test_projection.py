@@ -22,13 +22,13 @@ from fraudgraph import projector
 from fraudgraph.settings import Settings
 from graph import driver as neo4j_driver
 from graph.projection import GraphWriter, clear_graph
-from graph.reads import entity_features, export_networkx, to_arrays
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig
 from ingest.publish import Publisher
 from ingest.runs import KafkaSink, generate
 from ingest.transaction import DecoderConfig, Transaction, encode
 from tests.integration.cli_helpers import FRAUDGRAPH
+from tests.integration.graph_reads import entity_features, export_networkx, to_arrays
 
 CONFIG = GeneratorConfig(seed=77, users=1500, sites=200, fraud_rate=0.03)
 COUNT = 25_000

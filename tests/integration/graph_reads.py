@@ -1,10 +1,9 @@
-"""Reads of the graph for the rest of the system.
+"""The graph as the projection tests observe it (a test helper: the product reads
+the graph through ``graph.detect`` and ``gnn.dataset``).
 
-* :func:`entity_features`: graph features of a batch's entities with one query
-  per entity type (never one per transaction), for the detectors;
+* :func:`entity_features`: the library's ``features_*`` queries for a set of entities;
 * :func:`export_networkx` and :func:`to_arrays`: the aggregate graph as a
-  networkx ``MultiDiGraph`` and as index arrays (id→index maps plus
-  ``edge_index`` per relation) for PyG.
+  networkx ``MultiDiGraph`` (compared with the oracle) and as index arrays.
 """
 
 from __future__ import annotations
