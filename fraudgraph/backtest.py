@@ -43,9 +43,10 @@ import msgspec
 
 from detectors import config as detector_config
 from detectors.decision import DecisionRecord
-from fraudgraph import connect, daemon, projector
+from fraudgraph import connect
 from fraudgraph import evaluate as ev
 from fraudgraph.settings import Settings
+from fraudgraph.stream import daemon, projector
 from graph.projection import clear_graph
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig, label_for, report_ms

@@ -31,9 +31,10 @@ from prometheus_client import REGISTRY
 
 from detectors.config import DetectorConfig
 from detectors.quality import percentile
-from fraudgraph import connect, daemon, naive
+from fraudgraph import connect, naive
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
+from fraudgraph.stream import daemon
 from ingest import kafka
 from ingest.transaction import DecoderConfig
 

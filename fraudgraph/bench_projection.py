@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fraudgraph import connect, projector
+from fraudgraph import connect
 from fraudgraph.settings import Settings
+from fraudgraph.stream import projector
 from graph.projection import clear_graph
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig

@@ -10,10 +10,10 @@ import msgspec
 from detectors import config as detector_config
 from detectors.config import parse_duration_ms
 from detectors.quality import measure, percentile
-from fraudgraph import daemon
 from fraudgraph.errors import ConfigError
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import require_secret
+from fraudgraph.stream import daemon
 from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
 
 RUN_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDGRAPH_NEO4J",

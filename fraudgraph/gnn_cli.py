@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from fraudgraph import connect
 from fraudgraph.errors import FraudgraphError
-from fraudgraph.loop import stop_on_signals
+from fraudgraph.stream.loop import stop_on_signals
 from fraudgraph.ui import (
     DURATION,
     FORMAT,

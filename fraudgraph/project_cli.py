@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from fraudgraph import projector
 from fraudgraph.ingest_cli import decoder_config
+from fraudgraph.stream import projector
 from fraudgraph.ui import (
     DURATION,
     FORMAT,

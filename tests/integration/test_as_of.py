@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from detectors import config as detector_config
-from fraudgraph import connect, daemon, projector
+from fraudgraph import connect
 from fraudgraph.settings import Settings
+from fraudgraph.stream import daemon, projector
 from graph.projection import clear_graph
 from ingest.generator import Generator, GeneratorConfig
 from ingest.publish import Publisher

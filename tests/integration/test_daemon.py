@@ -20,9 +20,10 @@ import pytest
 from detectors import config as detector_config
 from detectors.blocklist import NewEntry
 from detectors.decision import DecisionRecord
-from fraudgraph import connect, daemon, projector
+from fraudgraph import connect
 from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
+from fraudgraph.stream import daemon, projector
 from ingest import kafka
 from ingest.dlq import DLQ_DECODER
 from ingest.publish import Publisher

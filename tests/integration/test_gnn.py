@@ -13,8 +13,9 @@ from typing import Any
 import msgspec
 
 from detectors import config as detector_config
-from fraudgraph import connect, daemon
+from fraudgraph import connect
 from fraudgraph.settings import Settings
+from fraudgraph.stream import daemon
 from graph.projection import clear_graph
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig

@@ -19,11 +19,12 @@ import msgspec
 import pytest
 
 from detectors import config as detector_config
-from fraudgraph import connect, daemon
-from fraudgraph.health import LOG_EVERY
+from fraudgraph import connect
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
 from fraudgraph.stack.services import Service
+from fraudgraph.stream import daemon
+from fraudgraph.stream.health import LOG_EVERY
 from ingest.transaction import DecoderConfig, Transaction, encode
 from tests.integration.test_daemon import (
     _health,

@@ -18,8 +18,8 @@ from typing import Any
 import networkx as nx
 import pytest
 
-from fraudgraph import projector
 from fraudgraph.settings import Settings
+from fraudgraph.stream import projector
 from graph import driver as neo4j_driver
 from graph.projection import GraphWriter, clear_graph
 from ingest import kafka

@@ -35,7 +35,7 @@ def test_soak_samples_go_to_the_json_and_a_png(tmp_path: Path) -> None:
 
 def test_latency_samples_stay_bounded_and_cover_the_whole_run(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from fraudgraph import daemon
+    from fraudgraph.stream import daemon
 
     monkeypatch.setattr(daemon, "LATENCY_SAMPLES", 100)
     stats = daemon.DaemonStats()
@@ -52,7 +52,8 @@ class _FakeRun:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, bench: Any, tmp_path: Path,
                  fail: bool = False) -> None:
-        from fraudgraph import daemon, naive
+        from fraudgraph import naive
+        from fraudgraph.stream import daemon
 
         self.events: list[tuple[Any, ...]] = []
         self.processes: list[_FakeProcess] = []
@@ -94,7 +95,7 @@ class _FakeRun:
 
     def daemon(self, settings: Any, _config: Any, options: Any, _decoder: Any,
                stop: threading.Event, ready: threading.Event) -> Any:
-        from fraudgraph.daemon import DaemonStats
+        from fraudgraph.stream.daemon import DaemonStats
 
         self.events.append(("daemon", settings.topics.transactions, settings.postgres.schema,
                             options.group, options.max_messages, options.graph_wait))

@@ -2,9 +2,9 @@
 
 Every pass (at least every :data:`LABELS_EVERY` seconds, at once when the loop
 moves ``graph_ms``): write what the loop queued for the graph
-(:class:`fraudgraph.annotator.GraphAnnotator`), then take the labels whose
+(:class:`fraudgraph.stream.annotator.GraphAnnotator`), then take the labels whose
 transaction the graph holds (:class:`ingest.label_source.LabelSource`), apply them
-(:class:`fraudgraph.label_applier.LabelApplier`) and commit their offsets, and
+(:class:`fraudgraph.stream.label_applier.LabelApplier`) and commit their offsets, and
 publish up to which report time labels are applied (``labels_known_ms``).
 
 The thread has its own PostgreSQL connection, so a write waiting on the
@@ -19,9 +19,9 @@ import queue
 import threading
 
 from detectors.blocklist import BlocklistCache, NewEntry
-from fraudgraph.annotator import GraphAnnotator
-from fraudgraph.health import Health
-from fraudgraph.label_applier import LabelApplier
+from fraudgraph.stream.annotator import GraphAnnotator
+from fraudgraph.stream.health import Health
+from fraudgraph.stream.label_applier import LabelApplier
 from ingest.label_source import INFINITY, LabelSource
 
 log = logging.getLogger(__name__)

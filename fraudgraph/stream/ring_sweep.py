@@ -3,7 +3,7 @@
 Rings are swept as of multiples of ``rings.sweep_every`` (:mod:`detectors.rings`),
 so a transaction sees the rings of the last boundary before its ``known`` time,
 whatever the batching.  The loop calls :meth:`RingSweep.sweep` once the graph holds
-the boundary's time (``fraudgraph.graph_view``); new members are active in the
+the boundary's time (``fraudgraph.stream.graph_view``); new members are active in the
 loop's cache at once (counting from when a transaction may see them) and handed to
 the graph annotator, which marks them in Neo4j and blocklists them.
 """
@@ -17,7 +17,7 @@ from detectors.blocklist import BlocklistCache, NewEntry
 from detectors.config import DetectorConfig
 from detectors.pipeline import SINCE
 from detectors.rings import Ring, find_rings, last_boundary, next_boundary
-from fraudgraph.annotator import GraphAnnotator
+from fraudgraph.stream.annotator import GraphAnnotator
 from graph import detect
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 
 from detectors.blocklist import NewEntry
 from fraudgraph.blocking import Blocker
-from fraudgraph.health import Health
+from fraudgraph.stream.health import Health
 from graph import detect
 
 RETRY_EVERY = 10  # flushes between retries of decisions whose node is not there yet

@@ -2,7 +2,7 @@
 
 Commit order, per batch (at-least-once delivery, idempotent effects):
 
-The same skeleton as the daemon (``fraudgraph.batch``): stages consume, write,
+The same skeleton as the daemon (``fraudgraph.stream.batch``): stages consume, write,
 commit, timed from outside.
 
 1. consume up to ``batch_size`` messages and decode them; bad ones are queued
@@ -12,7 +12,7 @@ commit, timed from outside.
    transaction ids, MERGE entities, add aggregates, create detail, advance the
    cursor (``GraphWriter.project``);
 3. commit: flush the DLQ records, then commit the Kafka offsets
-   (:class:`fraudgraph.batch.BatchCommit`).
+   (:class:`fraudgraph.stream.batch.BatchCommit`).
 
 A crash anywhere before 3 redelivers the batch, and 2 makes the replay a no-op.
 """
@@ -25,9 +25,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fraudgraph import connect, metrics
-from fraudgraph.batch import BatchCommit, StageTimer
-from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.settings import Settings
+from fraudgraph.stream.batch import BatchCommit, StageTimer
+from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals
 from graph.projection import Cursor, GraphWriter
 from ingest.source import Batch, TransactionSource
 from ingest.transaction import DecoderConfig

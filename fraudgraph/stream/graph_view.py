@@ -34,8 +34,8 @@ from detectors.blocklist import BlocklistCache
 from detectors.config import DetectorConfig
 from detectors.graph_checks import BatchFacts, known_ms
 from fraudgraph import metrics
-from fraudgraph.feedback import Feedback
-from fraudgraph.ring_sweep import RingSweep
+from fraudgraph.stream.feedback import Feedback
+from fraudgraph.stream.ring_sweep import RingSweep
 from graph import detect
 from ingest.label_source import INFINITY
 from ingest.source import TransactionSource

@@ -8,14 +8,14 @@ Each micro-batch goes through named stages (timed from outside, each a metric):
    PostgreSQL query per ``refresh_seconds``, at once when a change was notified;
    while PostgreSQL is away the last view serves), then wait until the graph holds
    everything up to the batch's time and read its facts as of each transaction's
-   time (three Neo4j queries per batch; ``fraudgraph.graph_view``);
+   time (three Neo4j queries per batch; ``fraudgraph.stream.graph_view``);
 3. **decide**: rules, graph checks, combiner (pure: ``Detector.decide_batch``);
 4. **store** (publish and store): queue ``decisions`` (every transaction),
    ``fraud-alerts`` (review/block) and ``training`` (allow) records keyed by
    ``transaction_id``; upsert flagged transactions and newly flagged entities in
    PostgreSQL (their Neo4j marks follow in the worker: they may wait on the
    projection's locks, the stream must not);
-5. **commit** (:class:`fraudgraph.batch.BatchCommit`): flush the producer (every
+5. **commit** (:class:`fraudgraph.stream.batch.BatchCommit`): flush the producer (every
    output acknowledged), the DLQ records and the offsets (without waiting for the
    broker's answer; a clean stop commits once more and waits), then every
    ``checkpoint_every`` seconds the rule state with the positions just committed.
@@ -25,9 +25,9 @@ End-to-end latency runs from a transaction's Kafka timestamp to the producer flu
 A crash before the commit redelivers the batch: outputs carry deterministic keys
 and the stores upsert, so a replay duplicates nothing but records.  A restart
 resumes at the last checkpoint with the rule state it saved.  Stages 2, 4 and 5 are
-retried with backoff while a service is away (``fraudgraph.health``); the batch is
+retried with backoff while a service is away (``fraudgraph.stream.health``); the batch is
 decided once.  Labels, graph annotations and ring writes run in a worker thread
-(``fraudgraph.feedback``); rings are swept in stage 2, at boundaries of event time.
+(``fraudgraph.stream.feedback``); rings are swept in stage 2, at boundaries of event time.
 """
 
 from __future__ import annotations
@@ -49,17 +49,17 @@ from detectors.decision import ALLOW
 from detectors.graph_checks import BatchFacts
 from detectors.pipeline import Decided, Detector, flagged_row
 from fraudgraph import connect, metrics
-from fraudgraph.annotator import GraphAnnotator
-from fraudgraph.batch import BatchCommit, StageTimer
 from fraudgraph.blocking import Blocker
-from fraudgraph.feedback import Feedback
-from fraudgraph.graph_view import GraphView
-from fraudgraph.health import Health
-from fraudgraph.label_applier import LabelApplier
-from fraudgraph.loop import IdleWatch, LoopStats, stop_on_signals
-from fraudgraph.ring_sweep import RingSweep
-from fraudgraph.rule_state import RuleState
 from fraudgraph.settings import Settings, Topics
+from fraudgraph.stream.annotator import GraphAnnotator
+from fraudgraph.stream.batch import BatchCommit, StageTimer
+from fraudgraph.stream.feedback import Feedback
+from fraudgraph.stream.graph_view import GraphView
+from fraudgraph.stream.health import Health
+from fraudgraph.stream.label_applier import LabelApplier
+from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals
+from fraudgraph.stream.ring_sweep import RingSweep
+from fraudgraph.stream.rule_state import RuleState
 from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.label_source import INFINITY, LabelSource
@@ -85,7 +85,7 @@ class DaemonOptions:
     labels: bool = True
     keep_decisions: bool = False  # remember every decision (for a summary at the end)
     checkpoint_every: float | None = 30.0  # seconds between rule-state checkpoints; None: off
-    #: seconds a batch waits for the graph to hold its time (fraudgraph.graph_view);
+    #: seconds a batch waits for the graph to hold its time (fraudgraph.stream.graph_view);
     #: None: as long as it takes (backtests: decisions then never depend on timing)
     graph_wait: float | None = 10.0
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
-from fraudgraph.health import Health
+from fraudgraph.stream.health import Health
 from ingest.publish import Publisher
 from ingest.source import TransactionSource
 
