@@ -164,6 +164,8 @@ class BlocklistCache:
         self._watermark: datetime | None = None
         self._last_refresh: float | None = None
         self._notified = False  # a change was heard and not loaded yet
+        #: revoked by a person: no automatic source lists them again (the store agrees)
+        self._revoked: set[Key] = set()
 
     @property
     def watermark(self) -> datetime | None:
@@ -196,6 +198,10 @@ class BlocklistCache:
             cached = self._entries.get(entry.key)
             if cached is not None and entry.updated_at < cached.updated_at:
                 continue  # an older state than what this process already holds
+            if entry.revoked_at is not None:
+                self._revoked.add(entry.key)
+            else:
+                self._revoked.discard(entry.key)
             if entry.active_at(now):
                 self._entries[entry.key] = entry
             elif cached is not None:
@@ -206,9 +212,14 @@ class BlocklistCache:
 
     def add_local(self, entries: builtins.list[NewEntry]) -> None:
         """Make ``entries`` active in this process at once (merged with a cached
-        entry like :meth:`BlocklistStore.upsert` merges rows)."""
+        entry like :meth:`BlocklistStore.upsert` merges rows).  An entity a person
+        revoked is left out unless the entry is a person's (source ``manual``)."""
         now = self._now()
         for new in entries:
+            if new.key in self._revoked:
+                if new.source != "manual":
+                    continue
+                self._revoked.discard(new.key)
             expires = None if new.ttl_seconds is None else now + timedelta(seconds=new.ttl_seconds)
             old = self._entries.get(new.key)
             if old is None or not old.active_at(now):
@@ -227,6 +238,10 @@ class BlocklistCache:
                 expires_at=(None if old.expires_at is None or expires is None
                             else max(old.expires_at, expires)),
                 updated_at=now)
+
+    def revoked(self, entity_type: str, entity_id: str) -> bool:
+        """Whether a person revoked this entity's entry (automatic sources leave it)."""
+        return (entity_type, entity_id) in self._revoked
 
     def hit(self, entity_type: str, entity_id: str) -> Entry | None:
         """The active entry for this entity, or None (expiry is checked now)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -30,6 +31,8 @@ class BlocklistView(Protocol):
     def hit(self, entity_type: str, entity_id: str) -> Entry | None: ...
 
     def add_local(self, entries: list[NewEntry]) -> None: ...
+
+    def revoked(self, entity_type: str, entity_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Detector:
         config = self.config
         flags: dict[tuple[str, str], NewEntry] = {}
         decided = []
+        self.engine.clock.observe(tx.event_ms for tx in transactions)
         for i, tx in enumerate(transactions):
             blocked = _as_of(blocklist, tx.event_ms)
             reasons = self.engine.evaluate(tx, blocked)
@@ -68,7 +72,7 @@ class Detector:
             verdict = decide(reasons, config.decision)
             self.engine.learn(tx, verdict.decision != ALLOW)
             if verdict.decision != ALLOW:
-                new = self._flags(tx, verdict, blocked)
+                new = self._flags(tx, verdict, blocked, blocklist.revoked)
                 if new:
                     blocklist.add_local(new)
                     flags.update((e.key, e) for e in new)
@@ -76,8 +80,8 @@ class Detector:
             decided.append(Decided(tx, verdict, self.record(tx, verdict, now_ms, produced)))
         return decided, list(flags.values())
 
-    def _flags(self, tx: Transaction, verdict: Verdict,
-               blocked: BlockedLookup) -> list[NewEntry]:
+    def _flags(self, tx: Transaction, verdict: Verdict, blocked: BlockedLookup,
+               revoked: Callable[[str, str], bool]) -> list[NewEntry]:
         wanted: dict[str, tuple[str, str, str]] = {}
         for reason in verdict.reasons:
             for entity_type in reason.flag:
@@ -89,8 +93,9 @@ class Detector:
         new = []
         for entity_type, (code, detector, detail) in wanted.items():
             entity_id = entity_of(tx, entity_type)
-            if entity_id is None or blocked(entity_type, entity_id) is not None:
-                continue
+            if (entity_id is None or blocked(entity_type, entity_id) is not None
+                    or revoked(entity_type, entity_id)):
+                continue  # listed already, or a person revoked it
             new.append(NewEntry(entity_type, entity_id, code, detector, verdict.score,
                                 {"transaction_id": tx.transaction_id, "detail": detail,
                                  # from the next ms: a redelivered flagging

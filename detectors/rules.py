@@ -22,6 +22,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from detectors.config import DetectorConfig
 from detectors.decision import RULE, Reason
+from ingest.event_clock import EventClock
 from ingest.iso import CURRENCY_EXPONENT, PER_USD
 from ingest.transaction import Transaction
 
@@ -107,6 +108,9 @@ class RuleEngine:
         #: out-of-order events (event time) is never read again
         self.horizon_ms = max(config.rules.velocity.window_ms,
                               config.rules.card_testing.window_ms) + LATENESS_MS
+        #: "now" for forgetting state: observed by the caller per batch, so one event
+        #: dated far ahead evicts nothing (:mod:`ingest.event_clock`)
+        self.clock = EventClock()
 
     def snapshot(self) -> dict[str, Any]:
         """The whole rule state, in LRU order (oldest first), for
@@ -266,9 +270,12 @@ class RuleEngine:
                            card: deque[CardPayment]) -> None:
         card.append(CardPayment(tx.event_ms, tx.amount_minor,
                                 usd if usd is not None else float("inf"), tx.site_id))
-        while card[0].event_ms < tx.event_ms - self.horizon_ms:  # older than every window
+        # older than every window, as of the clock (an outlier's own time would empty it)
+        now_ms = tx.event_ms if self.clock.now_ms is None else min(tx.event_ms,
+                                                                   self.clock.now_ms)
+        while card[0].event_ms < now_ms - self.horizon_ms:
             card.popleft()
-        self._forget_idle_cards(tx.event_ms)
+        self._forget_idle_cards(now_ms)
         if tx.device_id:
             _add_capped(self.device_cards.get(tx.device_id), tx.card_id)
             _add_capped(self.device_users.get(tx.device_id), tx.user_id)

@@ -35,20 +35,42 @@ class Blocker:
 
     def block(self, entries: list[NewEntry], actor: str) -> int:
         """Upsert ``entries`` (PostgreSQL), mark their nodes, add them to the cache;
-        return how many rows the upsert inserted or changed."""
+        return how many rows the upsert inserted or changed.  Entities a person revoked
+        stay revoked (only a ``manual`` entry lists them again): not marked, not cached."""
         if not entries:
             return 0
-        changed = self.store.upsert(entries, actor=actor)
-        self._marks(entries)
-        if self.cache is not None:
-            self.cache.add_local(entries)
-        return changed
+        upserted = self.store.upsert_many(entries, actor=actor)
+        kept = [e for e in entries if e.key not in upserted.refused]
+        if kept:
+            self._marks(kept)
+        if self.cache is not None and kept:
+            self.cache.add_local(kept)
+        return upserted.changed
 
     def mark(self, entries: list[NewEntry]) -> None:
         """Set ``blocked`` (with reason and source) on the entities' graph nodes."""
         if self.driver is not None and entries:
             detect.mark_blocked(self.driver, [(e.entity_type, e.entity_id, e.reason, e.source)
                                               for e in entries])
+
+    def reconcile(self, chunk: int = 10_000) -> tuple[int, int]:
+        """Make the graph's ``blocked`` marks match the active blocklist (PostgreSQL is
+        the record): mark the active entries' nodes that lack the mark (a crash between
+        the PostgreSQL write and the mark), clear the marks of nodes with no active
+        entry (revoked or expired); return (marked, cleared).  The marks are read first:
+        one set by another process after that is never taken for a stale one."""
+        if self.driver is None:
+            return 0, 0
+        marked = set(detect.blocked_nodes(self.driver))
+        active = {e.key: e for e in self.store.list(limit=2**31 - 1)}
+        missing = [NewEntry(e.entity_type, e.entity_id, e.reason, e.source, e.score, {})
+                   for key, e in active.items() if key not in marked]
+        stale = [key for key in marked if key not in active]
+        for start in range(0, len(missing), chunk):
+            self.mark(missing[start:start + chunk])
+        cleared = sum(detect.unmark_blocked(self.driver, stale[start:start + chunk])
+                      for start in range(0, len(stale), chunk))
+        return len(missing), cleared
 
     def unblock(self, entity_type: str, entity_id: str, actor: str,
                 reason: str) -> tuple[bool, int]:

@@ -3,6 +3,8 @@ and counts (`fraudgraph project` fills it: :mod:`fraudgraph.project_cli`)."""
 
 from __future__ import annotations
 
+import time
+
 import click
 
 import cypher
@@ -10,6 +12,7 @@ from fraudgraph import connect
 from fraudgraph.settings import Settings
 from fraudgraph.ui import DURATION, FORMAT, Column, emit, env_epilog, out, settings_from
 from graph.projection import GraphWriter, clear_graph
+from ingest.transaction import DecodeError, parse_event_ms
 
 GRAPH_ENV = env_epilog("FRAUDGRAPH_NEO4J_URI", "FRAUDGRAPH_NEO4J_USER",
                        "FRAUDGRAPH_NEO4J_PASSWORD")
@@ -38,13 +41,24 @@ def init(ctx: click.Context) -> None:
 
 @graph.command(epilog=GRAPH_ENV)
 @click.option("--retention", type=DURATION, default="30d", show_default=True,
-              help="Keep transaction detail this long before the newest event.")
+              help="Keep transaction detail this long before --as-of.")
+@click.option("--as-of", "as_of", metavar="TIME",
+              help="The retention clock (ISO 8601 with a zone); default now (wall clock). "
+                   "Never the newest event in the graph: one transaction dated far ahead "
+                   "would delete every detail.")
 @click.pass_context
-def prune(ctx: click.Context, retention: int) -> None:
+def prune(ctx: click.Context, retention: int, as_of: str | None) -> None:
     """Delete transaction detail older than the retention window (aggregates stay)."""
+    now_ms = int(time.time() * 1000)
+    if as_of is not None:
+        try:
+            now_ms = parse_event_ms(as_of)
+        except DecodeError as exc:
+            raise click.BadParameter(f"{exc.detail} (e.g. 2026-01-31T00:00:00Z)",
+                                     param_hint="--as-of") from None
     writer = writer_for(settings_from(ctx))
     try:
-        deleted = writer.prune(retention)
+        deleted = writer.prune(retention, now_ms)
     finally:
         writer.driver.close()
     out.print(f"pruned {deleted:,} transaction detail nodes")

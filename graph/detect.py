@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cypher
+from detectors.entities import ENTITY_TYPE
 from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, SiteFacts
 from graph.driver import Driver
 
@@ -110,6 +111,12 @@ def unmark_blocked(driver: Driver, entries: list[tuple[str, str]],
     records, _, _ = driver.execute_query(cypher.load("unmark_blocked"), _by_label(
         (t, {"id": i}) for t, i in entries), database_=database)
     return int(records[0]["unmarked"])
+
+
+def blocked_nodes(driver: Driver, database: str = "neo4j") -> list[tuple[str, str]]:
+    """(entity_type, entity_id) of every node carrying the ``blocked`` mark."""
+    records, _, _ = driver.execute_query(cypher.load("blocked_nodes"), database_=database)
+    return [(ENTITY_TYPE[r["label"]], r["id"]) for r in records if r["label"] in ENTITY_TYPE]
 
 
 def _by_label(rows: Iterable[tuple[str, dict[str, str]]]) -> dict[str, list[dict[str, str]]]:

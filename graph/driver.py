@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 from neo4j import Driver, GraphDatabase
-from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable, TransientError
+from neo4j.exceptions import (
+    AuthError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
 
-__all__ = ["AuthError", "Neo4jError", "ServiceUnavailable", "TransientError", "connect", "ping"]
+__all__ = ["AuthError", "Neo4jError", "ServiceUnavailable", "TransientError", "connect", "ping",
+           "transient"]
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a driver error may go away by itself (the server is away or restarting,
+    a deadlock, a lost session): retry.  Anything else the driver raises (a
+    constraint, a memory limit, a syntax error) recurs on every try."""
+    return isinstance(exc, ServiceUnavailable | SessionExpired | TransientError)
 
 
 def connect(uri: str, user: str, password: str, **config: object) -> Driver:

@@ -191,13 +191,11 @@ class GraphWriter:
         for name, values in plan.entities.items():
             self.known[name].update(v["id"] if isinstance(v, dict) else v for v in values)
 
-    def prune(self, retention_ms: int, limit: int = 20_000) -> int:
-        """Delete transaction detail older than ``retention_ms`` before the newest event."""
-        records, _, _ = self.driver.execute_query(cypher.load("newest_transaction_ms"),
-                                                  database_=self.database)
-        if not records or records[0]["newest_ms"] is None:
-            return 0
-        cutoff = records[0]["newest_ms"] - retention_ms
+    def prune(self, retention_ms: int, now_ms: int, limit: int = 20_000) -> int:
+        """Delete transaction detail older than ``retention_ms`` before ``now_ms`` (event
+        time, from a clock that one outlier cannot move: ``ingest.event_clock``; never
+        the newest event in the graph, which is untrusted data)."""
+        cutoff = now_ms - retention_ms
         deleted = 0
         while True:
             records, _, _ = self.driver.execute_query(

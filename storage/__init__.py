@@ -6,6 +6,6 @@ changes); ``storage.models`` is the GNN's model registry and training lock; the
 error classes below are what callers catch.
 """
 
-from storage.postgres import InterfaceError, OperationalError
+from storage.postgres import InterfaceError, OperationalError, transient
 
-__all__ = ["InterfaceError", "OperationalError"]
+__all__ = ["InterfaceError", "OperationalError", "transient"]

@@ -14,6 +14,7 @@ import builtins
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +25,7 @@ from psycopg2 import sql
 from psycopg2.extensions import connection as Connection
 from psycopg2.extras import Json, execute_values
 
-from detectors.blocklist import Entry, FlaggedTransaction, LabelRow, NewEntry, collapse
+from detectors.blocklist import Entry, FlaggedTransaction, Key, LabelRow, NewEntry, collapse
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,18 @@ _SCHEMA_LOCK = 7_244_318_001  # pg_advisory_xact_lock key: one migrate() at a ti
 
 # -- SQL (parameters only; execute_values fills the single VALUES %s) ----------
 
-# A row is re-activated (takes the incoming values) when it is revoked or expired;
-# an active row keeps the higher score (with its reason, source and evidence) and
-# the later expiry (NULL: never). A replay that changes nothing touches no row.
+# A row is re-activated (takes the incoming values) when it expired, or when a person
+# revoked it and a person lists it again (source 'manual'): a revocation wins over every
+# automatic source.  An active row keeps the higher score (with its reason, source and
+# evidence) and the later expiry (NULL: never). A replay that changes nothing touches no
+# row.  Returns one row: the rows changed and the keys refused for a revocation.
 _UPSERT = """
 WITH incoming (entity_type, entity_id, reason, source, score, evidence, ttl_seconds, actor) AS (
     VALUES %s
+), refused AS (
+    SELECT i.entity_type, i.entity_id FROM incoming i
+    JOIN blocklist b USING (entity_type, entity_id)
+    WHERE b.revoked_at IS NOT NULL AND i.source <> 'manual'
 ), upserted AS (
     INSERT INTO blocklist AS b (entity_type, entity_id, reason, source, score, evidence,
                                 created_at, updated_at, expires_at)
@@ -63,18 +70,22 @@ WITH incoming (entity_type, entity_id, reason, source, score, evidence, ttl_seco
         updated_at = now(),
         revoked_at = NULL,
         revoked_by = NULL
-    WHERE {takes} OR EXCLUDED.score > b.score
-       OR (b.expires_at IS NOT NULL
-           AND (EXCLUDED.expires_at IS NULL OR EXCLUDED.expires_at > b.expires_at))
+    WHERE (b.revoked_at IS NULL OR EXCLUDED.source = 'manual')
+      AND ({takes} OR EXCLUDED.score > b.score
+           OR (b.expires_at IS NOT NULL
+               AND (EXCLUDED.expires_at IS NULL OR EXCLUDED.expires_at > b.expires_at)))
     RETURNING b.entity_type, b.entity_id, b.reason, b.source, b.score, b.evidence,
               b.expires_at, (b.xmax = 0) AS inserted
+), history AS (
+    INSERT INTO blocklist_history (entity_type, entity_id, action, reason, source, score,
+                                   evidence, expires_at, actor)
+    SELECT u.entity_type, u.entity_id, CASE WHEN u.inserted THEN 'add' ELSE 'update' END,
+           u.reason, u.source, u.score, u.evidence, u.expires_at, i.actor
+    FROM upserted u JOIN incoming i USING (entity_type, entity_id)
+    RETURNING action
 )
-INSERT INTO blocklist_history (entity_type, entity_id, action, reason, source, score,
-                               evidence, expires_at, actor)
-SELECT u.entity_type, u.entity_id, CASE WHEN u.inserted THEN 'add' ELSE 'update' END,
-       u.reason, u.source, u.score, u.evidence, u.expires_at, i.actor
-FROM upserted u JOIN incoming i USING (entity_type, entity_id)
-RETURNING action
+SELECT (SELECT count(*) FROM history),
+       coalesce((SELECT json_agg(json_build_array(entity_type, entity_id)) FROM refused), '[]')
 """.format(
     inactive="(b.revoked_at IS NOT NULL OR coalesce(b.expires_at <= now(), false))",
     # the incoming entry takes over the row's reason, source and evidence (see wins())
@@ -82,6 +93,12 @@ RETURNING action
           " OR (-coalesce((EXCLUDED.evidence->>'since_ms')::float8, '-Infinity'),"
           " EXCLUDED.score) > (-coalesce((b.evidence->>'since_ms')::float8, '-Infinity'),"
           " b.score))")
+@dataclass(frozen=True)
+class Upserted:
+    changed: int  # rows inserted or changed (each with a history row)
+    refused: frozenset[Key]  # revoked by a person: left as they are
+
+
 _UPSERT_TEMPLATE = "(%s, %s, %s, %s, %s::double precision, %s::jsonb, %s::integer, %s::text)"
 
 _REVOKE = """
@@ -239,13 +256,25 @@ class BlocklistStore:
         inserted or changed (each also gets one history row, 'add' or 'update').
 
         Duplicate keys in ``entries`` are collapsed first (see :func:`collapse`).
-        A revoked or expired row is re-activated with the incoming values (its
-        created_at is kept); an active row keeps the higher score and the later
-        expiry (NULL, never, wins). Re-sending what is stored changes nothing.
+        An expired row is re-activated with the incoming values (its created_at is
+        kept), and so is a revoked row listed again by a person (source ``manual``;
+        automatic sources never undo a revocation); an active row keeps the higher
+        score and the later expiry (NULL, never, wins). Re-sending what is stored
+        changes nothing.
         """
+        return self.upsert_many(entries, actor).changed
+
+    def upsert_many(self, entries: builtins.list[NewEntry], actor: str) -> Upserted:
+        """:meth:`upsert`, and which keys it refused: a person revoked them, and only a
+        person (source ``manual``) lists them again."""
         rows = [(e.entity_type, e.entity_id, e.reason, e.source, float(e.score),
                  Json(e.evidence), e.ttl_seconds, actor) for e in collapse(entries)]
-        return self._write_many(_UPSERT, _UPSERT_TEMPLATE, rows)
+        if not rows:
+            return Upserted(0, frozenset())
+        with self.conn, self.conn.cursor() as cur:
+            (changed, refused), = execute_values(cur, _UPSERT, rows, template=_UPSERT_TEMPLATE,
+                                                 page_size=len(rows), fetch=True)
+        return Upserted(int(changed), frozenset((t, i) for t, i in refused))
 
     def _write_many(self, statement: str, template: str,
                     rows: builtins.list[tuple[Any, ...]]) -> int:

@@ -6,13 +6,41 @@ All SQL takes parameters; identifiers go through ``psycopg2.sql.Identifier``.
 from __future__ import annotations
 
 import psycopg2
-from psycopg2 import sql
+import psycopg2.extensions
+from psycopg2 import errors, sql
 from psycopg2.extensions import connection as Connection
 
 __all__ = ["Connection", "InterfaceError", "OperationalError", "connect", "ping", "provision"]
 
 OperationalError = psycopg2.OperationalError  # the server is away or refused the connection
 InterfaceError = psycopg2.InterfaceError  # e.g. "connection already closed"
+
+#: SQLSTATE classes that may go away by themselves: connection exception, insufficient
+#: resources, operator intervention (shutdown, restart), transaction rollback (deadlock,
+#: serialization), system error
+_TRANSIENT_CLASSES = frozenset({"08", "53", "57", "40", "58"})
+#: the same, as the exception types psycopg2 raises (a server error carries its code; the
+#: types also classify errors raised without one)
+_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
+    InterfaceError, errors.ConnectionException, errors.AdminShutdown, errors.CrashShutdown,
+    errors.CannotConnectNow, errors.TransactionRollback, errors.InsufficientResources,
+    errors.DiskFull, errors.OutOfMemory, errors.TooManyConnections, errors.SystemError,
+    errors.IoError, psycopg2.extensions.TransactionRollbackError)
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a PostgreSQL error may go away by itself (retry): a broken or refused
+    connection, a server restarting, a deadlock.  A row the server refuses (a NUL in
+    text, an index entry too large, a constraint) fails the same way every time."""
+    if isinstance(exc, _TRANSIENT_TYPES):
+        return True
+    if not isinstance(exc, psycopg2.Error):
+        return False
+    if exc.pgcode is not None:
+        return exc.pgcode[:2] in _TRANSIENT_CLASSES
+    # no server code: the connection itself failed ("server closed the connection")
+    return type(exc) is OperationalError
+
 
 _CREATE_ROLE = sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s")
 _CREATE_DATABASE = sql.SQL("CREATE DATABASE {} OWNER {}")

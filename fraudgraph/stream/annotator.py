@@ -14,15 +14,21 @@ the topic and in PostgreSQL either way).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from detectors.blocklist import NewEntry
+from fraudgraph import metrics
 from fraudgraph.blocking import Blocker
-from fraudgraph.stream.health import Health
+from fraudgraph.stream.health import Health, isolating
 from graph import detect
 
+log = logging.getLogger(__name__)
+
+RING_CHUNK = 1_000  # ring members per Neo4j transaction
 RETRY_EVERY = 10  # flushes between retries of decisions whose node is not there yet
 DECISION_TRIES = 24  # retries (~2 min) a decision waits for its transaction's detail node
 #: decisions waiting for their node, at most (beyond, the annotation is skipped)
@@ -54,24 +60,29 @@ class GraphAnnotator:
         self.to_ring.put((members, entries))
 
     def flush(self) -> None:
-        """Write everything queued, retrying while a service is away (until stopped)."""
-        retrying = self.health.retrying
+        """Write everything queued, retrying while a service is away (until stopped);
+        rows a service refuses for good are isolated, logged and counted, the rest
+        written.  Rings are written in chunks of :data:`RING_CHUNK` members."""
         while not self.to_ring.empty():
             members, listed = self.to_ring.get()
-            retrying("neo4j", self.stop, detect.save_rings, self.driver, members)
-            retrying("postgres", self.stop, self.blocker.block, listed, "ring-sweep")
-        entries = _drain(self.to_mark)
-        if entries:
-            retrying("neo4j", self.stop, self.blocker.mark, entries)
+            for start in range(0, len(members), RING_CHUNK):
+                self._write("neo4j", members[start:start + RING_CHUNK],
+                            lambda rows: detect.save_rings(self.driver, rows))
+            self._write("postgres", listed, lambda rows: self.blocker.block(rows, "ring-sweep"))
+        self._write("neo4j", _drain(self.to_mark), self.blocker.mark)
         self.flushes += 1
         self._decisions(_drain(self.to_record), retry=self.flushes % RETRY_EVERY == 0)
+
+    def _write(self, service: str, rows: list[Any], write: Callable[[list[Any]], Any]) -> None:
+        self.health.retrying(service, self.stop, isolating, rows, write, _dropped)
 
     def _decisions(self, fresh: list[dict[str, Any]], retry: bool) -> None:
         rows = fresh + ([row for row, _ in self.undecided.values()] if retry else [])
         if not rows:
             return
-        found = self.health.retrying("neo4j", self.stop, detect.set_decisions, self.driver,
-                                     rows)
+        found: set[str] = set()
+        self._write("neo4j", rows, lambda part: found.update(
+            detect.set_decisions(self.driver, part)))
         for row in fresh:  # not projected yet: tried again every RETRY_EVERY flushes
             if row["id"] not in found and len(self.undecided) < MAX_UNDECIDED:
                 self.undecided.setdefault(row["id"], (row, 0))
@@ -79,6 +90,14 @@ class GraphAnnotator:
             self.undecided = {key: (row, tries + 1) for key, (row, tries) in
                               self.undecided.items()
                               if key not in found and tries + 1 < DECISION_TRIES}
+
+
+def _dropped(row: Any, exc: BaseException) -> None:
+    """A graph annotation (or ring entry) refused for good: logged and counted; the
+    record it annotates is in PostgreSQL and on its topic."""
+    metrics.DETECTOR_REJECTED.labels("annotation_rejected").inc()
+    log.error("graph annotation not written (%s): %r", f"{type(exc).__name__}: {exc}"[:300],
+              row if not isinstance(row, NewEntry) else row.key)
 
 
 def _drain(q: queue.Queue[list[Any]]) -> list[Any]:

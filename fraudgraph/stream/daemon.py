@@ -55,17 +55,18 @@ from fraudgraph.stream.annotator import GraphAnnotator
 from fraudgraph.stream.batch import BatchCommit, StageTimer
 from fraudgraph.stream.feedback import Feedback
 from fraudgraph.stream.graph_view import GraphView
-from fraudgraph.stream.health import Health
+from fraudgraph.stream.health import Health, isolating, transient
 from fraudgraph.stream.label_applier import LabelApplier
 from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
 from graph.projection import GraphWriter
 from ingest import kafka
+from ingest.dlq import dlq_record
 from ingest.label_source import INFINITY, LabelSource
 from ingest.publish import Publisher
 from ingest.source import Batch, TransactionSource
-from ingest.transaction import DecoderConfig, Transaction, encode
+from ingest.transaction import DecodeError, DecoderConfig, Transaction, encode
 from storage.blocklist import BlocklistListener, BlocklistStore
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
                                                          batch.produced_ms)
             with timer("store"):
                 commit.publish(_records(settings.topics, decided))
-                commit.store(s.store_batch, decided, flags)
+                commit.store(s.store_batch, decided, flags, batch.positions)
             with timer("commit"):
                 published_ms = commit.commit()
             stats.committed()
@@ -237,18 +238,48 @@ class _Services:
             health.attempt("postgres", self.cache.refresh)
         if not self.config.graph.enabled or not txs:
             return None
-        return health.retrying("neo4j", stop, self.view.facts, txs, self.cache, stop)
+        try:
+            return health.retrying("neo4j", stop, self.view.facts, txs, self.cache, stop)
+        except Exception as exc:
+            if transient(exc):
+                raise  # stopping
+            # a read that fails the same way every time (a memory limit): decide on the
+            # rules alone rather than stop the stream; said in the log and the metric
+            log.error("graph read failed for a batch of %d (%s); deciding it without "
+                      "graph checks", len(txs), exc)
+            metrics.DETECTOR_REJECTED.labels("graph_read_failed").inc(len(txs))
+            return None
 
-    def store_batch(self, decided: list[Decided], flags: list[NewEntry]) -> None:
+    def store_batch(self, decided: list[Decided], flags: list[NewEntry],
+                    positions: list[tuple[str, int, int]]) -> None:
         """PostgreSQL: flagged transactions, newly flagged entities (already in the
-        cache); their Neo4j annotations are queued for the worker."""
-        flagged = [flagged_row(d) for d in decided if d.verdict.decision != ALLOW]
-        if flagged:
-            self.store.record_flagged(flagged)
-            self.annotator.record_decisions([
-                {"id": f.transaction_id, "decision": f.decision, "score": f.score,
-                 "reasons": [r["code"] for r in f.reasons]} for f in flagged])
-        self.blocker.block(flags, "daemon")
+        cache); their Neo4j annotations are queued for the worker.  A row the database
+        refuses for good is isolated: its transaction goes to the DLQ
+        (``store_rejected``), an entry is logged and counted; the rest is written."""
+        where = {d.record.transaction_id: p for d, p in zip(decided, positions, strict=True)}
+        flagged = [d for d in decided if d.verdict.decision != ALLOW]
+        isolating(flagged, self._record_flagged,
+                  lambda d, exc: self._dead_letter(d, where[d.record.transaction_id], exc))
+        isolating(flags, lambda entries: self.blocker.block(entries, "daemon"), _refused)
+
+    def _record_flagged(self, decided: list[Decided]) -> None:
+        flagged = [flagged_row(d) for d in decided]
+        self.store.record_flagged(flagged)
+        self.annotator.record_decisions([
+            {"id": f.transaction_id, "decision": f.decision, "score": f.score,
+             "reasons": [r["code"] for r in f.reasons]} for f in flagged])
+
+    def _dead_letter(self, d: Decided, where: tuple[str, int, int],
+                     exc: BaseException) -> None:
+        """A decided transaction whose record the store refuses: to the DLQ (the
+        decision itself is on its topic), flushed with the batch's commit."""
+        error = DecodeError("store_rejected", f"{type(exc).__name__}: {exc}"[:300])
+        key, value = dlq_record(encode(d.transaction), d.record.transaction_id.encode(),
+                                error, *where)
+        self.source.dlq.send(self.source.dlq_topic, key, value)
+        metrics.DETECTOR_REJECTED.labels(error.reason).inc()
+        log.error("flagged transaction %s not stored (%s): on the DLQ",
+                  d.record.transaction_id, error.detail)
 
     def after_batch(self) -> None:
         metrics.DETECTOR_LAG.set(self.source.lag())
@@ -283,6 +314,14 @@ def _worker(settings: Settings, config: DetectorConfig, options: DaemonOptions, 
                              rejected=lambda reason: metrics.DETECTOR_REJECTED.labels(reason).inc())
     return (Feedback(labels, LabelApplier(blocker, driver, config), annotator, health, stop),
             annotator)
+
+
+def _refused(entry: NewEntry, exc: BaseException) -> None:
+    """A blocklist entry the store refuses for good: logged and counted (it is active in
+    this process's cache until restart; the decision that made it is on its topic)."""
+    metrics.DETECTOR_REJECTED.labels("blocklist_rejected").inc()
+    log.error("blocklist entry %s %s not stored: %s", entry.entity_type,
+              entry.entity_id[:80], f"{type(exc).__name__}: {exc}"[:300])
 
 
 def _kafka_error(health: Health, error: kafka.KafkaError) -> None:

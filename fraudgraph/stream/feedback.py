@@ -2,7 +2,9 @@
 
 Every pass (at least every :data:`LABELS_EVERY` seconds, at once when the loop
 moves ``graph_ms``): write what the loop queued for the graph
-(:class:`fraudgraph.stream.annotator.GraphAnnotator`), then take the labels whose
+(:class:`fraudgraph.stream.annotator.GraphAnnotator`), at the first pass and every
+:data:`RECONCILE_EVERY` seconds reconcile the graph's blocked marks with the
+blocklist (``fraudgraph.blocking.Blocker.reconcile``), then take the labels whose
 transaction the graph holds (:class:`ingest.label_source.LabelSource`), apply them
 (:class:`fraudgraph.stream.label_applier.LabelApplier`) and commit their offsets, and
 publish up to which report time labels are applied (``labels_known_ms``).
@@ -17,6 +19,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 from detectors.blocklist import BlocklistCache, NewEntry
 from fraudgraph.stream.annotator import GraphAnnotator
@@ -26,6 +29,7 @@ from ingest.label_source import INFINITY, LabelSource
 
 log = logging.getLogger(__name__)
 LABELS_EVERY = 0.5  # seconds between passes of the worker when nothing wakes it
+RECONCILE_EVERY = 300.0  # seconds between reconciliations of the graph's blocked marks
 
 
 class Feedback:
@@ -47,6 +51,7 @@ class Feedback:
         self.blocked: queue.Queue[list[NewEntry]] = queue.Queue()  # for the loop's cache
         self.error: BaseException | None = None
         self._stop = stop
+        self._reconcile_at = time.monotonic()  # at the first pass
         self._thread = threading.Thread(target=self._work, name="feedback", daemon=True)
         self._thread.start()
 
@@ -66,6 +71,7 @@ class Feedback:
                 if self._stop.is_set():
                     break
                 self.annotator.flush()
+                self._reconcile()
                 if self.labels is not None:
                     self.labels_applied += self._apply_due(self.graph_ms)
                     self.joined = self.labels.joined()
@@ -74,6 +80,19 @@ class Feedback:
             if not self._stop.is_set():
                 log.exception("feedback worker failed")
                 self.error = exc
+
+    def _reconcile(self) -> None:
+        """At the first pass and every :data:`RECONCILE_EVERY` seconds: the graph's
+        blocked marks made to match the active blocklist (a mark lost in a crash after
+        its PostgreSQL write is set again; a revoked entry's mark is cleared)."""
+        if time.monotonic() < self._reconcile_at:
+            return
+        marked, cleared = self.health.retrying("neo4j", self._stop,
+                                               self.annotator.blocker.reconcile)
+        self._reconcile_at = time.monotonic() + RECONCILE_EVERY
+        if marked or cleared:
+            log.warning("blocked marks reconciled with the blocklist: %d set, %d cleared",
+                        marked, cleared)
 
     def _apply_due(self, graph_ms: float) -> int:
         """Apply the labels due at ``graph_ms``, then commit them; how many were applied."""

@@ -2,9 +2,12 @@
 failing now, how an action is retried while one is away, and what /healthz says.
 
 One :class:`Health` per process, passed to whatever talks to the services (the
-daemon's loop and its worker thread share it).  A failure of a service is an
-outage (retried with backoff, reported degraded) when it is one of
-:data:`RETRYABLE`; anything else propagates.
+daemon's loop and its worker thread share it).  A failure is an outage (retried with
+backoff, reported degraded) only when it may go away by itself (:func:`transient`:
+the server is away, restarting, a deadlock); a permanent one (a row the server
+refuses, a query over a memory limit) propagates at once, and the caller isolates the
+offending rows (:func:`isolating`) instead of wedging the stream behind a misleading
+"degraded".
 """
 
 from __future__ import annotations
@@ -16,18 +19,53 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fraudgraph import metrics
+from graph import driver as neo4j_errors
 from graph.driver import Neo4jError, ServiceUnavailable
 from ingest import kafka
 from ingest.publish import PublishError
 from storage import InterfaceError, OperationalError
+from storage import transient as postgres_transient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-RETRYABLE: tuple[type[BaseException], ...] = (
-    ServiceUnavailable, Neo4jError, OperationalError, InterfaceError, PublishError,
-    kafka.KafkaException)
+R = TypeVar("R")
 LOG_EVERY = 30.0  # seconds between repeated outage log lines of one service
 STALLED_AFTER = 30.0  # seconds without a loop pass before /healthz says degraded
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether a failure may go away by itself (retried) rather than recur (isolated)."""
+    if isinstance(exc, PublishError):
+        return True  # the publisher queued the failed records again
+    if isinstance(exc, kafka.KafkaException):
+        error = exc.args[0] if exc.args else None
+        return error is None or not hasattr(error, "retriable") or bool(
+            error.retriable() or error.code() in _KAFKA_TRANSIENT)
+    return neo4j_errors.transient(exc) or postgres_transient(exc)
+
+
+_KAFKA_TRANSIENT = (kafka.KafkaError._TRANSPORT, kafka.KafkaError._ALL_BROKERS_DOWN,
+                    kafka.KafkaError._TIMED_OUT, kafka.KafkaError._MSG_TIMED_OUT)
+
+
+def isolating(rows: list[R], write: Callable[[list[R]], Any],
+              reject: Callable[[R, BaseException], None]) -> None:
+    """Write ``rows``; on a permanent failure split them in halves until each offending
+    row is alone and hand it to ``reject`` (the others are written).  A transient
+    failure propagates: the caller retries the whole, and ``write`` is idempotent."""
+    if not rows:
+        return
+    try:
+        write(rows)
+    except Exception as exc:
+        if transient(exc):
+            raise
+        if len(rows) == 1:
+            reject(rows[0], exc)
+            return
+        middle = len(rows) // 2
+        isolating(rows[:middle], write, reject)
+        isolating(rows[middle:], write, reject)
 
 
 def failed_service(exc: BaseException, default: str) -> str:
@@ -77,7 +115,9 @@ class Health:
         so the caller goes on with what it has."""
         try:
             action()
-        except RETRYABLE as exc:
+        except Exception as exc:
+            if not transient(exc):
+                raise
             self.down(failed_service(exc, service), _problem(exc),
                       "going on with the last known state")
             return False
@@ -87,19 +127,24 @@ class Health:
     def retrying(self, service: str, stop: threading.Event, action: Callable[..., T],
                  *args: Any) -> T:
         """Run ``action(*args)`` until it succeeds, backing off (0.25 s doubling to 10 s)
-        while the service is away; gives up (re-raises) only when ``stop`` is set."""
-        delay = 0.25
+        while the service is away; gives up (re-raises) when ``stop`` is set, and at
+        once on a permanent failure (not :func:`transient`)."""
+        delay, failed = 0.25, {service}
         while True:
             try:
                 result = action(*args)
-            except RETRYABLE as exc:
+            except Exception as exc:
+                if not transient(exc):
+                    raise
+                failed.add(failed_service(exc, service))
                 self.down(failed_service(exc, service), _problem(exc), "retrying with backoff")
                 if stop.is_set():
                     raise
                 stop.wait(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            self.up(service)
+            for name in failed:  # the action went through: what it touched is back
+                self.up(name)
             return result
 
     def passed(self) -> None:

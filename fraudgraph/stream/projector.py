@@ -29,6 +29,7 @@ from fraudgraph.settings import Settings
 from fraudgraph.stream.batch import BatchCommit, StageTimer
 from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals
 from graph.projection import Cursor, GraphWriter
+from ingest.event_clock import EventClock
 from ingest.source import Batch, TransactionSource
 from ingest.transaction import DecoderConfig
 
@@ -77,6 +78,7 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
                                batch_timeout=options.batch_timeout,
                                from_beginning=options.from_beginning)
     stats, idle, timer = ProjectorStats(), IdleWatch(options.until_idle), StageTimer()
+    clock = EventClock()  # retention's "now": one event dated far ahead moves nothing
     commit = BatchCommit(source)  # a failure propagates: the restart redelivers
     try:
         while not stop.is_set():
@@ -103,8 +105,9 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
                      result.relationship_rows, timer.take()["write"], batch.reasons)
             metrics.PROJECTION_LAG.set(source.lag())
             progress(batch.consumed)
-            if stats.batches % options.prune_every == 0:
-                pruned = writer.prune(options.retention_ms)
+            clock.observe(tx.event_ms for tx in batch.transactions)
+            if stats.batches % options.prune_every == 0 and clock.now_ms is not None:
+                pruned = writer.prune(options.retention_ms, clock.now_ms)
                 stats.pruned += pruned
                 metrics.PROJECTION_PRUNED.inc(pruned)
             if options.max_messages is not None and stats.consumed >= options.max_messages:

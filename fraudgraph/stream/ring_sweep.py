@@ -45,14 +45,15 @@ class RingSweep:
                  if link[0] in rings_config.link_through]
         rings = find_rings(links, rings_config.min_users, rings_config.max_device_users)
         self.swept_ms, self.rings = boundary, len(rings)
-        members, entries = self._members(rings)
+        members, entries = self._members(rings, cache)
         if entries:
             cache.add_local(entries)
         self.annotator.record_rings(members, entries)
         log.debug("ring sweep as of %d: %d rings, %d new members", boundary, len(rings),
                   len(entries))
 
-    def _members(self, rings: list[Ring]) -> tuple[list[dict[str, Any]], list[NewEntry]]:
+    def _members(self, rings: list[Ring], cache: BlocklistCache
+                 ) -> tuple[list[dict[str, Any]], list[NewEntry]]:
         """Every member's marks, and a blocklist entry for each member new to the loop."""
         rings_config = self.config.rings
         lag_ms = self.config.graph.as_of_lag_ms
@@ -66,7 +67,7 @@ class RingSweep:
                     self.visible_ms[user] = min(self.visible_ms[user], visible)
                     continue
                 self.visible_ms[user] = visible
-                if "user" in rings_config.flag:
+                if "user" in rings_config.flag and not cache.revoked("user", user):
                     entries.append(NewEntry(
                         "user", user, "fraud_ring", "cypher", 0.9,
                         {"ring_id": ring.ring_id, "ring_size": len(ring.users),

@@ -196,12 +196,12 @@ def test_retention_prunes_only_old_detail_and_keeps_aggregates(
     check_reads(driver, transactions)
     newest = max(tx.event_ms for tx in transactions)
     window = 3 * 86_400_000
-    deleted = GraphWriter(driver).prune(window, limit=4000)
+    deleted = GraphWriter(driver).prune(window, newest, limit=4000)
     keep = {tx.transaction_id for tx in transactions if tx.event_ms >= newest - window}
     assert deleted == COUNT - len(keep) > 0 and keep
     assert detail_ids(driver) == keep
     assert graph_state(driver) == oracle(transactions)
-    assert GraphWriter(driver).prune(window) == 0  # idempotent
+    assert GraphWriter(driver).prune(window, newest) == 0  # idempotent
 
 
 def check_reads(driver: Any, transactions: list[Transaction]) -> None:

@@ -231,3 +231,20 @@ def test_local_entries_merge_to_the_one_that_counts_earliest_in_any_order() -> N
         seen.append((hit.reason, hit.evidence, hit.score))
     assert seen == [("velocity", {"since_ms": 100}, 1.0)] * 2
     assert collapse([label, flag]) == [dataclasses.replace(flag, score=1.0)]
+
+
+def test_a_manual_revocation_wins_over_automatic_sources(
+        cache: BlocklistCache, store: FakeStore, clocks: Clocks) -> None:
+    store.batches.append([entry("c1", revoked=T0)])  # a person revoked it
+    cache.refresh(force=True)
+    assert cache.revoked("card", "c1") and cache.hit("card", "c1") is None
+    cache.add_local([NewEntry("card", "c1", "fraud_ring", "cypher", 0.9, {}),
+                     NewEntry("card", "c2", "velocity", "rule", 0.8, {})])
+    assert cache.hit("card", "c1") is None  # the ring sweep does not undo it
+    assert cache.hit("card", "c2") is not None
+    cache.add_local([NewEntry("card", "c1", "listed again", "manual", 1.0, {})])
+    assert cache.hit("card", "c1") is not None and not cache.revoked("card", "c1")
+    clocks.advance(2)
+    store.batches.append([entry("c3", revoked=T0), entry("c3", updated=T0 + timedelta(1))])
+    cache.refresh()
+    assert not cache.revoked("card", "c3")  # listed again (by a person) since

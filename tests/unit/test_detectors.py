@@ -305,6 +305,9 @@ def test_blocklist_entries_count_from_their_since_time() -> None:
         def add_local(self, entries: list[NewEntry]) -> None:
             self.entries.update((e.key, e) for e in entries)
 
+        def revoked(self, entity_type: str, entity_id: str) -> bool:
+            return False
+
     decided, _ = detector.decide_batch([tx(1, 4), tx(2, 5), tx(3, 6)], None, View(), T0)
     assert [d.verdict.decision for d in decided] == ["allow", "block", "block"]
 
@@ -429,3 +432,40 @@ def test_rule_state_restores_from_a_checkpoints_plain_arrays() -> None:
     assert list(engine.users.get("u1").recent) == [CountrySeen(T0, "US")]
     assert msgspec.msgpack.decode(checkpoint._ENCODER.encode(engine.snapshot())) == state
     assert codes(engine, tx(3, 2, amount=4.0, site="s3")) == ["card_testing"]
+
+
+class _NoBlocklist:
+    def hit(self, entity_type: str, entity_id: str) -> Entry | None:
+        return None
+
+    def add_local(self, entries: list[NewEntry]) -> None:
+        return None
+
+    def revoked(self, entity_type: str, entity_id: str) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("outlier_card", ["c9", "c1"])
+def test_a_transaction_dated_2099_evicts_no_state_and_hides_no_burst(outlier_card: str) -> None:
+    """State is forgotten on an event clock one outlier cannot move (the median of the
+    recent event times): a velocity burst that spans it is flagged as without it."""
+    config = only("velocity")
+    burst = [tx(i, i * 0.5, 20.0 + i) for i in range(1, 7)]
+    other = tx(50, 0.1, 30.0, card="c5")
+    far = msgspec.structs.replace(tx(99, 0, 5.0, card=outlier_card), event_ms=4_070_908_800_000)
+
+    def decide(stream: list[Transaction]) -> tuple[dict[str, list[str]], Detector]:
+        detector, out = Detector(config), {}
+        for start in range(0, len(stream), 2):  # small batches, as a live daemon takes them
+            decided, _ = detector.decide_batch(stream[start:start + 2], None, _NoBlocklist(),
+                                               T0)
+            out.update((d.transaction.transaction_id, [r.code for r in d.verdict.reasons])
+                       for d in decided)
+        return out, detector
+
+    clean, _ = decide([other, *burst])
+    spanned, detector = decide([other, *burst[:3], far, *burst[3:]])
+    assert sum("velocity" in codes for codes in clean.values()) >= 2
+    assert {k: v for k, v in spanned.items() if k != "t99"} == clean
+    assert "c5" in detector.engine.cards.data  # not evicted by the outlier
+    assert detector.engine.clock.now_ms is not None and detector.engine.clock.now_ms < T0 + MIN * 10

@@ -1,0 +1,6 @@
+// name: blocked_nodes
+// purpose: every entity node carrying the blocked mark (label :Blocked), to reconcile the marks with the PostgreSQL blocklist, which is the record
+// params: none
+// returns: label: string, id: string
+MATCH (n:Blocked)
+RETURN [l IN labels(n) WHERE l <> 'Blocked'][0] AS label, n.id AS id
