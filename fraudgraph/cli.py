@@ -19,6 +19,7 @@ from fraudgraph import __version__
 from fraudgraph.errors import FraudgraphError
 from fraudgraph.settings import load_settings
 from fraudgraph.ui import FORMAT, Column, emit, env_epilog, err, notes, out, report, settings_from
+from ingest import kafka
 
 STACK_ENV = env_epilog("FRAUDGRAPH_PROFILE", "FRAUDGRAPH_DATA_DIR", "FRAUDGRAPH_CACHE_DIR",
                        "FRAUDGRAPH_JAVA_HOME", "FRAUDGRAPH_KAFKA", "FRAUDGRAPH_NEO4J",
@@ -40,6 +41,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx.obj = load_settings()
+    kafka.use_security(ctx.obj.kafka.client_security())  # every Kafka client of the command
 
 
 @cli.group(epilog=STACK_ENV)

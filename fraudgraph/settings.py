@@ -10,11 +10,12 @@ and passes the result down.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets as _secrets
 import stat
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +41,20 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "FRAUDGRAPH_KAFKA_BOOTSTRAP": ("127.0.0.1:$FRAUDGRAPH_KAFKA_PORT", "Kafka bootstrap servers"),
     "FRAUDGRAPH_KAFKA_PARTITIONS": ("4", "partitions of each topic the stack creates"),
     "FRAUDGRAPH_KAFKA_HEAP": ("512m", "Kafka JVM max heap"),
+    "FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL": (
+        "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL; prod refuses an unencrypted "
+        "one to a broker that is not on loopback"),
+    "FRAUDGRAPH_KAFKA_SASL_MECHANISM": (
+        "unset", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)"),
+    "FRAUDGRAPH_KAFKA_SASL_USERNAME": ("unset", "SASL user name (SASL_* protocols)"),
+    "FRAUDGRAPH_KAFKA_SASL_PASSWORD": ("unset", "SASL password (secret; SASL_* protocols)"),
+    "FRAUDGRAPH_KAFKA_SSL_CA_LOCATION": (
+        "unset: the system's CA certificates", "PEM file of the CA that signed the broker's "
+        "certificate (SSL, SASL_SSL)"),
+    "FRAUDGRAPH_KAFKA_SSL_CERTIFICATE_LOCATION": (
+        "unset", "PEM client certificate, for brokers that require mutual TLS"),
+    "FRAUDGRAPH_KAFKA_SSL_KEY_LOCATION": ("unset", "PEM private key of the client certificate"),
+    "FRAUDGRAPH_KAFKA_SSL_KEY_PASSWORD": ("unset", "passphrase of that private key (secret)"),
     "FRAUDGRAPH_NEO4J_BOLT_PORT": ("7687", "Neo4j Bolt port"),
     "FRAUDGRAPH_NEO4J_HTTP_PORT": ("7474", "Neo4j HTTP port (Neo4j Browser at /browser/)"),
     "FRAUDGRAPH_NEO4J_URI": ("bolt://127.0.0.1:$FRAUDGRAPH_NEO4J_BOLT_PORT", "Neo4j Bolt URI"),
@@ -83,6 +98,10 @@ class Topics:
                 self.training, self.labels, self.dlq)
 
 
+KAFKA_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 @dataclass(frozen=True)
 class KafkaSettings:
     port: int = 9092
@@ -90,6 +109,29 @@ class KafkaSettings:
     bootstrap: str = "127.0.0.1:9092"
     partitions: int = 4
     heap: str = "512m"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: str | None = field(default=None, repr=False)
+
+    def client_security(self) -> dict[str, str]:
+        """The ``security.protocol``, ``sasl.*`` and ``ssl.*`` settings (librdkafka names)
+        that every Kafka client gets. Holds the passwords: never log it."""
+        named = {
+            "security.protocol": self.security_protocol,
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": self.ssl_key_password,
+        }
+        return {key: value for key, value in named.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -242,14 +284,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         _check_password(value, f"FRAUDGRAPH_{key}")
         return value
 
-    kafka_port = _int(env, "FRAUDGRAPH_KAFKA_PORT", 9092)
-    kafka = KafkaSettings(
-        port=kafka_port,
-        controller_port=_int(env, "FRAUDGRAPH_KAFKA_CONTROLLER_PORT", 9093),
-        bootstrap=env.get("FRAUDGRAPH_KAFKA_BOOTSTRAP") or f"127.0.0.1:{kafka_port}",
-        partitions=_int(env, "FRAUDGRAPH_KAFKA_PARTITIONS", 4),
-        heap=env.get("FRAUDGRAPH_KAFKA_HEAP", "512m"),
-    )
+    kafka = _kafka_settings(env, secret)
+    _check_kafka_transport(profile, kafka)
     bolt_port = _int(env, "FRAUDGRAPH_NEO4J_BOLT_PORT", 7687)
     neo4j = Neo4jSettings(
         bolt_port=bolt_port,
@@ -284,6 +320,96 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         java_home=Path(java_home) if java_home else None,
         kafka=kafka, neo4j=neo4j, postgres=postgres, topics=topics, ingest=ingest,
     )
+
+
+def _kafka_settings(env: Mapping[str, str], secret: Callable[[str], str | None]
+                    ) -> KafkaSettings:
+    """The Kafka part of :func:`load_settings`: ports, bootstrap, and the client security."""
+    def optional(name: str) -> str | None:
+        return env.get(name) or None
+
+    kafka_port = _int(env, "FRAUDGRAPH_KAFKA_PORT", 9092)
+    protocol = (env.get("FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
+    mechanism = optional("FRAUDGRAPH_KAFKA_SASL_MECHANISM")
+    kafka = KafkaSettings(
+        port=kafka_port,
+        controller_port=_int(env, "FRAUDGRAPH_KAFKA_CONTROLLER_PORT", 9093),
+        bootstrap=env.get("FRAUDGRAPH_KAFKA_BOOTSTRAP") or f"127.0.0.1:{kafka_port}",
+        partitions=_int(env, "FRAUDGRAPH_KAFKA_PARTITIONS", 4),
+        heap=env.get("FRAUDGRAPH_KAFKA_HEAP", "512m"),
+        security_protocol=protocol,
+        sasl_mechanism=mechanism.upper() if mechanism else None,
+        sasl_username=optional("FRAUDGRAPH_KAFKA_SASL_USERNAME"),
+        sasl_password=secret("KAFKA_SASL_PASSWORD"),
+        ssl_ca_location=optional("FRAUDGRAPH_KAFKA_SSL_CA_LOCATION"),
+        ssl_certificate_location=optional("FRAUDGRAPH_KAFKA_SSL_CERTIFICATE_LOCATION"),
+        ssl_key_location=optional("FRAUDGRAPH_KAFKA_SSL_KEY_LOCATION"),
+        ssl_key_password=secret("KAFKA_SSL_KEY_PASSWORD"),
+    )
+    _check_kafka_security(kafka)
+    return kafka
+
+
+def _check_kafka_security(kafka: KafkaSettings) -> None:
+    """The security settings must fit the protocol: none is set that it would ignore."""
+    protocol = kafka.security_protocol
+    where = f"FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL={protocol}"
+    if protocol not in KAFKA_PROTOCOLS:
+        raise ConfigError(f"{where}: expected one of {', '.join(KAFKA_PROTOCOLS)}")
+    sasl = {"SASL_MECHANISM": kafka.sasl_mechanism, "SASL_USERNAME": kafka.sasl_username,
+            "SASL_PASSWORD": kafka.sasl_password}
+    ssl = {"SSL_CA_LOCATION": kafka.ssl_ca_location,
+           "SSL_CERTIFICATE_LOCATION": kafka.ssl_certificate_location,
+           "SSL_KEY_LOCATION": kafka.ssl_key_location, "SSL_KEY_PASSWORD": kafka.ssl_key_password}
+    for group, used in ((sasl, protocol.startswith("SASL_")), (ssl, protocol.endswith("SSL"))):
+        for key, value in group.items():
+            if value is not None and not used:
+                raise ConfigError(f"FRAUDGRAPH_KAFKA_{key} is set but {where} does not use it")
+    if protocol.startswith("SASL_"):
+        for key, value in sasl.items():
+            if value is None:
+                raise ConfigError(f"FRAUDGRAPH_KAFKA_{key} is not set, and {where} needs it"
+                                  + (" (env or secrets.env)" if key == "SASL_PASSWORD" else ""))
+        if kafka.sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise ConfigError(f"FRAUDGRAPH_KAFKA_SASL_MECHANISM={kafka.sasl_mechanism}: "
+                              f"expected one of {', '.join(KAFKA_SASL_MECHANISMS)}")
+
+
+def _check_kafka_transport(profile: str, kafka: KafkaSettings) -> None:
+    """prod: card transactions never cross a network unencrypted."""
+    if profile != "prod" or kafka.security_protocol not in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        return
+    remote = [host for host in broker_hosts(kafka.bootstrap) if not is_loopback(host)]
+    if remote:
+        raise ConfigError(
+            f"FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL={kafka.security_protocol} would send "
+            f"transactions unencrypted to {remote[0]}, and the prod profile refuses that: "
+            "set FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL=SASL_SSL (or SSL) and "
+            "FRAUDGRAPH_KAFKA_SSL_CA_LOCATION")
+
+
+def broker_hosts(bootstrap: str) -> list[str]:
+    """The host part of each ``[proto://]host[:port]`` in a bootstrap list."""
+    hosts = []
+    for server in bootstrap.split(","):
+        server = server.strip().split("://", 1)[-1]
+        if server.startswith("["):  # [v6 address]:port
+            hosts.append(server[1:].partition("]")[0])
+        elif server.count(":") > 1:  # a bare IPv6 address, no port
+            hosts.append(server)
+        elif server:
+            hosts.append(server.partition(":")[0])
+    return hosts
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1); no name is looked up."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits

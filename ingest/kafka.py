@@ -3,12 +3,18 @@
 Clients are configured for at-least-once delivery with idempotent effects:
 producers are idempotent (``enable.idempotence``), consumers never auto-commit;
 the caller commits after its effects are durable.
+
+Every client (producer, consumer, admin) also gets the process's security
+settings (``security.protocol``, ``sasl.*``, ``ssl.*``): the composition root
+hands them over once, at start-up, with :func:`use_security`; until then
+clients speak PLAINTEXT, which only the local stack's loopback broker accepts.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import (
@@ -29,19 +35,52 @@ __all__ = [
     "broker_count",
     "consumer",
     "delete_topics",
+    "describe_security",
     "ensure_topics",
     "producer",
     "read_all",
     "read_at",
     "rewind_on_assign",
     "topic_names",
+    "use_security",
 ]
+
+log = logging.getLogger(__name__)
+
+SECURITY_PREFIXES = ("security.protocol", "sasl.", "ssl.")
+#: The security settings every client of this process gets (see use_security).
+_security: dict[str, str] = {}
+
+
+def use_security(config: Mapping[str, str]) -> None:
+    """Give every Kafka client made from now on these librdkafka security settings.
+
+    Called once per process, at start-up, before any client is made (the CLI does it
+    from the settings); a later call replaces the earlier one.  Keys must be
+    ``security.protocol``, ``sasl.*`` or ``ssl.*``.  The values may hold passwords,
+    which are never logged nor shown (:func:`describe_security` masks them).
+    """
+    foreign = sorted(key for key in config if not key.startswith(SECURITY_PREFIXES))
+    if foreign:
+        raise ValueError(f"not a Kafka security setting: {', '.join(foreign)}")
+    _security.clear()
+    _security.update(config)
+    log.debug("kafka clients: %s", describe_security())
+
+
+def describe_security() -> str:
+    """The current security settings for a log line, with every password masked."""
+    if not _security:
+        return "security.protocol=PLAINTEXT (default)"
+    return ", ".join(f"{key}={'***' if 'password' in key else value}"
+                     for key, value in sorted(_security.items()))
 
 
 def producer(bootstrap: str, **overrides: Any) -> Producer:
     """An idempotent, batching producer (acks=all, lz4, 5 ms linger)."""
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
+        **_security,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 5,
@@ -55,6 +94,7 @@ def consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer:
     """A consumer that never commits on its own: offsets are committed by the caller."""
     conf: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
+        **_security,
         "group.id": group_id,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -108,7 +148,7 @@ def ensure_topics(bootstrap: str, names: Iterable[str], partitions: int,
 def _admin(bootstrap: str, log_level: int) -> AdminClient:
     # A probe of a broker that is still starting (log_level 0) must not spam stderr,
     # nor should librdkafka's informational shutdown notices (level 6) reach the CLI.
-    return AdminClient({"bootstrap.servers": bootstrap, "log_level": log_level})
+    return AdminClient({"bootstrap.servers": bootstrap, **_security, "log_level": log_level})
 
 
 def read_at(bootstrap: str, topic: str, partition: int, offset: int,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything fraudgraph needs on a fresh machine, idempotently:
 #   OS packages (Java 17, Maven, PostgreSQL server) when missing, via apt-get as root;
-#   a virtual environment in .venv with fraudgraph and its dev tools.
+#   a virtual environment in .venv with fraudgraph and its dev tools, from the hash-pinned
+#   requirements-lock.txt.
 # Downloads are cached outside the checkout (~/.cache/pip, ~/.cache/fraudgraph).
 # Source it (`. scripts/bootstrap.sh`) to get .venv/bin on PATH.
 set -euo pipefail
@@ -29,12 +30,18 @@ fi
 
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
-stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+# Python packages come from requirements-lock.txt: every version pinned and every file
+# checked against its sha256 (--require-hashes), the build backend included, so the
+# editable install of fraudgraph itself fetches nothing (--no-deps --no-build-isolation).
+# The lock is for Linux x86_64 and CPython 3.11; see its header to regenerate it.
+# Reinstalled when pyproject.toml or the lock changes.
+lock=requirements-lock.txt
+stamp=.venv/.installed-$(cat pyproject.toml "$lock" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  echo "· creating .venv and installing fraudgraph (pip cache: ~/.cache/pip)"
+  echo "· creating .venv and installing fraudgraph from $lock (pip cache: ~/.cache/pip)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev,gnn]'  # gnn: torch, ~3 GB, ~80 s
+  .venv/bin/python -m pip install -q --require-hashes -r "$lock"  # torch: ~3 GB, once
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

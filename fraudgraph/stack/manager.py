@@ -17,7 +17,8 @@ from fraudgraph.errors import FraudgraphError, StackError
 from fraudgraph.settings import Settings, ensure_dev_secrets
 from fraudgraph.stack import process
 from fraudgraph.stack.java import find_java_home
-from fraudgraph.stack.services import Report, Service, services
+from fraudgraph.stack.private import private_umask, secure_data_dir
+from fraudgraph.stack.services import Report, Service, data_dir_group, services
 
 PROBE_TIMEOUT = 3.0
 
@@ -33,10 +34,38 @@ class ServiceStatus:
 
 
 def up(settings: Settings, report: Report) -> tuple[Settings, list[ServiceStatus]]:
-    """Start whatever is not running, wait until all answer, create topics and roles."""
-    settings = ensure_dev_secrets(settings)
-    java_home = find_java_home(settings.java_home)
-    stack = services(settings, java_home, report)
+    """Start whatever is not running, wait until all answer, create topics and roles.
+
+    The data folder is made private first (see :mod:`fraudgraph.stack.private`), and
+    everything the stack writes or starts runs with umask 077.
+    """
+    _refuse_secured_kafka(settings)
+    with private_umask():
+        secure_data_dir(settings.data_dir, data_dir_group(settings))
+        settings = ensure_dev_secrets(settings)
+        java_home = find_java_home(settings.java_home)
+        stack = services(settings, java_home, report)
+        _start(stack, report)
+        for svc in stack:
+            _wait_ready(svc, report)
+        for svc in stack:
+            for item in svc.after_ready():
+                report(f"{svc.name}: created {item}")
+    return settings, [_status(svc) for svc in stack]
+
+
+def _refuse_secured_kafka(settings: Settings) -> None:
+    """The stack's own broker speaks PLAINTEXT on loopback (its trust boundary is the
+    machine): settings meant for a secured, external broker do not belong to it."""
+    protocol = settings.kafka.security_protocol
+    if protocol != "PLAINTEXT":
+        raise StackError(
+            f"FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL={protocol}, but the local stack's Kafka "
+            "listens PLAINTEXT on 127.0.0.1 only: unset the FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL, "
+            "_SASL_* and _SSL_* settings to use it")
+
+
+def _start(stack: list[Service], report: Report) -> None:
     to_start = []
     for svc in stack:
         if not svc.managed:
@@ -56,12 +85,6 @@ def up(settings: Settings, report: Report) -> tuple[Settings, list[ServiceStatus
         svc.install()
         pid = svc.start()
         report(f"{svc.name}: started (pid {pid}), log {svc.log_path}")
-    for svc in stack:
-        _wait_ready(svc, report)
-    for svc in stack:
-        for item in svc.after_ready():
-            report(f"{svc.name}: created {item}")
-    return settings, [_status(svc) for svc in stack]
 
 
 def down(settings: Settings, report: Report) -> None:

@@ -3,6 +3,7 @@
 A PID file alone is not trusted: the PID must be alive, not a zombie, and its
 command line must contain the service's marker (a path under the data folder),
 so a recycled PID is never mistaken for, or signalled as, one of ours.
+Every process starts with umask 077: what a service writes is its owner's only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from fraudgraph.stack.private import PRIVATE_UMASK
 
 
 def cmdline(pid: int) -> str | None:
@@ -41,17 +44,20 @@ def running_pid(pid_file: Path, marker: str) -> int | None:
 
 def start(argv: Sequence[str], *, log_path: Path, pid_file: Path, cwd: Path,
           env: Mapping[str, str] | None = None, user: str | None = None) -> int:
-    """Start ``argv`` detached (own session), output appended to ``log_path``; record its PID."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    """Start ``argv`` detached (own session, umask 077), output appended to ``log_path``
+    (created 0600); record its PID."""
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    os.fchmod(fd, 0o600)  # also a log an older version left world-readable
+    with open(fd, "ab") as log:
         log.write(f"\n---- started {time.strftime('%Y-%m-%d %H:%M:%S')} ----\n".encode())
         log.flush()
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=cwd, env=dict(env) if env is not None else None, start_new_session=True,
-            user=user, group=user, extra_groups=[] if user else None,
+            user=user, group=user, extra_groups=[] if user else None, umask=PRIVATE_UMASK,
         )
-    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 

@@ -24,6 +24,7 @@ from fraudgraph.errors import StackError
 from fraudgraph.settings import Settings, require_secret
 from fraudgraph.stack import RECIPES, process
 from fraudgraph.stack.jars import ensure_jars
+from fraudgraph.stack.private import PRIVATE_UMASK, java_argfile_quote, secret_file
 from graph import driver as neo4j_driver
 from ingest import kafka
 from storage import postgres as store
@@ -146,7 +147,7 @@ class KafkaService(Service):
                  f"-Dlog4j.configuration=file:{self.home / 'log4j.properties'}",
                  "kafka.tools.StorageTool", "format", "--ignore-formatted",
                  "-t", _kafka_cluster_id(), "-c", str(self.config_path)],
-                capture_output=True, text=True, check=False)
+                capture_output=True, text=True, umask=PRIVATE_UMASK, check=False)
             if result.returncode != 0:
                 raise StackError(f"kafka: storage format failed: {result.stderr.strip()[-300:]}")
 
@@ -201,15 +202,24 @@ class Neo4jService(Service):
         if not (self.home / "data" / "databases" / "system").exists():
             # The initial password must be set before the very first start.
             self.report("neo4j: setting the generated initial password")
-            password = require_secret(n.password, "FRAUDGRAPH_NEO4J_PASSWORD")
+            self._set_initial_password(require_secret(n.password, "FRAUDGRAPH_NEO4J_PASSWORD"))
+
+    def _set_initial_password(self, password: str) -> None:
+        """``neo4j-admin dbms set-initial-password``, the password never on a command line.
+
+        A command line is anyone's to read (``/proc/<pid>/cmdline``), so the main class and
+        its arguments go to the java launcher in a private argument file (``@file``).
+        """
+        args = ("org.neo4j.server.startup.Neo4jAdminCommand dbms set-initial-password "
+                + java_argfile_quote(password))
+        with secret_file(args, name="set-initial-password.args") as argfile:
             result = subprocess.run(
-                [self.java(), "-cp", f"{self.lib}/*",
-                 "org.neo4j.server.startup.Neo4jAdminCommand",
-                 "dbms", "set-initial-password", password],
-                capture_output=True, text=True, env=self._env(), cwd=self.home, check=False)
-            if result.returncode != 0:
-                raise StackError("neo4j: set-initial-password failed: "
-                                 + result.stderr.strip().splitlines()[-1][:300])
+                [self.java(), "-cp", f"{self.lib}/*", f"@{argfile}"],
+                capture_output=True, text=True, env=self._env(), cwd=self.home,
+                umask=PRIVATE_UMASK, check=False)
+        if result.returncode != 0:
+            raise StackError("neo4j: set-initial-password failed: "
+                             + (result.stderr.strip().splitlines() or ["no output"])[-1][:300])
 
     def start(self) -> int:
         argv = [self.java(), "-Xms256m", f"-Xmx{self.settings.neo4j.heap}", "-XX:+UseG1GC",
@@ -259,12 +269,14 @@ class PostgresService(Service):
 
     def install(self) -> None:
         self.bindir = _postgres_bindir()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.run_as:
             entry = pwd.getpwnam(self.run_as)
-            os.chown(self.home, entry.pw_uid, entry.pw_gid)
+            os.chown(self.home, entry.pw_uid, entry.pw_gid, follow_symlinks=False)
+            os.chmod(self.home, 0o700, follow_symlinks=False)
+            # as the server will run: that user and its own group only
             probe = subprocess.run(["test", "-w", str(self.home)], user=self.run_as,
-                                   check=False)
+                                   group=self.run_as, extra_groups=[], check=False)
             if probe.returncode != 0:
                 raise StackError(
                     f"postgres: the `postgres` user cannot reach {self.home}; "
@@ -272,23 +284,23 @@ class PostgresService(Service):
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.report("postgres: initdb (private cluster)")
+        self._initdb()
+
+    def _initdb(self) -> None:
+        """initdb the cluster with the superuser password from a one-off file.
+
+        The file is written into a fresh folder of ours (never into ``postgres/``, which
+        the `postgres` user owns and could plant a link in), readable by that user only.
+        """
         superuser_password = require_secret(self.settings.postgres.superuser_password,
                                             "FRAUDGRAPH_POSTGRES_SUPERUSER_PASSWORD")
-        pwfile = self.home / "initdb.pw"
-        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(superuser_password + "\n")
-        try:
-            if self.run_as:
-                entry = pwd.getpwnam(self.run_as)
-                os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        with secret_file(superuser_password, reader=self.run_as, name="initdb.pw") as pwfile:
             result = subprocess.run(
                 [str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
                  "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8", "--no-locale"],
                 capture_output=True, text=True, user=self.run_as, group=self.run_as,
-                extra_groups=[] if self.run_as else None, cwd=self.home, check=False)
-        finally:
-            pwfile.unlink(missing_ok=True)
+                extra_groups=[] if self.run_as else None, cwd=self.home, umask=PRIVATE_UMASK,
+                check=False)
         if result.returncode != 0:
             raise StackError(f"postgres: initdb failed: {result.stderr.strip()[-300:]}")
 
@@ -371,6 +383,17 @@ def _postgres_bindir() -> Path:
         return Path(initdb).resolve().parent
     raise StackError("PostgreSQL server binaries not found: run `apt-get install postgresql` "
                      "(scripts/bootstrap.sh does this) or set FRAUDGRAPH_POSTGRES_DSN")
+
+
+def data_dir_group(settings: Settings) -> int | None:
+    """The group that must traverse the data folder: the `postgres` user's when we are
+    root and run the private cluster as that user (None: nobody else's business)."""
+    if not settings.postgres.managed or os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres").pw_gid
+    except KeyError:  # not installed yet; `up` says so when it installs the service
+        return None
 
 
 def services(settings: Settings, java_home: Path | None, report: Report) -> list[Service]:

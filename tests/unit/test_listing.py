@@ -21,6 +21,7 @@ from fraudgraph.cli import cli
 from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.ui import FORMAT, Column, emit
 from graph import detect
+from storage.blocklist import Upserted
 
 #: Longer than any terminal's column: rich used to cut it to `bar-card-0123…`.
 LONG_ID = "bar-card-" + "0123456789abcdef" * 6
@@ -130,6 +131,9 @@ class FakeStore:
                     new.entity_id, new.reason, new.source)
                 changed += 1
         return changed
+
+    def upsert_many(self, entries: builtins.list[NewEntry], actor: str) -> Upserted:
+        return Upserted(self.upsert(entries, actor), frozenset())
 
     def revoke(self, entity_type: str, entity_id: str, actor: str, reason: str) -> bool:
         found = self.entries.get((entity_type, entity_id))

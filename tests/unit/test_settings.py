@@ -126,3 +126,81 @@ def test_generated_passwords_never_look_like_options() -> None:
     passwords = [generate_password() for _ in range(500)]
     assert all(p.isalnum() and len(p) == 24 for p in passwords)  # no leading "-" for CLIs
     assert len(set(passwords)) == 500
+
+
+# -- Kafka client security ----------------------------------------------------------------
+
+SASL_SSL = {"FRAUDGRAPH_KAFKA_BOOTSTRAP": "kafka-1.internal:9093,kafka-2.internal:9093",
+            "FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "FRAUDGRAPH_KAFKA_SASL_MECHANISM": "scram-sha-512",
+            "FRAUDGRAPH_KAFKA_SASL_USERNAME": "fraudgraph",
+            "FRAUDGRAPH_KAFKA_SASL_PASSWORD": "kafka-very-secret-1",
+            "FRAUDGRAPH_KAFKA_SSL_CA_LOCATION": "/etc/fraudgraph/kafka-ca.pem"}
+
+
+def test_kafka_security_settings_become_the_client_config(tmp_path: Path) -> None:
+    s = load_settings(env_for(tmp_path, FRAUDGRAPH_PROFILE="prod", **SASL_SSL))
+    assert s.kafka.client_security() == {
+        "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "fraudgraph", "sasl.password": "kafka-very-secret-1",
+        "ssl.ca.location": "/etc/fraudgraph/kafka-ca.pem"}
+    assert "kafka-very-secret" not in repr(s)
+    assert load_settings(env_for(tmp_path)).kafka.client_security() == {
+        "security.protocol": "PLAINTEXT"}
+
+
+def test_the_sasl_password_may_come_from_the_secrets_file(tmp_path: Path) -> None:
+    write_secrets_file(tmp_path / "data" / "secrets.env",
+                       {"KAFKA_SASL_PASSWORD": "from-the-file-1"})
+    env = {k: v for k, v in SASL_SSL.items() if k != "FRAUDGRAPH_KAFKA_SASL_PASSWORD"}
+    s = load_settings(env_for(tmp_path, **env))
+    assert s.kafka.client_security()["sasl.password"] == "from-the-file-1"
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL": "TLS"}, "expected one of PLAINTEXT, SSL"),
+    ({"FRAUDGRAPH_KAFKA_SASL_PASSWORD": ""},
+     "FRAUDGRAPH_KAFKA_SASL_PASSWORD is not set, and .*SASL_SSL needs it"),
+    ({"FRAUDGRAPH_KAFKA_SASL_MECHANISM": "GSSAPI"}, "expected one of PLAIN, SCRAM"),
+    ({"FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL": "SSL"},
+     "FRAUDGRAPH_KAFKA_SASL_MECHANISM is set but .*=SSL does not use it"),
+    ({"FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"},
+     "FRAUDGRAPH_KAFKA_SSL_CA_LOCATION is set but .*=SASL_PLAINTEXT does not use it"),
+    ({"FRAUDGRAPH_KAFKA_SASL_PASSWORD": "password"}, "default or empty password"),
+])
+def test_kafka_security_settings_that_do_not_fit_are_refused(
+        tmp_path: Path, change: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env_for(tmp_path, **{**SASL_SSL, **change}))
+
+
+@pytest.mark.parametrize(("bootstrap", "protocol"), [
+    ("kafka.internal:9092", "PLAINTEXT"),
+    ("127.0.0.1:9092,10.0.0.7:9092", "PLAINTEXT"),
+    ("PLAINTEXT://kafka.internal:9092", ""),
+    ("[2001:db8::1]:9092", "PLAINTEXT"),
+    ("kafka.internal:9092", "SASL_PLAINTEXT"),
+])
+def test_prod_refuses_an_unencrypted_remote_broker(tmp_path: Path, bootstrap: str,
+                                                   protocol: str) -> None:
+    env = {"FRAUDGRAPH_KAFKA_BOOTSTRAP": bootstrap, "FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL": protocol}
+    if protocol == "SASL_PLAINTEXT":
+        env.update({k: v for k, v in SASL_SSL.items() if "_SASL_" in k})
+    with pytest.raises(ConfigError) as info:
+        load_settings(env_for(tmp_path, FRAUDGRAPH_PROFILE="prod", **env))
+    message = str(info.value)
+    assert "\n" not in message and "prod profile refuses" in message
+    assert "set FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL=SASL_SSL" in message
+    # The dev profile lets it be (a developer's own broker); TLS makes prod accept it.
+    load_settings(env_for(tmp_path, **env))
+    load_settings(env_for(tmp_path, FRAUDGRAPH_PROFILE="prod", FRAUDGRAPH_KAFKA_BOOTSTRAP=bootstrap,
+                          FRAUDGRAPH_KAFKA_SECURITY_PROTOCOL="SSL"))
+
+
+@pytest.mark.parametrize("bootstrap", [
+    "127.0.0.1:9092", "localhost:9092", "127.0.0.2:19092,localhost", "[::1]:9092",
+    "PLAINTEXT://127.0.0.1:9092"])
+def test_prod_accepts_plaintext_on_loopback(tmp_path: Path, bootstrap: str) -> None:
+    s = load_settings(env_for(tmp_path, FRAUDGRAPH_PROFILE="prod",
+                              FRAUDGRAPH_KAFKA_BOOTSTRAP=bootstrap))
+    assert s.kafka.security_protocol == "PLAINTEXT"
