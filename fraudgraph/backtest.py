@@ -59,7 +59,6 @@ from ingest.transaction import (
     Transaction,
     decode,
     encode,
-    parse_event_ms,
 )
 
 log = logging.getLogger(__name__)
@@ -130,10 +129,10 @@ def from_files(transactions: Path, labels: Path, decoder: DecoderConfig) -> Hist
     found = []
     for number, raw in read_records(labels):
         try:
-            label, _ = decode_label(raw)
+            label, _ = decode_label(raw, max_future_ms=decoder.max_future_ms)
         except DecodeError as error:
             raise ValueError(f"{labels}:{number}: {error}") from None
-        found.append((parse_event_ms(label.reported_at), label.transaction_id, raw))
+        found.append((label.reported_ms, label.transaction_id, raw))
     found.sort(key=lambda label: label[0])
     return History(transactions.stem, txs, found, labels)
 
@@ -154,7 +153,8 @@ class Outcome:
 class Backtest:
     settings: Settings
     out: Path
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    # history is replayed: no event-time check against the wall clock
+    decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig(max_future_ms=None))
     cut: float = 0.6
     k: int = 100
     report: Callable[[str], None] = lambda _m: None

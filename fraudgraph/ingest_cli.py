@@ -48,9 +48,14 @@ def parse_mix(text: str | None) -> dict[str, float]:
 
 
 def decoder_config(settings: Settings) -> DecoderConfig:
-    return DecoderConfig(default_currency=settings.ingest.default_currency,
-                         max_amount=settings.ingest.max_amount,
-                         max_bytes=settings.ingest.max_message_bytes)
+    """The live decoder's limits (event times at most a day ahead of the clock; a
+    backtest replaying history turns that off: ``max_future_ms=None``)."""
+    try:
+        return DecoderConfig(default_currency=settings.ingest.default_currency or None,
+                             max_amount=settings.ingest.max_amount,
+                             max_bytes=settings.ingest.max_message_bytes)
+    except ValueError as exc:
+        raise ConfigError(f"FRAUDGRAPH_DEFAULT_CURRENCY: {exc}") from None
 
 
 @click.command(epilog=KAFKA_ENV)

@@ -24,7 +24,8 @@ PROJECTION_TRANSACTIONS = Counter("fraudgraph_projection_transactions_total",
 PROJECTION_DUPLICATES = Counter("fraudgraph_projection_duplicates_total",
                                 "Transactions skipped as already projected (replays)")
 PROJECTION_REJECTED = Counter("fraudgraph_projection_rejected_total",
-                              "Messages sent to the dead-letter topic", ["reason"])
+                              "Messages rejected and skipped (the daemon writes their "
+                              "dead-letter records)", ["reason"])
 PROJECTION_RELATIONSHIP_ROWS = Counter("fraudgraph_projection_relationship_upserts_total",
                                        "Aggregated relationship rows upserted")
 PROJECTION_BATCH_SECONDS = Histogram(
@@ -78,6 +79,9 @@ DETECTOR_REASONS = Counter("fraudgraph_detector_reasons_total",
                            "Reasons on review/block decisions, by code", ["code"])
 DETECTOR_REJECTED = Counter("fraudgraph_detector_rejected_total",
                             "Messages sent to the dead-letter topic, by reason", ["reason"])
+DLQ_DROPPED = Gauge("fraudgraph_detector_dlq_dropped",
+                    "Dead-letter records Kafka refused for good and that were dropped (logged), "
+                    "since the daemon started")
 DETECTOR_BATCH_SIZE = Histogram("fraudgraph_detector_batch_size_messages",
                                 "Messages per micro-batch",
                                 buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))

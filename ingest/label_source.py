@@ -5,7 +5,11 @@ A label is *due* when its transaction's event time (its report time when it has
 none, the earlier of the two when it has both) is at or before the time up to which
 the graph is complete; labels of one partition are handed out in arrival order, so
 the offset committed after them never passes one still waiting.  A label that does
-not decode goes to the dead-letter topic and is committed with its neighbours.
+not decode or validate (:func:`ingest.labels.decode_label`: a report time in the
+future included, which would otherwise hold back every label after it) goes to the
+dead-letter topic with its reason and is committed with its neighbours; a DLQ record
+Kafka refuses for good is logged and counted (:attr:`LabelSource.dlq_dropped`), never
+raised.
 
 :meth:`LabelSource.known_ms` says up to which report time every label is handed
 out, so the stream never decides a transaction before the labels it may see.
@@ -18,12 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ingest import kafka
 from ingest.dlq import dlq_record
 from ingest.labels import LabelMessage, decode_label
-from ingest.publish import Publisher
-from ingest.transaction import DecodeError, parse_event_ms
+from ingest.publish import DeadLetterPublisher
+from ingest.transaction import MAX_FUTURE_MS, DecodeError
 
+_LABEL_ENCODER = msgspec.json.Encoder()
 INFINITY = float("inf")
 MAX_PENDING = 200_000  # labels waiting for the graph; then stop reading until some are due
 
@@ -37,6 +44,8 @@ class PendingLabel:
     offset: int
     label: LabelMessage | None  # None: undecodable (already sent to the DLQ)
     event_ms: int | None = None
+    topic: str = ""
+    partition: int = 0
 
 
 @dataclass
@@ -53,18 +62,27 @@ class LabelSource:
 
     def __init__(self, bootstrap: str, group: str, topic: str, dlq_topic: str, *,
                  from_beginning: bool,
-                 rejected: Callable[[str], None] = lambda _reason: None) -> None:
-        """``rejected`` is told the reason of each label sent to the DLQ (a metric)."""
+                 rejected: Callable[[str], None] = lambda _reason: None,
+                 max_future_ms: int | None = MAX_FUTURE_MS) -> None:
+        """``rejected`` is told the reason of each label sent to the DLQ (a metric);
+        ``max_future_ms``: how far ahead of the clock a report time may be (None: no
+        limit, for backtests: pass the decoder config's)."""
         self.consumer = kafka.consumer(bootstrap, group)
         if from_beginning:
             self.consumer.subscribe([topic], on_assign=kafka.rewind_on_assign)
         else:
             self.consumer.subscribe([topic])
-        self.dlq, self.dlq_topic = Publisher(bootstrap), dlq_topic
+        self.dlq, self.dlq_topic = DeadLetterPublisher(bootstrap), dlq_topic
+        self.max_future_ms = max_future_ms
         #: (topic, partition) -> FIFO of labels read, not handed out yet
         self.pending: dict[tuple[str, int], deque[PendingLabel]] = {}
         self.last_reported: dict[tuple[str, int], int] = {}
         self.rejected = rejected
+
+    @property
+    def dlq_dropped(self) -> int:
+        """DLQ records Kafka refused for good and that were dropped (logged), so far."""
+        return self.dlq.dropped
 
     def joined(self) -> bool:
         """Whether the consumer group has given this consumer its partitions."""
@@ -134,17 +152,27 @@ class LabelSource:
         where = (msg.topic() or "", msg.partition() or 0)
         waiting = self.pending.setdefault(where, deque())
         try:
-            label, event_ms = decode_label(raw)
-            reported_ms = parse_event_ms(label.reported_at)
+            label, event_ms = decode_label(raw, max_future_ms=self.max_future_ms)
         except DecodeError as error:
             key, value = dlq_record(raw, msg.key(), error, where[0], where[1], msg.offset() or 0)
             self.dlq.send(self.dlq_topic, key, value)
             self.rejected(error.reason)
             waiting.append(PendingLabel(0, 0, msg.offset() or 0, None))  # committed with others
             return
+        reported_ms = label.reported_ms
         ready_ms = reported_ms if event_ms is None else min(event_ms, reported_ms)
-        waiting.append(PendingLabel(ready_ms, reported_ms, msg.offset() or 0, label, event_ms))
+        waiting.append(PendingLabel(ready_ms, reported_ms, msg.offset() or 0, label, event_ms,
+                                    where[0], where[1]))
         self.last_reported[where] = reported_ms
+
+    def dead_letter(self, pending: PendingLabel, reason: str, detail: str) -> None:
+        """A label taken and then refused downstream (the store will never take it): to
+        the DLQ with ``reason``, flushed by the next :meth:`commit`."""
+        raw = _LABEL_ENCODER.encode(pending.label) if pending.label is not None else b""
+        key, value = dlq_record(raw, None, DecodeError(reason, detail), pending.topic,
+                                pending.partition, pending.offset)
+        self.dlq.send(self.dlq_topic, key, value)
+        self.rejected(reason)
 
     def close(self) -> None:
         self.consumer.close()

@@ -2,7 +2,10 @@
 
 Every consumer of ``transactions`` (projection, detector daemon) reads through a
 :class:`TransactionSource`.  Per batch it decodes every message; a message that
-fails goes to the dead-letter topic with its reason and never stops the stream.
+fails goes to the dead-letter topic with its reason and never stops the stream: its
+DLQ record fits Kafka's limit whatever the message (:mod:`ingest.dlq`), and one
+Kafka refuses for good all the same is logged and counted
+(:attr:`TransactionSource.dlq_dropped`), never raised.
 
 Commit order (at-least-once, nothing lost):
 
@@ -25,7 +28,7 @@ from typing import Any
 
 from ingest import kafka
 from ingest.dlq import dlq_record
-from ingest.publish import Publisher
+from ingest.publish import DeadLetterPublisher
 from ingest.transaction import DecodeError, DecoderConfig, Transaction, decode
 
 
@@ -52,7 +55,11 @@ class TransactionSource:
     def __init__(self, bootstrap: str, group_id: str, topic: str, dlq_topic: str,
                  config: DecoderConfig | None = None, *, batch_size: int = 5000,
                  batch_timeout: float = 0.5, from_beginning: bool = False,
-                 **consumer_overrides: Any) -> None:
+                 dead_letters: bool = True, **consumer_overrides: Any) -> None:
+        """``dead_letters``: whether this consumer writes the DLQ records of the messages
+        it rejects.  One consumer of a topic owns the DLQ (the detector daemon); the
+        others (the projector) count and skip, so a bad message has one record."""
+        self.dead_letters = dead_letters
         self.consumer = kafka.consumer(bootstrap, group_id, **consumer_overrides)
         self._start: dict[tuple[str, int], int] = {}  # see start_at
         #: next offset per partition after what this process consumed: a redelivery
@@ -63,12 +70,17 @@ class TransactionSource:
             self.consumer.subscribe([topic], on_assign=kafka.rewind_on_assign)
         else:
             self.consumer.subscribe([topic], on_assign=self._start_at)
-        self.dlq = Publisher(bootstrap)
+        self.dlq = DeadLetterPublisher(bootstrap)
         self.dlq_topic = dlq_topic
         self.config = config or DecoderConfig()
         self.batch_size = batch_size
         self.batch_timeout = batch_timeout
         self._asked: dict[tuple[str, int], tuple[int, float]] = {}  # end offsets from the broker
+
+    @property
+    def dlq_dropped(self) -> int:
+        """DLQ records Kafka refused for good and that were dropped (logged), so far."""
+        return self.dlq.dropped
 
     def poll_batch(self) -> Batch:
         """Consume and decode up to ``batch_size`` messages (waits at most ``batch_timeout``)."""
@@ -95,8 +107,9 @@ class TransactionSource:
                 produced.append(msg.timestamp()[1])
             except DecodeError as error:
                 reasons[error.reason] += 1
-                key, value = dlq_record(raw, msg.key(), error, where[0], where[1], offset)
-                self.dlq.send(self.dlq_topic, key, value)
+                if self.dead_letters:
+                    key, value = dlq_record(raw, msg.key(), error, where[0], where[1], offset)
+                    self.dlq.send(self.dlq_topic, key, value)
         return Batch(good, len(messages), sum(reasons.values()), reasons, positions, high,
                      produced)
 

@@ -195,20 +195,20 @@ class _Services:
                                changed=listener.changed)
         kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
         detector = Detector(config)
+        # small fetches per partition keep partitions close in event time (rule state
+        # and labels follow event time)
+        consumer: dict[str, Any] = {"max.partition.fetch.bytes": 128 * 1024,
+                                    "error_cb": lambda error: _kafka_error(health, error)}
         source = TransactionSource(
             settings.kafka.bootstrap, options.group, topics.transactions, topics.dlq, decoder,
             batch_size=options.batch_size, batch_timeout=options.batch_timeout,
-            from_beginning=options.from_beginning,
-            # small fetches per partition keep partitions close in event time (rule
-            # state and labels follow event time)
-            **{"max.partition.fetch.bytes": 128 * 1024,
-               "error_cb": lambda error: _kafka_error(health, error)})
+            from_beginning=options.from_beginning, **consumer)
         state = RuleState(settings, options.group,
                           None if options.from_beginning else options.checkpoint_every,
                           detector)
         state.restore(source)
         out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
-        feedback, annotator = _worker(settings, config, options, driver, health)
+        feedback, annotator = _worker(settings, config, options, decoder, driver, health)
         view = GraphView(driver, source, feedback, RingSweep(driver, config, annotator),
                          config, topics.transactions, options.graph_wait)
         if not config.graph.enabled:  # nothing reads the graph: labels need not wait for it
@@ -286,6 +286,9 @@ class _Services:
         for table, size in self.detector.engine.state_sizes().items():
             metrics.DETECTOR_RULE_STATE.labels(table).set(size)
         metrics.DETECTOR_BLOCKLIST.set(self.cache.size)
+        labels = self.feedback.labels
+        metrics.DLQ_DROPPED.set(self.source.dlq_dropped
+                                + (labels.dlq_dropped if labels is not None else 0))
         metrics.DETECTOR_RINGS.set(self.view.rings.rings)
         self.feedback.drain(self.cache)
 
@@ -300,8 +303,9 @@ class _Services:
         self.driver.close()
 
 
-def _worker(settings: Settings, config: DetectorConfig, options: DaemonOptions, driver: Any,
-            health: Health) -> tuple[Feedback, GraphAnnotator]:
+def _worker(settings: Settings, config: DetectorConfig, options: DaemonOptions,
+            decoder: DecoderConfig, driver: Any, health: Health
+            ) -> tuple[Feedback, GraphAnnotator]:
     """The worker thread and what it schedules, with its own PostgreSQL connection."""
     stop = threading.Event()  # the worker's own: it outlives the loop's last commit
     blocker = Blocker(connect.blocklist(settings), driver)
@@ -311,6 +315,7 @@ def _worker(settings: Settings, config: DetectorConfig, options: DaemonOptions, 
         labels = LabelSource(settings.kafka.bootstrap, f"{options.group}-labels",
                              settings.topics.labels, settings.topics.dlq,
                              from_beginning=options.from_beginning,
+                             max_future_ms=decoder.max_future_ms,
                              rejected=lambda reason: metrics.DETECTOR_REJECTED.labels(reason).inc())
     return (Feedback(labels, LabelApplier(blocker, driver, config), annotator, health, stop),
             annotator)

@@ -23,9 +23,9 @@ import time
 
 from detectors.blocklist import BlocklistCache, NewEntry
 from fraudgraph.stream.annotator import GraphAnnotator
-from fraudgraph.stream.health import Health
+from fraudgraph.stream.health import Health, isolating
 from fraudgraph.stream.label_applier import LabelApplier
-from ingest.label_source import INFINITY, LabelSource
+from ingest.label_source import INFINITY, LabelSource, PendingLabel
 
 log = logging.getLogger(__name__)
 LABELS_EVERY = 0.5  # seconds between passes of the worker when nothing wakes it
@@ -101,11 +101,20 @@ class Feedback:
         if not due.offsets:
             return 0
         if due.labels:
-            entries = self.health.retrying("postgres", self._stop, self.applier.apply,
-                                           due.labels)
+            entries: list[NewEntry] = []
+            self.health.retrying("postgres", self._stop, isolating, due.labels,
+                                 lambda labels: entries.extend(self.applier.apply(labels)),
+                                 self._refused)
             self.blocked.put(entries)
         self.health.retrying("kafka", self._stop, self.labels.commit, due.offsets)
         return len(due.labels)
+
+    def _refused(self, label: PendingLabel, exc: BaseException) -> None:
+        """A label the store or the graph refuses for good: to the DLQ (``label_rejected``)
+        and the stream goes on."""
+        assert self.labels is not None
+        log.error("label not applied (%s): on the DLQ", f"{type(exc).__name__}: {exc}"[:300])
+        self.labels.dead_letter(label, "label_rejected", f"{type(exc).__name__}: {exc}"[:300])
 
     def close(self) -> None:
         """Stop the worker (after its current step), write what is queued, then close

@@ -5,8 +5,8 @@ Commit order, per batch (at-least-once delivery, idempotent effects):
 The same skeleton as the daemon (``fraudgraph.stream.batch``): stages consume, write,
 commit, timed from outside.
 
-1. consume up to ``batch_size`` messages and decode them; bad ones are queued
-   for the dead-letter topic (``TransactionSource.poll_batch``);
+1. consume up to ``batch_size`` messages and decode them; bad ones are counted and
+   skipped (the detector daemon owns their dead-letter records);
 2. write: drop messages at or below the partition's projection cursor (already in
    the graph), then write the batch in ONE Neo4j transaction: drop known
    transaction ids, MERGE entities, add aggregates, create detail, advance the
@@ -76,7 +76,10 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
     source = TransactionSource(settings.kafka.bootstrap, options.group, topic,
                                settings.topics.dlq, decoder, batch_size=options.batch_size,
                                batch_timeout=options.batch_timeout,
-                               from_beginning=options.from_beginning)
+                               from_beginning=options.from_beginning,
+                               # the daemon writes a bad message's DLQ record; here it is
+                               # counted (fraudgraph_projection_rejected_total) and skipped
+                               dead_letters=False)
     stats, idle, timer = ProjectorStats(), IdleWatch(options.until_idle), StageTimer()
     clock = EventClock()  # retention's "now": one event dated far ahead moves nothing
     commit = BatchCommit(source)  # a failure propagates: the restart redelivers

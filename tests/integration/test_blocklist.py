@@ -125,18 +125,24 @@ def test_revoke_then_upsert_reactivates_and_keeps_created_at(
     assert store.list() == []
     assert store.list(include_inactive=True) == [revoked]
 
-    # Re-activation takes the incoming values, even a lower score; created_at stays.
-    assert store.upsert([new(card, 0.4, reason="second")], "rules") == 1
+    # A person's revocation wins over automatic sources: the rules cannot list it again
+    refused = store.upsert_many([new(card, 0.95, reason="burst again")], "rules")
+    assert (refused.changed, refused.refused) == (0, frozenset({("card", card)}))
+    assert store.get("card", card) == revoked
+
+    # A person lists it again: re-activation takes the incoming values, even a lower
+    # score; created_at stays.
+    assert store.upsert([new(card, 0.4, reason="second", source="manual")], "analyst") == 1
     again = store.get("card", card)
     assert again is not None
-    assert (again.revoked_at, again.revoked_by, again.score, again.reason) == (
-        None, None, 0.4, "second")
+    assert (again.revoked_at, again.revoked_by, again.score, again.reason, again.source) == (
+        None, None, 0.4, "second", "manual")
     assert again.created_at == created.created_at
     assert again.updated_at > revoked.updated_at
     assert actions(store, "card", card) == ["add", "revoke", "update"]
     history = store.history("card", card)
     assert [(h["actor"], h["reason"], h["score"]) for h in history] == [
-        ("rules", "first", 0.9), ("analyst", "false positive", 0.9), ("rules", "second", 0.4)]
+        ("rules", "first", 0.9), ("analyst", "false positive", 0.9), ("analyst", "second", 0.4)]
     assert store.counts()["blocklist"] == 1
 
 
