@@ -38,14 +38,23 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, PublishError):
         return True  # the publisher queued the failed records again
     if isinstance(exc, kafka.KafkaException):
+        # a broker restarting answers with many codes (transport, not leader, no
+        # coordinator, unknown partition, timeouts): all pass; what recurs is a fatal
+        # client error or a refusal of the request itself
         error = exc.args[0] if exc.args else None
-        return error is None or not hasattr(error, "retriable") or bool(
-            error.retriable() or error.code() in _KAFKA_TRANSIENT)
+        if error is None or not hasattr(error, "code"):
+            return True
+        return not (error.fatal() or error.code() in _KAFKA_PERMANENT)
     return neo4j_errors.transient(exc) or postgres_transient(exc)
 
 
-_KAFKA_TRANSIENT = (kafka.KafkaError._TRANSPORT, kafka.KafkaError._ALL_BROKERS_DOWN,
-                    kafka.KafkaError._TIMED_OUT, kafka.KafkaError._MSG_TIMED_OUT)
+_KAFKA_PERMANENT = frozenset(
+    getattr(kafka.KafkaError, name) for name in (
+        "MSG_SIZE_TOO_LARGE", "_MSG_SIZE_TOO_LARGE", "INVALID_MSG", "_INVALID_ARG",
+        "TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED",
+        "CLUSTER_AUTHORIZATION_FAILED", "SASL_AUTHENTICATION_FAILED", "_AUTHENTICATION",
+        "INVALID_CONFIG", "UNSUPPORTED_VERSION", "INVALID_REQUEST")
+    if hasattr(kafka.KafkaError, name))
 
 
 def isolating(rows: list[R], write: Callable[[list[R]], Any],

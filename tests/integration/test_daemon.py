@@ -299,7 +299,7 @@ def test_hostile_stream_never_stops_and_every_bad_message_reaches_the_dlq(
 
 def _health(port: int) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as answer:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
             return dict(json.loads(answer.read()))
     except urllib.error.HTTPError as error:  # 503 while degraded, with the same body
         return dict(json.loads(error.read()))

@@ -25,6 +25,8 @@ TRANSIENT = [
     errors.DeadlockDetected("deadlock detected"),
     PublishError("3 record(s) failed"),
     kafka.KafkaException(kafka.KafkaError(kafka.KafkaError._TRANSPORT)),
+    kafka.KafkaException(kafka.KafkaError(kafka.KafkaError.NOT_LEADER_FOR_PARTITION)),
+    kafka.KafkaException(kafka.KafkaError(kafka.KafkaError._NO_OFFSET)),
 ]
 PERMANENT = [
     ClientError("Neo.ClientError.Statement.SyntaxError"),
@@ -32,6 +34,7 @@ PERMANENT = [
     errors.UntranslatableCharacter("unsupported Unicode escape sequence (a NUL)"),
     errors.UniqueViolation("duplicate key"),
     UndeliverableError("Kafka refuses a record for good"),
+    kafka.KafkaException(kafka.KafkaError(kafka.KafkaError.MSG_SIZE_TOO_LARGE)),
     ValueError("a bug"),
 ]
 
