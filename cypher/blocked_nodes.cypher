@@ -3,4 +3,4 @@
 // params: none
 // returns: label: string, id: string
 MATCH (n:Blocked)
-RETURN [l IN labels(n) WHERE l <> 'Blocked'][0] AS label, n.id AS id
+RETURN [l IN labels(n) WHERE l IN ['Card', 'User', 'Device', 'IP', 'Site']][0] AS label, n.id AS id

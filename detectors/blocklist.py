@@ -196,12 +196,16 @@ class BlocklistCache:
         now = self._now()
         for entry in entries:
             cached = self._entries.get(entry.key)
+            if entry.revoked_at is not None:  # a person's revocation beats any local add,
+                if (cached is not None and cached.source == "manual"  # but a person's own
+                        and entry.updated_at < cached.updated_at):  # re-listing since
+                    continue
+                self._revoked.add(entry.key)
+                self._entries.pop(entry.key, None)
+                continue
             if cached is not None and entry.updated_at < cached.updated_at:
                 continue  # an older state than what this process already holds
-            if entry.revoked_at is not None:
-                self._revoked.add(entry.key)
-            else:
-                self._revoked.discard(entry.key)
+            self._revoked.discard(entry.key)
             if entry.active_at(now):
                 self._entries[entry.key] = entry
             elif cached is not None:

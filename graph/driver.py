@@ -12,14 +12,32 @@ from neo4j.exceptions import (
 )
 
 __all__ = ["AuthError", "Neo4jError", "ServiceUnavailable", "TransientError", "connect", "ping",
-           "transient"]
+           "row_error", "transient"]
 
 
 def transient(exc: BaseException) -> bool:
     """Whether a driver error may go away by itself (the server is away or restarting,
     a deadlock, a lost session): retry.  Anything else the driver raises (a
-    constraint, a memory limit, a syntax error) recurs on every try."""
+    constraint, a syntax error) recurs on every try, and so does a query over the
+    transaction memory limit, which Neo4j reports as a TransientError."""
+    if isinstance(exc, Neo4jError) and any(
+            marker in (exc.code or "") for marker in _RECURRING):
+        return False
     return isinstance(exc, ServiceUnavailable | SessionExpired | TransientError)
+
+
+#: TransientError codes that recur for the same query (its size, not the moment)
+_RECURRING = ("MemoryPoolOutOfMemoryError", "TransactionMemoryLimit", "OutOfMemory")
+
+
+def row_error(exc: BaseException) -> bool:
+    """Whether a driver error is about the data sent (a constraint, a bad value), so
+    that sending the rows apart finds the offending ones; not a permission, a
+    missing database or a broken query, which fail for every row."""
+    code = getattr(exc, "code", None) or ""
+    return isinstance(exc, Neo4jError) and (
+        "ConstraintValidationFailed" in code or ".Statement.TypeError" in code
+        or ".Statement.ArgumentError" in code or ".Statement.ArithmeticError" in code)
 
 
 def connect(uri: str, user: str, password: str, **config: object) -> Driver:

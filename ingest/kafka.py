@@ -107,6 +107,17 @@ def consumer(bootstrap: str, group_id: str, **overrides: Any) -> Consumer:
     return Consumer(conf)
 
 
+def consumer_error(error: KafkaError | None) -> None:
+    """An error a consumer's poll handed over as a message: raise a fatal one; log the
+    others (a broker restarting, ``_MAX_POLL_EXCEEDED`` after a long outage during
+    which the loop did not poll: librdkafka rejoins the group on the next poll)."""
+    if error is None:
+        return
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("kafka consumer: %s (the client recovers by itself)", error)
+
+
 def rewind_on_assign(consumer: Consumer, partitions: list[TopicPartition]) -> None:
     """An ``on_assign`` callback that starts every assigned partition from its beginning."""
     for tp in partitions:

@@ -94,7 +94,8 @@ class LabelSource:
         if sum(len(q) for q in self.pending.values()) < MAX_PENDING:
             for msg in self.consumer.consume(1000, 0.0):
                 if msg.error():
-                    raise kafka.KafkaException(msg.error())
+                    kafka.consumer_error(msg.error())  # raises only a fatal one
+                    continue
                 self._take(msg)
         due = DueLabels()
         for (topic, partition), waiting in self.pending.items():

@@ -93,7 +93,8 @@ class TransactionSource:
         config = self.config
         for msg in messages:
             if msg.error():
-                raise kafka.KafkaException(msg.error())
+                kafka.consumer_error(msg.error())  # raises only a fatal one
+                continue
             raw = msg.value()
             where = (msg.topic() or "", msg.partition() or 0)
             offset = msg.offset() or 0

@@ -6,6 +6,6 @@ changes); ``storage.models`` is the GNN's model registry and training lock; the
 error classes below are what callers catch.
 """
 
-from storage.postgres import InterfaceError, OperationalError, transient
+from storage.postgres import InterfaceError, OperationalError, row_error, transient
 
-__all__ = ["InterfaceError", "OperationalError", "transient"]
+__all__ = ["InterfaceError", "OperationalError", "row_error", "transient"]

@@ -42,6 +42,19 @@ def transient(exc: BaseException) -> bool:
     return type(exc) is OperationalError
 
 
+def row_error(exc: BaseException) -> bool:
+    """Whether a PostgreSQL error is about the data sent (a bad value, a constraint, a
+    row over a limit: SQLSTATE classes 22, 23, 54), so that writing the rows apart
+    finds the offending ones; not a missing table, a permission or a read-only
+    server, which fail for every row."""
+    if not isinstance(exc, psycopg2.Error):
+        return False
+    if exc.pgcode is not None:
+        return exc.pgcode[:2] in {"22", "23", "54"}
+    return isinstance(exc, psycopg2.DataError | psycopg2.IntegrityError
+                      | errors.ProgramLimitExceeded)
+
+
 _CREATE_ROLE = sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s")
 _CREATE_DATABASE = sql.SQL("CREATE DATABASE {} OWNER {}")
 

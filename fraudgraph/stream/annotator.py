@@ -28,7 +28,6 @@ from graph import detect
 
 log = logging.getLogger(__name__)
 
-RING_CHUNK = 1_000  # ring members per Neo4j transaction
 RETRY_EVERY = 10  # flushes between retries of decisions whose node is not there yet
 DECISION_TRIES = 24  # retries (~2 min) a decision waits for its transaction's detail node
 #: decisions waiting for their node, at most (beyond, the annotation is skipped)
@@ -62,12 +61,11 @@ class GraphAnnotator:
     def flush(self) -> None:
         """Write everything queued, retrying while a service is away (until stopped);
         rows a service refuses for good are isolated, logged and counted, the rest
-        written.  Rings are written in chunks of :data:`RING_CHUNK` members."""
+        written.  A sweep's ring marks are written whole, even when it found none: the
+        write also clears the marks of users no longer in a ring."""
         while not self.to_ring.empty():
             members, listed = self.to_ring.get()
-            for start in range(0, len(members), RING_CHUNK):
-                self._write("neo4j", members[start:start + RING_CHUNK],
-                            lambda rows: detect.save_rings(self.driver, rows))
+            self.health.retrying("neo4j", self.stop, detect.save_rings, self.driver, members)
             self._write("postgres", listed, lambda rows: self.blocker.block(rows, "ring-sweep"))
         self._write("neo4j", _drain(self.to_mark), self.blocker.mark)
         self.flushes += 1

@@ -60,6 +60,7 @@ from fraudgraph.stream.label_applier import LabelApplier
 from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals
 from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
+from graph.driver import Neo4jError
 from graph.projection import GraphWriter
 from ingest import kafka
 from ingest.dlq import dlq_record
@@ -240,7 +241,7 @@ class _Services:
             return None
         try:
             return health.retrying("neo4j", stop, self.view.facts, txs, self.cache, stop)
-        except Exception as exc:
+        except Neo4jError as exc:
             if transient(exc):
                 raise  # stopping
             # a read that fails the same way every time (a memory limit): decide on the

@@ -23,7 +23,7 @@ import time
 
 from detectors.blocklist import BlocklistCache, NewEntry
 from fraudgraph.stream.annotator import GraphAnnotator
-from fraudgraph.stream.health import Health, isolating
+from fraudgraph.stream.health import Health, isolating, transient
 from fraudgraph.stream.label_applier import LabelApplier
 from ingest.label_source import INFINITY, LabelSource, PendingLabel
 
@@ -87,9 +87,16 @@ class Feedback:
         its PostgreSQL write is set again; a revoked entry's mark is cleared)."""
         if time.monotonic() < self._reconcile_at:
             return
-        marked, cleared = self.health.retrying("neo4j", self._stop,
-                                               self.annotator.blocker.reconcile)
         self._reconcile_at = time.monotonic() + RECONCILE_EVERY
+        try:
+            marked, cleared = self.health.retrying("neo4j", self._stop,
+                                                   self.annotator.blocker.reconcile)
+        except Exception as exc:  # not worth the stream: the marks are a view
+            if transient(exc):
+                raise  # stopping
+            log.error("blocked marks not reconciled (%s); next try in %.0f s",
+                      f"{type(exc).__name__}: {exc}"[:300], RECONCILE_EVERY)
+            return
         if marked or cleared:
             log.warning("blocked marks reconciled with the blocklist: %d set, %d cleared",
                         marked, cleared)

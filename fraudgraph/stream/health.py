@@ -22,8 +22,9 @@ from fraudgraph import metrics
 from graph import driver as neo4j_errors
 from graph.driver import Neo4jError, ServiceUnavailable
 from ingest import kafka
-from ingest.publish import PublishError
+from ingest.publish import PublishError, UndeliverableError
 from storage import InterfaceError, OperationalError
+from storage import row_error as postgres_row_error
 from storage import transient as postgres_transient
 
 log = logging.getLogger(__name__)
@@ -57,17 +58,28 @@ _KAFKA_PERMANENT = frozenset(
     if hasattr(kafka.KafkaError, name))
 
 
+def row_error(exc: BaseException) -> bool:
+    """Whether a failure is about the rows sent (a value or a row the server refuses),
+    not the service or the code: only then does sending them apart help."""
+    if isinstance(exc, UndeliverableError):
+        return True
+    return neo4j_errors.row_error(exc) or postgres_row_error(exc)
+
+
 def isolating(rows: list[R], write: Callable[[list[R]], Any],
               reject: Callable[[R, BaseException], None]) -> None:
-    """Write ``rows``; on a permanent failure split them in halves until each offending
-    row is alone and hand it to ``reject`` (the others are written).  A transient
-    failure propagates: the caller retries the whole, and ``write`` is idempotent."""
+    """Write ``rows``; when the server refuses some of them (:func:`row_error`) split
+    them in halves until each offending row is alone and hand it to ``reject`` (the
+    others are written).  Any other failure propagates: a transient one for the
+    caller to retry (``write`` is idempotent), and one that would fail every row (a
+    missing table, a permission, a bug) to stop the process loudly rather than send
+    every row to the dead letters."""
     if not rows:
         return
     try:
         write(rows)
     except Exception as exc:
-        if transient(exc):
+        if transient(exc) or not row_error(exc):
             raise
         if len(rows) == 1:
             reject(rows[0], exc)

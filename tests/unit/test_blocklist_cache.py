@@ -172,13 +172,20 @@ def test_add_local_merges_like_the_store(cache: BlocklistCache, clocks: Clocks) 
     assert (merged.reason, merged.score, merged.expires_at) == ("third", 0.95, None)
 
 
-def test_a_stale_revoked_row_does_not_undo_a_newer_local_add(
+def test_a_revoked_row_wins_over_an_automatic_local_add_not_over_a_persons(
         cache: BlocklistCache, store: FakeStore, clocks: Clocks) -> None:
-    # The row was revoked before this process flagged the card again; the loader
-    # re-reads it (watermark margin) before the new upsert has committed.
+    # A person revoked the card before this process flagged it again (a rule): the
+    # revocation wins (the store refuses the rule's upsert too).
     revoked = T0 - timedelta(seconds=3)
     store.batches = [[entry("c1", updated=revoked, revoked=revoked)]]
     cache.add_local([NewEntry("card", "c1", "again", "rule", 0.9, {}, None)])
+    cache.refresh()
+    assert cache.hit("card", "c1") is None and cache.revoked("card", "c1")
+    # A person lists it again; the loader re-reads the older revoked row (watermark
+    # margin) before the new upsert has committed: the person's listing stays.
+    cache.add_local([NewEntry("card", "c1", "confirmed", "manual", 1.0, {}, None)])
+    clocks.advance(1)
+    store.batches = [[entry("c1", updated=revoked, revoked=revoked)]]
     cache.refresh()
     assert cache.hit("card", "c1") is not None
     # A revoke after the local add wins.

@@ -7,7 +7,13 @@ import threading
 
 import psycopg2
 import pytest
-from neo4j.exceptions import ClientError, ServiceUnavailable, SessionExpired, TransientError
+from neo4j.exceptions import (
+    ClientError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+    TransientError,
+)
 from psycopg2 import errors
 
 from fraudgraph.stream.health import Health, isolating, transient
@@ -30,6 +36,8 @@ TRANSIENT = [
 ]
 PERMANENT = [
     ClientError("Neo.ClientError.Statement.SyntaxError"),
+    Neo4jError._hydrate_neo4j(code="Neo.TransientError.General.MemoryPoolOutOfMemoryError",
+                              message="the transaction memory limit (a query too large)"),
     errors.ProgramLimitExceeded("index row size 5200 exceeds btree maximum"),
     errors.UntranslatableCharacter("unsupported Unicode escape sequence (a NUL)"),
     errors.UniqueViolation("duplicate key"),
@@ -72,7 +80,16 @@ def test_permanent_failures_propagate_at_once(exc: Exception) -> None:
         health.attempt("neo4j", broken)
 
 
-@pytest.mark.parametrize("exc", PERMANENT[:4], ids=lambda e: type(e).__name__)
+ROW_ERRORS = [
+    Neo4jError._hydrate_neo4j(code="Neo.ClientError.Schema.ConstraintValidationFailed",
+                              message="already exists"),
+    errors.ProgramLimitExceeded("index row size 5200 exceeds btree maximum"),
+    errors.UntranslatableCharacter("unsupported Unicode escape sequence (a NUL)"),
+    errors.UniqueViolation("duplicate key"),
+]
+
+
+@pytest.mark.parametrize("exc", ROW_ERRORS, ids=lambda e: type(e).__name__)
 def test_a_permanent_failure_is_isolated_to_its_rows_and_the_rest_is_written(
         exc: Exception) -> None:
     written: list[int] = []
@@ -87,6 +104,22 @@ def test_a_permanent_failure_is_isolated_to_its_rows_and_the_rest_is_written(
     assert sorted(written) == [n for n in range(64) if n not in (13, 40)]
     assert [row for row, _ in rejected] == [13, 40]
     assert all(e is exc for _, e in rejected)
+
+
+@pytest.mark.parametrize("exc", [
+    ClientError("Neo.ClientError.Statement.SyntaxError"), errors.UndefinedTable("no table"),
+    errors.InsufficientPrivilege("permission denied"), ValueError("a bug")],
+    ids=lambda e: type(e).__name__)
+def test_a_failure_of_every_row_stops_loudly_instead_of_dead_lettering_them(
+        exc: Exception) -> None:
+    rejected: list[int] = []
+
+    def write(rows: list[int]) -> None:
+        raise exc
+
+    with pytest.raises(type(exc)):
+        isolating(list(range(8)), write, lambda row, e: rejected.append(row))
+    assert rejected == []
 
 
 def test_a_transient_failure_while_isolating_propagates_for_the_caller_to_retry() -> None:
