@@ -10,10 +10,12 @@ Kafka refuses for good all the same is logged and counted
 Commit order (at-least-once, nothing lost):
 
 1. ``poll_batch()`` consumes up to ``batch_size`` messages, decodes them and
-   queues DLQ records for the bad ones;
+   queues DLQ records for the bad ones (when this consumer owns the DLQ:
+   ``dead_letters``; the others count and skip);
 2. the caller makes the batch's effects durable (Neo4j, PostgreSQL, topics);
 3. ``commit()`` flushes the DLQ records (they are effects too), then commits
-   the consumed offsets synchronously.
+   the consumed offsets (synchronously, or without waiting for the broker's
+   answer when the caller says so: everything before is durable).
 
 If anything fails before step 3 completes, nothing is committed and the batch
 is redelivered: effects must therefore be idempotent.

@@ -11,7 +11,7 @@ commit, timed from outside.
    the graph), then write the batch in ONE Neo4j transaction: drop known
    transaction ids, MERGE entities, add aggregates, create detail, advance the
    cursor (``GraphWriter.project``);
-3. commit: flush the DLQ records, then commit the Kafka offsets
+3. commit: commit the Kafka offsets
    (:class:`fraudgraph.stream.batch.BatchCommit`).
 
 A crash anywhere before 3 redelivers the batch, and 2 makes the replay a no-op.
