@@ -3,9 +3,8 @@ the label worker, the ring sweep, the GNN, the CLI).
 
 PostgreSQL is the record and is written first; then the ``blocked`` mark on the
 entities' Neo4j nodes (at once, or handed to the daemon's worker so the stream
-never waits on the projection's locks); then, given one, the in-process cache
-makes the entries active at once.  Every step is idempotent, so a caller that
-retries after an outage repeats nothing harmful.
+never waits on the projection's locks).  Every step is idempotent, so a caller
+that retries after an outage repeats nothing harmful.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from detectors.blocklist import BlocklistCache, NewEntry
+from detectors.blocklist import NewEntry
 from graph import detect
 from storage.blocklist import BlocklistStore
 
@@ -25,26 +24,25 @@ class Blocker:
 
     ``driver``: the Neo4j driver the marks are written with, at once; ``marks``
     instead hands them to someone else (the daemon's worker); neither: the graph
-    is not marked (PostgreSQL alone).  ``cache``: this process's view, updated at once.
+    is not marked (PostgreSQL alone).  The daemon's loop puts its own entries in its
+    cache as it decides; what the worker blocks reaches that cache between batches.
     """
 
     def __init__(self, store: BlocklistStore, driver: Any = None, *,
-                 marks: Marks | None = None, cache: BlocklistCache | None = None) -> None:
-        self.store, self.driver, self.cache = store, driver, cache
+                 marks: Marks | None = None) -> None:
+        self.store, self.driver = store, driver
         self._marks = marks if marks is not None else self.mark
 
     def block(self, entries: list[NewEntry], actor: str) -> int:
-        """Upsert ``entries`` (PostgreSQL), mark their nodes, add them to the cache;
-        return how many rows the upsert inserted or changed.  Entities a person revoked
-        stay revoked (only a ``manual`` entry lists them again): not marked, not cached."""
+        """Upsert ``entries`` (PostgreSQL), then mark their nodes; return how many rows
+        the upsert inserted or changed.  Entities a person revoked stay revoked (only a
+        ``manual`` entry lists them again): not marked."""
         if not entries:
             return 0
         upserted = self.store.upsert_many(entries, actor=actor)
         kept = [e for e in entries if e.key not in upserted.refused]
         if kept:
             self._marks(kept)
-        if self.cache is not None and kept:
-            self.cache.add_local(kept)
         return upserted.changed
 
     def mark(self, entries: list[NewEntry]) -> None:

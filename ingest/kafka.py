@@ -186,14 +186,14 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]
         metadata = reader.list_topics(topic, timeout=10).topics[topic]
         if metadata.error is not None:
             raise KafkaException(metadata.error)
+        deadline = time.monotonic() + timeout
         ends = {}
         for partition in metadata.partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            low, high = _watermarks(reader, TopicPartition(topic, partition), deadline)
             if high > low:
                 ends[partition] = high
         reader.assign([TopicPartition(topic, p, 0) for p in ends])
         records: list[Message] = []
-        deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
             for msg in reader.consume(10_000, 0.5):
                 if msg.error():
@@ -206,6 +206,23 @@ def read_all(bootstrap: str, topic: str, timeout: float = 60.0) -> list[Message]
         return sorted(records, key=lambda m: (m.partition(), m.offset()))
     finally:
         reader.close()
+
+
+def _watermarks(reader: Consumer, tp: TopicPartition, deadline: float) -> tuple[int, int]:
+    """A partition's low and high watermarks; while its leader settles (a broker just
+    restarted: not leader, unknown partition) asked again until ``deadline``."""
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            settling = error.retriable() or error.code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._UNKNOWN_PARTITION,
+                KafkaError.LEADER_NOT_AVAILABLE)
+            if error.fatal() or not settling or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.5)
 
 
 def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -> list[str]:

@@ -257,10 +257,10 @@ class _Services:
         cache); their Neo4j annotations are queued for the worker.  A row the database
         refuses for good is isolated: its transaction goes to the DLQ
         (``store_rejected``), an entry is logged and counted; the rest is written."""
-        where = {d.record.transaction_id: p for d, p in zip(decided, positions, strict=True)}
-        flagged = [d for d in decided if d.verdict.decision != ALLOW]
-        isolating(flagged, self._record_flagged,
-                  lambda d, exc: self._dead_letter(d, where[d.record.transaction_id], exc))
+        flagged = [(d, where) for d, where in zip(decided, positions, strict=True)
+                   if d.verdict.decision != ALLOW]
+        isolating(flagged, lambda rows: self._record_flagged([d for d, _ in rows]),
+                  lambda row, exc: self._dead_letter(row[0], row[1], exc))
         isolating(flags, lambda entries: self.blocker.block(entries, "daemon"), _refused)
 
     def _record_flagged(self, decided: list[Decided]) -> None:

@@ -157,8 +157,9 @@ class Health:
             except Exception as exc:
                 if not transient(exc):
                     raise
-                failed.add(failed_service(exc, service))
-                self.down(failed_service(exc, service), _problem(exc), "retrying with backoff")
+                down = failed_service(exc, service)
+                failed.add(down)
+                self.down(down, _problem(exc), "retrying with backoff")
                 if stop.is_set():
                     raise
                 stop.wait(delay)

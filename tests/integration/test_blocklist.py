@@ -8,6 +8,7 @@ database; one test also runs the CLI against the default schema.
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -346,8 +347,8 @@ def cli_with_blocklist() -> click.Group:
     return cli
 
 
-def run(*args: str, dsn: str | None = None) -> Result:
-    env = {"COLUMNS": "200", "USER": "tester"}
+def run(*args: str, dsn: str | None = None, **more_env: str) -> Result:
+    env = {"COLUMNS": "200", "USER": "tester", **more_env}
     if dsn is not None:
         env["FRAUDGRAPH_POSTGRES_DSN"] = dsn
     return CliRunner().invoke(cli_with_blocklist(), ["blocklist", *args], env=env)
@@ -460,3 +461,48 @@ def test_cli_add_and_remove_set_and_clear_the_graph_mark(store: BlocklistStore, 
     finally:
         driver.execute_query("MATCH (c:Card {id: $id}) DETACH DELETE c", id=card)
         driver.close()
+
+
+def test_cli_add_marks_the_node_with_the_entry_the_store_kept(
+        store: BlocklistStore, dsn: str, stack: Settings, unique: str) -> None:
+    """A manual add over an active entry that counts earlier keeps that entry: the node's
+    mark shows what the store kept, not what was asked."""
+    fresh, earlier = f"c1-{unique}", f"c2-{unique}"
+    driver = connect.neo4j(stack)
+
+    def mark(card: str) -> tuple[Any, Any, Any]:
+        records, _, _ = driver.execute_query(
+            "MATCH (c:Card {id: $id}) RETURN c.blocked AS b, c.blocked_reason AS r, "
+            "c.blocked_source AS s", id=card)
+        return records[0]["b"], records[0]["r"], records[0]["s"]
+
+    try:
+        driver.execute_query("UNWIND $ids AS id CREATE (:Card {id: id})", ids=[fresh, earlier])
+        added = run("add", "card", fresh, "--reason", "stolen", dsn=dsn)
+        assert added.exit_code == 0 and f"blocklisted card {fresh} (expires never)" in added.output
+        assert mark(fresh) == (True, "stolen", "manual")
+        # counts from always with the top score: the person's entry changes nothing
+        store.upsert([NewEntry("card", earlier, "velocity", "rule", 1.0, {})], "t")
+        again = run("add", "card", earlier, "--reason", "mine", dsn=dsn)
+        assert again.exit_code == 0 and "is already blocklisted with score 1.00" in again.output
+        assert mark(earlier) == (True, "velocity", "rule")
+    finally:
+        driver.execute_query("MATCH (c:Card) WHERE c.id IN $ids DETACH DELETE c",
+                             ids=[fresh, earlier])
+        driver.close()
+
+
+def test_cli_add_and_remove_without_neo4j_change_the_blocklist_and_warn(
+        store: BlocklistStore, dsn: str, unique: str) -> None:
+    with socket.socket() as s:  # a port nothing listens on: Neo4j is away
+        s.bind(("127.0.0.1", 0))
+        away = f"bolt://127.0.0.1:{s.getsockname()[1]}"
+    card = f"c-{unique}"
+    added = run("add", "card", card, "--reason", "stolen", dsn=dsn, FRAUDGRAPH_NEO4J_URI=away)
+    assert added.exit_code == 0, added.output
+    assert "warning: the graph mark is not updated" in added.output
+    assert f"blocklisted card {card}" in added.output and store.get("card", card) is not None
+    removed = run("remove", "card", card, dsn=dsn, FRAUDGRAPH_NEO4J_URI=away)
+    assert removed.exit_code == 0, removed.output
+    assert "warning: the graph mark is not updated" in removed.output
+    assert f"revoked card {card}" in removed.output

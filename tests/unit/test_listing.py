@@ -1,5 +1,6 @@
-"""Listings for people and scripts (`--format table|json|csv`, `fraudgraph.ui.emit`), and
-`fraudgraph blocklist add | remove` through the Blocker, over in-memory fakes."""
+"""Listings for people and scripts (`--format table|json|csv`, `fraudgraph.ui.emit`), over an
+in-memory store behind the project's own connect interface; `blocklist add | remove` and
+their graph marks are tested against the real services (tests/integration/test_blocklist.py)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,7 @@ from click.testing import CliRunner, Result
 from detectors.blocklist import Entry, NewEntry
 from fraudgraph import connect
 from fraudgraph.cli import cli
-from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.ui import FORMAT, Column, emit
-from graph import detect
 from storage.blocklist import Upserted
 
 #: Longer than any terminal's column: rich used to cut it to `bar-card-0123…`.
@@ -144,26 +143,6 @@ class FakeStore:
         return True
 
 
-class FakeDriver:
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture
-def graph_marks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
-    """What the commands write to the graph: ("mark", entries) and ("unmark", entries);
-    unmarking clears one mark."""
-    calls: list[tuple[str, Any]] = []
-    monkeypatch.setattr(detect, "mark_blocked", lambda driver, rows: calls.append(("mark", rows)))
-
-    def unmark(driver: Any, rows: Any) -> int:
-        calls.append(("unmark", rows))
-        return 1
-    monkeypatch.setattr(detect, "unmark_blocked", unmark)
-    monkeypatch.setattr(connect, "neo4j", lambda settings, retry_seconds=30.0: FakeDriver())
-    return calls
-
-
 def blocklist(store: FakeStore, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
               *args: str) -> Result:
     monkeypatch.setattr(connect, "blocklist", lambda settings: store)
@@ -199,48 +178,6 @@ def test_blocklist_show_as_json_is_the_history_alone(monkeypatch: pytest.MonkeyP
          "source": "manual", "score": 0.8, "reason": "stolen", "expires": None}]
     table = blocklist(store, monkeypatch, tmp_path, "show", "card", LONG_ID).stdout
     assert "history" in table and "revoked by" in table and "active" in table
-
-
-def test_add_marks_the_node_with_the_entry_the_store_kept(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        graph_marks: list[tuple[str, Any]]) -> None:
-    added = blocklist(FakeStore(), monkeypatch, tmp_path, "add", "card", "c-1", "--reason",
-                      "stolen")
-    assert "blocklisted card c-1 (expires never)" in added.stdout
-    assert graph_marks == [("mark", [("card", "c-1", "stolen", "manual")])]
-    graph_marks.clear()
-    earlier = FakeStore(entry("c-2", reason="velocity", source="rule"))
-    again = blocklist(earlier, monkeypatch, tmp_path, "add", "card", "c-2", "--reason", "mine")
-    assert "is already blocklisted with score 0.80" in again.stdout
-    assert graph_marks[-1] == ("mark", [("card", "c-2", "velocity", "rule")])
-
-
-def test_remove_revokes_and_unmarks_and_clears_a_mark_left_behind(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-        graph_marks: list[tuple[str, Any]]) -> None:
-    store = FakeStore(entry("c-1"))
-    removed = blocklist(store, monkeypatch, tmp_path, "remove", "card", "c-1")
-    assert "revoked card c-1" in removed.stdout
-    again = blocklist(store, monkeypatch, tmp_path, "remove", "card", "c-1")
-    assert "was revoked already: cleared the blocked mark" in again.stdout
-    assert graph_marks == [("unmark", [("card", "c-1")])] * 2
-
-
-def test_add_and_remove_without_neo4j_change_the_blocklist_and_warn(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def away(settings: Any, retry_seconds: float = 30.0) -> Any:
-        raise ServiceUnavailable("neo4j at bolt://x does not answer")
-    monkeypatch.setattr(connect, "neo4j", away)
-    store = FakeStore()
-    added = blocklist(store, monkeypatch, tmp_path, "add", "card", "c-1", "--reason", "stolen")
-    assert "warning: the graph mark is not updated" in added.stdout
-    assert "blocklisted card c-1" in added.stdout and store.get("card", "c-1") is not None
-    removed = blocklist(store, monkeypatch, tmp_path, "remove", "card", "c-1")
-    assert "warning: the graph mark is not updated" in removed.stdout
-    assert "revoked card c-1" in removed.stdout
-    gone = CliRunner().invoke(cli, ["blocklist", "remove", "card", "c-1"],
-                              env={"FRAUDGRAPH_DATA_DIR": str(tmp_path)})
-    assert gone.exit_code == 1 and "has no active blocklist entry" in str(gone.exception)
 
 
 # -- other listings -------------------------------------------------------------------
