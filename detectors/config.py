@@ -185,6 +185,35 @@ class RingsConfig:
 
 
 @dataclass(frozen=True)
+class LabelsConfig:
+    """What a confirmed fraud label does besides raising the risk features of its card,
+    user, site and device (always): blocklist the card, for ``ttl_ms``.  Off by
+    default: where the issuer does not reissue a card after fraud, the card id stays
+    and every later genuine payment on it would be blocked."""
+
+    blocklist_card: bool = False
+    ttl_ms: int = 30 * 86_400_000
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The learned model (``fraudgraph model train``): once one is promoted, its
+    probability is the score of every transaction that no certain reason decides."""
+
+    enabled: bool = True
+    #: reasons that decide alone, whatever the model says: a blocklisted card (a person
+    #: or a label listed it) or user (a fraud ring's member); a device or IP the rules
+    #: flagged themselves is a guess, a feature for the model
+    certain: tuple[str, ...] = ("blocklist_card", "blocklist_user")
+    #: fixed probability thresholds; 0: the promoted model's own (from the daily
+    #: review capacity it was trained for, ``fraudgraph model train --capacity``)
+    review_threshold: float = 0.0
+    block_threshold: float = 0.0
+    reload_ms: int = 60_000  # between looks for a newly promoted model
+    top_reasons: int = 3  # contributing features listed per review/block
+
+
+@dataclass(frozen=True)
 class DetectorConfig:
     name: str = "default"
     decision: DecisionConfig = DecisionConfig()
@@ -193,6 +222,8 @@ class DetectorConfig:
     rules: RulesConfig = RulesConfig()
     graph: GraphConfig = GraphConfig()
     rings: RingsConfig = RingsConfig()
+    labels: LabelsConfig = LabelsConfig()
+    model: ModelConfig = ModelConfig()
 
 
 def presets() -> list[str]:
@@ -285,6 +316,10 @@ def _value(default: Any, value: Any, where: str) -> Any:
                                   f"({', '.join(ENTITY_TYPES)})")
             _weight(weight, f"{where}.{entity}")
         return tuple((k, float(v)) for k, v in value.items())
+    if where.endswith("model.certain"):
+        if not isinstance(value, list) or any(not isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of reason codes")
+        return tuple(value)
     if where.endswith("link_through"):
         if not isinstance(value, list) or any(v not in ("card", "device") for v in value):
             raise ConfigError(f"{where}: expected a list of \"card\" and/or \"device\"")

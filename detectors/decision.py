@@ -16,7 +16,7 @@ from detectors.config import DecisionConfig
 
 ALLOW, REVIEW, BLOCK = "allow", "review", "block"
 #: Detector names: also the blocklist ``source`` of what they flag.
-RULE, CYPHER, GNN = "rule", "cypher", "gnn"
+RULE, CYPHER, GNN, MODEL = "rule", "cypher", "gnn", "model"
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,26 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from detectors import graph_checks
 from detectors.blocklist import Entry, FlaggedTransaction, NewEntry
-from detectors.config import DetectorConfig
-from detectors.decision import ALLOW, BLOCK, DecisionRecord, ReasonRecord, Verdict, decide
+from detectors.config import DetectorConfig, ModelConfig
+from detectors.decision import (
+    ALLOW,
+    BLOCK,
+    MODEL,
+    REVIEW,
+    DecisionRecord,
+    Reason,
+    ReasonRecord,
+    Verdict,
+    decide,
+)
+from detectors.features import INDEX, FeatureState
 from detectors.graph_checks import BatchFacts
 from detectors.rules import BlockedLookup, RuleEngine, entity_of
 from ingest.transaction import Transaction, iso_from_ms
@@ -35,11 +47,27 @@ class BlocklistView(Protocol):
     def revoked(self, entity_type: str, entity_id: str) -> bool: ...
 
 
+class Scorer(Protocol):
+    """A promoted model as the detector uses it (``fraudgraph.model_service`` builds one
+    from the registry): probabilities for a batch's feature rows (one call), the top
+    contributing features of some rows, and its own thresholds."""
+
+    version: str
+    review: float
+    block: float
+
+    def predict(self, rows: Sequence[Sequence[float]]) -> Sequence[float]: ...
+
+    def explain(self, rows: Sequence[Sequence[float]], which: Sequence[int],
+                top: int) -> list[list[tuple[str, float]]]: ...
+
+
 @dataclass(frozen=True)
 class Decided:
     transaction: Transaction
     verdict: Verdict
     record: DecisionRecord
+    features: bytes = b""  # the vector the decision saw: float32, native byte order
 
 
 def rules_version(config: DetectorConfig) -> str:
@@ -52,7 +80,18 @@ class Detector:
     def __init__(self, config: DetectorConfig) -> None:
         self.config = config
         self.engine = RuleEngine(config)
+        self.features = FeatureState(config.state.max_cards)
+        self.scorer: Scorer | None = None  # a promoted model (None: the rules decide)
         self.version = rules_version(config)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Rule and feature state, for the checkpoint (see :meth:`RuleEngine.snapshot`)."""
+        return {**self.engine.snapshot(), "features": self.features.snapshot()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.engine.restore(state)
+        self.features = FeatureState(self.config.state.max_cards)
+        self.features.restore(state["features"])
 
     def decide_batch(self, transactions: list[Transaction], facts: BatchFacts | None,
                      blocklist: BlocklistView, now_ms: int,
@@ -62,23 +101,64 @@ class Detector:
         ``produced_ms[i]`` (optional) is when ``transactions[i]`` entered Kafka."""
         config = self.config
         flags: dict[tuple[str, str], NewEntry] = {}
-        decided = []
+        verdicts, rows = [], []
         self.engine.clock.observe(tx.event_ms for tx in transactions)
-        for i, tx in enumerate(transactions):
+        for tx in transactions:
             blocked = _as_of(blocklist, tx.event_ms)
             reasons = self.engine.evaluate(tx, blocked)
             if facts is not None and config.graph.enabled:
                 reasons += graph_checks.reasons_for(tx, facts, config.graph)
             verdict = decide(reasons, config.decision)
+            rows.append(self.features.vector(tx, reasons, facts, config.graph))
+            # the rules' verdict shapes the state and the blocklist, whatever the model
+            # says: the logged features never depend on which model was promoted
             self.engine.learn(tx, verdict.decision != ALLOW)
             if verdict.decision != ALLOW:
                 new = self._flags(tx, verdict, blocked, blocklist.revoked)
                 if new:
                     blocklist.add_local(new)
                     flags.update((e.key, e) for e in new)
+            verdicts.append(verdict)
+        scored = self._score(verdicts, rows) if self.scorer is not None and rows else None
+        decided = []
+        for i, tx in enumerate(transactions):
+            verdict, model = scored[i] if scored is not None else (verdicts[i], None)
             produced = produced_ms[i] if produced_ms is not None else None
-            decided.append(Decided(tx, verdict, self.record(tx, verdict, now_ms, produced)))
+            decided.append(Decided(tx, verdict,
+                                   self.record(tx, verdict, now_ms, produced, model),
+                                   array("f", rows[i]).tobytes()))
         return decided, list(flags.values())
+
+    def _score(self, verdicts: list[Verdict], rows: list[list[float]]
+               ) -> list[tuple[Verdict, str | None]]:
+        """The model's verdicts (one predict call for the batch): its probability is the
+        score of every transaction no certain reason decides, against its thresholds
+        (or the preset's fixed ones); a review or block lists the top contributing
+        features first.  Returns (verdict, model version or None) per transaction."""
+        assert self.scorer is not None
+        model = self.config.model
+        review, block = model_thresholds(model, self.scorer.review, self.scorer.block)
+        out: list[tuple[Verdict, str | None]] = []
+        flagged = []
+        for i, (verdict, p) in enumerate(zip(verdicts, self.scorer.predict(rows), strict=True)):
+            if certain(model, (r.code for r in verdict.reasons)):
+                out.append((verdict, None))
+                continue
+            decision = BLOCK if p >= block else REVIEW if p >= review else ALLOW
+            out.append((Verdict(decision, round(float(p), 6), verdict.reasons),
+                        self.scorer.version))
+            if decision != ALLOW:
+                flagged.append(i)
+        for i, top in zip(flagged, self.scorer.explain(rows, flagged, model.top_reasons),
+                          strict=True):
+            verdict, version = out[i]
+            detail = ", ".join(f"{name}={rows[i][INDEX[name]]:g} (+{weight:.2f})"
+                               for name, weight in top)
+            reason = Reason("model", MODEL, f"model {version}: {detail or 'overall pattern'}",
+                            verdict.score)
+            out[i] = (Verdict(verdict.decision, verdict.score, (reason, *verdict.reasons)),
+                      version)
+        return out
 
     def _flags(self, tx: Transaction, verdict: Verdict, blocked: BlockedLookup,
                revoked: Callable[[str, str], bool]) -> list[NewEntry]:
@@ -105,7 +185,8 @@ class Detector:
         return new
 
     def record(self, tx: Transaction, verdict: Verdict, now_ms: int,
-               produced_ms: int | None = None) -> DecisionRecord:
+               produced_ms: int | None = None, model_version: str | None = None
+               ) -> DecisionRecord:
         return DecisionRecord(
             transaction_id=tx.transaction_id, decision=verdict.decision, score=verdict.score,
             reasons=[ReasonRecord(r.code, r.detector, r.detail) for r in verdict.reasons],
@@ -113,9 +194,20 @@ class Detector:
             device_id=tx.device_id, ip_address=tx.ip_address, amount_minor=tx.amount_minor,
             currency=tx.currency, country=tx.country, event_time=iso_from_ms(tx.event_ms),
             event_ms=tx.event_ms, decided_ms=now_ms, rules_version=self.version,
-            produced_ms=produced_ms,
+            model_version=model_version, produced_ms=produced_ms,
             evidence=None if verdict.decision == ALLOW else
             f"{EXPLAIN} -p transaction_id={shlex.quote(tx.transaction_id)}")
+
+
+def model_thresholds(config: ModelConfig, review: float, block: float) -> tuple[float, float]:
+    """The review and block probabilities: the preset's fixed ones, else the model's."""
+    review = config.review_threshold or review
+    return review, max(config.block_threshold or block, review)
+
+
+def certain(config: ModelConfig, codes: Iterable[str]) -> bool:
+    """A reason among ``codes`` decides alone, whatever the model says."""
+    return any(code in config.certain for code in codes)
 
 
 EXPLAIN = "fraudgraph query run explain_decision"

@@ -25,6 +25,7 @@ evaluation report (``report.md`` with charts) beside them.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import itertools
 import json
@@ -41,9 +42,13 @@ from typing import Any
 
 import msgspec
 
+import cypher
 from detectors import config as detector_config
-from detectors.decision import DecisionRecord
-from fraudgraph import connect
+from detectors.config import DetectorConfig
+from detectors.decision import ALLOW, BLOCK, REVIEW, DecisionRecord
+from detectors.features import NAMES
+from detectors.pipeline import certain, model_thresholds
+from fraudgraph import connect, model_service
 from fraudgraph import evaluate as ev
 from fraudgraph.settings import Settings
 from fraudgraph.stream import daemon, projector
@@ -59,7 +64,12 @@ from ingest.transaction import (
     Transaction,
     decode,
     encode,
+    iso_from_ms,
 )
+from learned import training
+from learned.dataset import Logged
+from learned.scorer import Scorer
+from learned.training import NotEnoughLabels, TrainConfig
 
 log = logging.getLogger(__name__)
 _LABEL = msgspec.json.Encoder()
@@ -69,11 +79,13 @@ _LINE = msgspec.json.Encoder()
 
 @dataclass(frozen=True)
 class Variant:
-    """What decides: a detector config, with or without the GNN's entity scores."""
+    """What decides: a detector config, with or without the GNN's entity scores, with or
+    without the learned model retrained on schedule inside the replay."""
 
     name: str
     config: str
     gnn: bool = False
+    model: bool = False
 
 
 #: The seeds of the evaluation protocol (detectors/presets/README.md): weights,
@@ -84,17 +96,24 @@ HELD_OUT_SEEDS = (101, 202, 303)
 
 VARIANTS = {"rules": Variant("rules", "default"),
             "rules+gnn": Variant("rules+gnn", "default", gnn=True),
+            "model": Variant("model", "default", model=True),
+            "model+gnn": Variant("model+gnn", "default", gnn=True, model=True),
             "legacy": Variant("legacy", "legacy")}
+#: what the offline replay of a model run's logged vectors adds (same run, same vectors:
+#: the model's decisions never change the state the vectors are computed from)
+ABLATION = "model-nograph"
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
 class History:
-    """Transactions in event order, fraud labels with their report times, the truth file."""
+    """Transactions in event order, labels with their report times, the truth file."""
 
     name: str
     transactions: list[Transaction]
     labels: list[tuple[int, str, bytes]]  # (reported ms, transaction id, record), in order
     truth: Path
+    frauds: dict[str, int] = field(default_factory=dict)  # fraud: transaction id -> reported
 
 
 def generated(seed: int, count: int, folder: Path) -> History:
@@ -111,14 +130,17 @@ def generated(seed: int, count: int, folder: Path) -> History:
     folder.mkdir(parents=True, exist_ok=True)
     truth = folder / "truth.jsonl"
     truth.write_bytes(b"".join(raw + b"\n" for _, _, raw in labels))
-    return History(f"seed {seed}", txs, labels, truth)
+    return History(f"seed {seed}", txs, labels, truth,
+                   {tx_id: reported for reported, tx_id, _ in labels})
 
 
-def from_files(transactions: Path, labels: Path, decoder: DecoderConfig) -> History:
+def from_files(transactions: Path, labels: Path, decoder: DecoderConfig, folder: Path,
+               label_delay_ms: int = 7 * DAY_MS) -> History:
     """A history of your own: transactions (JSONL or CSV, as `fraudgraph produce` reads
-    them) and their fraud labels (JSONL: transaction_id, label, source, reported_at, and
-    optionally scenario, card_id, user_id, event_time).  Raises ValueError naming the
-    first bad line."""
+    them) and their labels (JSONL or CSV: transaction_id, label, source, reported_at, and
+    optionally scenario, card_id, user_id, event_time; a label without ``reported_at``
+    is reported ``label_delay_ms`` after its transaction).  The labels, completed, are
+    written to ``folder/truth.jsonl``.  Raises ValueError naming the first bad line."""
     txs = []
     for number, raw in read_records(transactions):
         try:
@@ -126,15 +148,35 @@ def from_files(transactions: Path, labels: Path, decoder: DecoderConfig) -> Hist
         except DecodeError as error:
             raise ValueError(f"{transactions}:{number}: {error.reason}: {error}") from None
     txs.sort(key=lambda tx: tx.event_ms)
-    found = []
+    event_ms = {tx.transaction_id: tx.event_ms for tx in txs}
+    found, frauds = [], {}
     for number, raw in read_records(labels):
         try:
+            raw = _reported(raw, event_ms, label_delay_ms)
             label, _ = decode_label(raw, max_future_ms=decoder.max_future_ms)
-        except DecodeError as error:
+        except (DecodeError, msgspec.DecodeError) as error:
             raise ValueError(f"{labels}:{number}: {error}") from None
         found.append((label.reported_ms, label.transaction_id, raw))
+        if label.label == "fraud":
+            frauds[label.transaction_id] = label.reported_ms
     found.sort(key=lambda label: label[0])
-    return History(transactions.stem, txs, found, labels)
+    folder.mkdir(parents=True, exist_ok=True)
+    truth = folder / "truth.jsonl"
+    truth.write_bytes(b"".join(raw + b"\n" for _, _, raw in found))
+    return History(transactions.stem, txs, found, truth, frauds)
+
+
+def _reported(raw: bytes, event_ms: dict[str, int], delay_ms: int) -> bytes:
+    """A label record with ``reported_at``: as given, else its transaction's time plus
+    the label delay."""
+    record = msgspec.json.decode(raw)
+    if not isinstance(record, dict) or record.get("reported_at") not in (None, ""):
+        return raw
+    at = event_ms.get(str(record.get("transaction_id")))
+    if at is None:
+        raise DecodeError("unknown_transaction", "no reported_at, and its transaction is "
+                          "not in the transactions file (its time plus --label-delay)")
+    return _LABEL.encode({**record, "reported_at": iso_from_ms(at + delay_ms)})
 
 
 @dataclass
@@ -159,12 +201,17 @@ class Backtest:
     k: int = 100
     report: Callable[[str], None] = lambda _m: None
     run_id: str = field(default_factory=lambda: time.strftime("%Y%m%d%H%M%S"))
+    label_delay_ms: int = 7 * DAY_MS  # genuine once this old without a fraud label
+    model_every_ms: int = 7 * DAY_MS  # between retrains of a model variant (event time)
+    decisions_out: Path | None = None  # CSV of every decision (transaction_id,score,decision)
 
-    def run(self, history: History, variant: Variant) -> Outcome:
+    def run(self, history: History, variant: Variant) -> list[Outcome]:
+        """One variant on one history; a model variant adds its offline ablation."""
         started = time.monotonic()
         scope = self._scope(history, variant)
         folder = self.out / slug(history.name) / slug(variant.name)
-        cut_ms = history.transactions[int(len(history.transactions) * self.cut)].event_ms
+        txs = history.transactions
+        cut_ms = txs[int(len(txs) * self.cut)].event_ms
         driver = connect.neo4j(scope)
         try:
             clear_graph(driver)
@@ -173,29 +220,86 @@ class Backtest:
         # one partition: the rules see the history in event order, as live traffic of one
         # partition would (several interleave by fetch order, not by time)
         kafka.ensure_topics(scope.kafka.bootstrap, scope.topics.all(), 1)
+        retrains = self.retrains(history) if variant.model else []
+        stops = sorted({*retrains, *([cut_ms] if variant.gnn else [])})
         trained = ""
-        phases = [cut_ms, None] if variant.gnn else [None]
         start: int | None = None
-        for until in phases:
-            self.report(f"{history.name}, {variant.name}: deciding "
-                        + ("the rest" if start is not None else
-                           "up to the cut" if until is not None else "the history"))
+        for until in [*stops, None]:
+            self.report(f"{history.name}, {variant.name}: deciding {_span(txs, start, until)}")
             self._produce(scope, history, start, until)
             self._decide(scope, variant)
-            if until is not None:
-                self.report(f"{history.name}, {variant.name}: gnn train and score at the cut")
+            if until is not None and variant.gnn and (until == cut_ms or variant.model):
+                self.report(f"{history.name}, {variant.name}: gnn train and score at "
+                            f"{iso_from_ms(until)}")
                 trained = self._gnn(scope, folder)
+            if until in retrains:
+                self._train(scope, history, until, folder)
             start = until
         records = [_DECISION.decode(m.value() or b"{}") for m in
                    kafka.read_all(scope.kafka.bootstrap, scope.topics.decisions)]
+        outcomes = [self._outcome(history, variant.name, records, cut_ms, folder, started,
+                                  trained)]
+        if variant.model and not variant.gnn:
+            replayed = self._replay(scope, history, retrains, records, folder)
+            outcomes.append(self._outcome(history, ABLATION, replayed, cut_ms,
+                                          self.out / slug(history.name) / ABLATION, started))
+        kafka.delete_topics(scope.kafka.bootstrap, scope.topics.all())
+        return outcomes
+
+    def retrains(self, history: History) -> list[int]:
+        """Event times at which the model is retrained: every ``model_every_ms`` from
+        the history's start, before its end."""
+        first, last = history.transactions[0].event_ms, history.transactions[-1].event_ms
+        return list(range(first + self.model_every_ms, last, self.model_every_ms))
+
+    def _train(self, scope: Settings, history: History, as_of_ms: int, folder: Path) -> None:
+        """Train on what the daemon logged, with the labels reported by ``as_of_ms``
+        (those it has stored: the history's, in report order), promote if better."""
+        self.report(f"{history.name}: model train as of {iso_from_ms(as_of_ms)}")
+        store = connect.blocklist(scope)
+        try:
+            result = model_service.train(
+                store, model_service.read_logged(scope), history.frauds,
+                model_service.TrainRequest(as_of_ms, self.label_delay_ms, "all", self.k))
+        except NotEnoughLabels as exc:
+            self.report(f"  not yet: {exc}")
+            return
+        finally:
+            store.close()
+        line = (f"{iso_from_ms(as_of_ms)} {result.version} AP {result.metrics['ap']:.3f} "
+                f"{'promoted' if result.promoted else 'kept the champion'}\n")
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "models.txt").open("a") as handle:
+            handle.write(line)
+        self.report("  " + line.strip())
+
+    def _replay(self, scope: Settings, history: History, retrains: list[int],
+                records: list[DecisionRecord], folder: Path) -> list[DecisionRecord]:
+        """The ablation, from the same run's logged vectors: a model without the graph
+        features retrained at the same times, deciding what the daemon's model decided
+        (the rules' certain reasons still decide alone).  The same replay with every
+        feature must give the daemon's own scores: checked, a mismatch stops the run."""
+        logged = model_service.read_logged(scope)
+        config = detector_config.load("default")
+        for features, check in (("all", True), ("no-graph", False)):
+            replayed = replay(logged, history.frauds, retrains, records, config, features,
+                              self.label_delay_ms, self.k)
+            if check:
+                _same_scores(records, replayed)
+            else:
+                return replayed
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _outcome(self, history: History, name: str, records: list[DecisionRecord],
+                 cut_ms: int, folder: Path, started: float, trained: str = "") -> Outcome:
         write_decisions(records, folder / "decisions.jsonl")
+        if self.decisions_out is not None:
+            write_csv(records, self.decisions_out, history.name, name)
         truth = ev.read_truth(history.truth)
         whole = self._evaluate(records, truth, folder / "whole")
         in_window, window_truth = ev.since(records, truth, cut_ms)
         window = self._evaluate(in_window, window_truth, folder / "window")
-        kafka.delete_topics(scope.kafka.bootstrap, scope.topics.all())
-        return Outcome(history.name, variant.name, window, whole,
-                       time.monotonic() - started, trained)
+        return Outcome(history.name, name, window, whole, time.monotonic() - started, trained)
 
     def _scope(self, history: History, variant: Variant) -> Settings:
         prefix = f"backtest-{self.run_id}-{slug(history.name)}-{slug(variant.name)}"
@@ -277,6 +381,17 @@ class Backtest:
         return report
 
 
+def graph_size(settings: Settings) -> int:
+    """Nodes in the graph (a backtest refuses to empty a graph that holds data unless
+    told to)."""
+    driver = connect.neo4j(settings)
+    try:
+        records, _, _ = driver.execute_query(cypher.load("graph_counts"))
+        return sum(int(r["count"]) for r in records if r["kind"] == "node")
+    finally:
+        driver.close()
+
+
 def write_decisions(records: list[DecisionRecord], path: Path) -> Path:
     """What was decided, one JSON line per transaction in id order, without the
     wall-clock fields (``decided_ms``, ``produced_ms``): two runs of one history and
@@ -290,6 +405,81 @@ def write_decisions(records: list[DecisionRecord], path: Path) -> Path:
                                     "score": round(r.score, 6),
                                     "reasons": [[x.code, x.detail] for x in r.reasons]}) + b"\n")
     return path
+
+
+def replay(logged: Logged, frauds: dict[str, int], retrains: list[int],
+           records: list[DecisionRecord], config: DetectorConfig, features: str,
+           label_delay_ms: int, k: int) -> list[DecisionRecord]:
+    """The daemon's records as a model on ``features`` would have decided them: retrained
+    at each of ``retrains`` on the logged vectors settled by then, promoted as the
+    daemon's registry promotes (only when better than the champion on the same window),
+    scoring every transaction from its promotion on that no certain reason decides."""
+    train_config = TrainConfig(columns=model_service.FEATURE_SETS[features])
+    champion: training.Trained | None = None
+    promoted: list[tuple[int, Scorer, float, float, str]] = []
+    for at in retrains:
+        try:
+            fitted = training.train(logged, frauds, at, label_delay_ms, NAMES, train_config,
+                                    k_per_day=k)
+        except NotEnoughLabels:
+            continue
+        rows, y = model_service.validation_window(logged, frauds, at, label_delay_ms,
+                                                  train_config)
+        if champion is not None and not training.better(fitted.metrics["ap"], training.evaluate(
+                champion.model_text, champion.columns, NAMES, rows.X, y, rows.event_ms,
+                rows.cards, k)["ap"]):
+            continue
+        champion = fitted
+        review, block = model_thresholds(config.model, fitted.thresholds["review"],
+                                         fitted.thresholds["block"])
+        promoted.append((at, Scorer(fitted.model_text, fitted.columns, NAMES), review, block,
+                         f"replay-{features}-{iso_from_ms(at)}"))
+    index = {tx_id: i for i, tx_id in enumerate(logged.ids)}
+    out = []
+    for r in records:
+        model = next((m for m in reversed(promoted) if m[0] <= r.event_ms), None)
+        if model is None or r.transaction_id not in index or \
+                certain(config.model, (x.code for x in r.reasons)):
+            out.append(r)
+            continue
+        _, scorer, review, block, version = model
+        p = float(scorer.predict(logged.X[index[r.transaction_id]][None, :])[0])
+        decision = BLOCK if p >= block else REVIEW if p >= review else ALLOW
+        out.append(msgspec.structs.replace(r, score=round(p, 6), decision=decision,
+                                           model_version=version))
+    return out
+
+
+def _same_scores(daemon: list[DecisionRecord], replayed: list[DecisionRecord]) -> None:
+    """The offline replay with every feature must give the daemon's own scores."""
+    differ = [(d.transaction_id, d.score, r.score) for d, r in zip(daemon, replayed, strict=True)
+              if d.model_version is not None and abs(d.score - r.score) > 1e-6]
+    if differ:
+        raise RuntimeError(f"the offline replay differs from the daemon on {len(differ)} "
+                           f"decisions (first: {differ[0]}): the ablation would not be "
+                           "comparable")
+
+
+def write_csv(records: list[DecisionRecord], path: Path, history: str, variant: str) -> Path:
+    """``transaction_id,score,decision``, one row per transaction (``--decisions-out``);
+    with several histories or variants, one file each beside ``path``."""
+    target = path if path.suffix == ".csv" else path.with_suffix(".csv")
+    target = target.with_name(f"{target.stem}.{slug(history)}.{slug(variant)}.csv")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    latest = {r.transaction_id: r for r in records}
+    with target.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["transaction_id", "score", "decision"])
+        for key in sorted(latest):
+            out.writerow([key, f"{latest[key].score:.6f}", latest[key].decision])
+    return target
+
+
+def _span(txs: list[Transaction], start: int | None, until: int | None) -> str:
+    """The event-time span of a phase, for the progress lines."""
+    first = txs[0].event_ms if start is None else start
+    last = txs[-1].event_ms if until is None else until
+    return f"{iso_from_ms(first)} → {iso_from_ms(last)} (event time)"
 
 
 def slug(text: str) -> str:

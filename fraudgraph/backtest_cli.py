@@ -12,7 +12,7 @@ from fraudgraph import backtest as bt
 from fraudgraph.errors import ConfigError
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import require_secret
-from fraudgraph.ui import env_epilog, out, settings_from, table
+from fraudgraph.ui import DURATION, env_epilog, out, settings_from, table
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -40,10 +40,22 @@ def _seeds(text: str) -> tuple[int, ...]:
                                                          path_type=Path),
               help="Fraud labels of --input (JSONL: transaction_id, label, source, "
                    "reported_at, optional scenario).")
-@click.option("--variant", "variants", multiple=True, default=("rules", "rules+gnn", "legacy"),
+@click.option("--variant", "variants", multiple=True, default=("rules", "model", "legacy"),
               type=click.Choice(list(bt.VARIANTS)), show_default=True,
-              help="What decides (repeat): the default rules, the rules with the GNN's scores "
-                   "(trained at the cut), the legacy system's three rules.")
+              help="What decides (repeat): the default rules; the learned model retrained "
+                   "every --model-every (its run also gives the model without graph "
+                   "features, model-nograph); either with the GNN's scores (rules+gnn: "
+                   "trained at the cut; model+gnn: at every retrain); the legacy system's "
+                   "three rules.")
+@click.option("--label-delay", type=DURATION, default="7d", show_default=True,
+              help="How late labels come: a transaction without a fraud label counts as "
+                   "genuine for training once this old; a --labels row without "
+                   "reported_at is reported this long after its transaction.")
+@click.option("--model-every", type=DURATION, default="7d", show_default=True,
+              help="Event time between retrains of the model inside the replay.")
+@click.option("--decisions-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every decision as CSV (transaction_id,score,decision), one "
+                   "file per history and variant: FILE.<history>.<variant>.csv.")
 @click.option("--cut", type=click.FloatRange(0.1, 0.9), default=0.6, show_default=True,
               help="Where the evaluation window starts, as a share of the history (the "
                    "+gnn variant trains the GNN on what was known there).")
@@ -52,10 +64,13 @@ def _seeds(text: str) -> tuple[int, ...]:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("reports/backtest"), show_default=True,
               help="Folder for summary.md, summary.json and each variant's report.")
-@click.option("--yes", is_flag=True, help="Do not ask before emptying the graph.")
+@click.option("--yes", "--clear-graph", "yes", is_flag=True,
+              help="Empty the graph even when it holds data (a backtest owns the graph "
+                   "while it runs; without this it refuses a graph that is not empty).")
 @click.pass_context
 def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None,
-             labels_path: Path | None, variants: tuple[str, ...], cut: float, k: int,
+             labels_path: Path | None, variants: tuple[str, ...], label_delay: int,
+             model_every: int, decisions_out: Path | None, cut: float, k: int,
              out_dir: Path, yes: bool) -> None:
     """Replay labelled histories through the engine, in event time, and evaluate.
 
@@ -72,11 +87,16 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
         raise ConfigError("--input and --labels go together: a history of your own needs "
                           "its transactions and its fraud labels")
     if not yes:
-        click.confirm("This empties the Neo4j graph of the local stack for each run. "
-                      "Continue?", abort=True)
+        held = bt.graph_size(settings)
+        if held:
+            raise ConfigError(f"the Neo4j graph holds {held:,} nodes, and a backtest empties "
+                              "it: pass --clear-graph if that is what you want (or point "
+                              "FRAUDGRAPH_NEO4J_URI at a scratch database)")
     # history replays its own time: no event is "ahead of the clock"
     decoder = dataclasses.replace(decoder_config(settings), max_future_ms=None)
-    runner = bt.Backtest(settings, out_dir, decoder, cut, k, report=out.print)
+    runner = bt.Backtest(settings, out_dir, decoder, cut, k, report=out.print,
+                         label_delay_ms=label_delay, model_every_ms=model_every,
+                         decisions_out=decisions_out)
     outcomes = []
     histories: list[tuple[str, object]] = (
         [(input_path.stem, None)] if input_path is not None and labels_path is not None
@@ -87,11 +107,12 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
         else:
             assert input_path is not None and labels_path is not None
             try:
-                history = bt.from_files(input_path, labels_path, decoder)
+                history = bt.from_files(input_path, labels_path, decoder,
+                                        out_dir / bt.slug(name), label_delay)
             except ValueError as exc:
                 raise ConfigError(f"{exc}: fix the line or leave it out") from None
         for variant in variants:
-            outcomes.append(runner.run(history, bt.VARIANTS[variant]))
+            outcomes.extend(runner.run(history, bt.VARIANTS[variant]))
     context = {"histories": ", ".join(name for name, _ in histories),
                "transactions per history": count if input_path is None else "from --input",
                "window": f"from {cut:.0%} of each history to its end",

@@ -165,6 +165,7 @@ def _register_subcommands() -> None:
         gnn_cli,
         graph_cli,
         ingest_cli,
+        model_cli,
         project_cli,
         query_cli,
     )
@@ -177,6 +178,7 @@ def _register_subcommands() -> None:
     cli.add_command(project_cli.bench_projection)
     cli.add_command(detector_cli.run)
     cli.add_command(bench_cli.bench)
+    cli.add_command(model_cli.model)
     cli.add_command(evaluate_cli.evaluate)
     cli.add_command(backtest_cli.backtest)
     cli.add_command(blocklist_cli.blocklist)

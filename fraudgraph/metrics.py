@@ -110,3 +110,11 @@ DETECTOR_GRAPH_WAIT = Counter("fraudgraph_detector_graph_wait_seconds_total",
                               "Time batches waited for the graph to hold their time")
 DETECTOR_DEGRADED = Gauge("fraudgraph_detector_degraded",
                           "1 while a dependency is failing, by service", ["service"])
+MODEL_INFO = Gauge("fraudgraph_model_info", "1 for the learned model the daemon scores with",
+                   ["version"])
+MODEL_SCORE = Histogram("fraudgraph_model_score", "The learned model's fraud probabilities",
+                        buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 0.95))
+MODEL_FEATURE_PSI = Gauge("fraudgraph_model_feature_psi",
+                          "Population stability index of each feature over the last rows "
+                          "scored against the model's training window (> 0.25: drifted)",
+                          ["feature"])

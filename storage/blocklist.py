@@ -33,6 +33,8 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "compose" / "sql" / "schema.
 #: changed_since() re-reads rows this much older than the watermark: a transaction
 #: stamps updated_at with its start time and may commit after a reader moved past it.
 WATERMARK_MARGIN = timedelta(seconds=5)
+_FRAUD_REPORTS = ("SELECT transaction_id, (extract(epoch FROM reported_at) * 1000)::bigint "
+                  "FROM fraud_labels WHERE label = 'fraud'")
 CHANNEL = "fraudgraph_blocklist"  # schema.sql's trigger notifies here; payload: schema
 _SCHEMA_LOCK = 7_244_318_001  # pg_advisory_xact_lock key: one migrate() at a time
 
@@ -349,6 +351,13 @@ class BlocklistStore:
         values = [(r.transaction_id, r.label, r.source, r.reported_at, r.card_id, r.user_id,
                    r.site_id) for r in rows]
         return self._write_many(_RECORD_LABELS, _LABELS_TEMPLATE, values)
+
+    def fraud_reports(self) -> dict[str, int]:
+        """Transaction id -> report time (ms) of every fraud label (the learned model's
+        training reads those reported by its as-of time)."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_FRAUD_REPORTS)
+            return {str(tx): int(ms) for tx, ms in cur.fetchall()}
 
     def counts(self) -> dict[str, int]:
         """Row count of each table."""

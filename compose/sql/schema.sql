@@ -98,3 +98,24 @@ CREATE TABLE IF NOT EXISTS gnn_models (
 );
 
 CREATE UNIQUE INDEX IF NOT EXISTS gnn_models_one_champion ON gnn_models (promoted) WHERE promoted;
+
+-- The learned per-transaction models (fraudgraph model train): the same registry and
+-- promotion rule as the GNN's, the artifact (LightGBM's text model, its feature
+-- columns and thresholds, JSON) in the row itself.
+CREATE TABLE IF NOT EXISTS risk_models (
+    version      text             PRIMARY KEY,
+    trained_at   timestamptz      NOT NULL DEFAULT now(),
+    data_from_ms bigint           NOT NULL,     -- event-time window of the logged vectors
+    data_to_ms   bigint           NOT NULL,
+    cut_ms       bigint           NOT NULL,     -- labels reported by then (the as-of time)
+    entities     integer          NOT NULL,     -- settled training rows
+    metric       double precision NOT NULL,     -- validation-window average precision
+    metrics      jsonb            NOT NULL,
+    config       jsonb            NOT NULL,     -- includes the feature schema version
+    path         text             NOT NULL,     -- '' (the artifact is in this row)
+    promoted     boolean          NOT NULL DEFAULT false,
+    promoted_at  timestamptz      NULL,
+    artifact     text             NOT NULL DEFAULT ''
+);
+
+CREATE UNIQUE INDEX IF NOT EXISTS risk_models_one_champion ON risk_models (promoted) WHERE promoted;

@@ -9,12 +9,15 @@ Each micro-batch goes through named stages (timed from outside, each a metric):
    while PostgreSQL is away the last view serves), then wait until the graph holds
    everything up to the batch's time and read its facts as of each transaction's
    time (three Neo4j queries per batch; ``fraudgraph.stream.graph_view``);
-3. **decide**: rules, graph checks, combiner (pure: ``Detector.decide_batch``);
+3. **decide**: rules, graph checks, combiner, feature vectors and, once a learned
+   model is promoted, its one predict call for the batch (pure:
+   ``Detector.decide_batch``; the model is looked for every ``model.reload``,
+   :class:`fraudgraph.stream.model_watch.ModelWatch`);
 4. **store** (publish and store): queue ``decisions`` (every transaction),
-   ``fraud-alerts`` (review/block) and ``training`` (allow) records keyed by
-   ``transaction_id``; upsert flagged transactions and newly flagged entities in
-   PostgreSQL (their Neo4j marks follow in the worker: they may wait on the
-   projection's locks, the stream must not);
+   ``fraud-alerts`` (review/block) and ``training`` (every transaction's feature
+   vector, :mod:`detectors.features`) records keyed by ``transaction_id``; upsert
+   flagged transactions and newly flagged entities in PostgreSQL (their Neo4j marks
+   follow in the worker: they may wait on the projection's locks, the stream must not);
 5. **commit** (:class:`fraudgraph.stream.batch.BatchCommit`): flush the producer (every
    output acknowledged), the DLQ records and the offsets (without waiting for the
    broker's answer; a clean stop commits once more and waits), then every
@@ -46,6 +49,7 @@ import msgspec
 from detectors.blocklist import BlocklistCache, NewEntry
 from detectors.config import DetectorConfig
 from detectors.decision import ALLOW
+from detectors.features import SCHEMA_VERSION, TrainingRecord
 from detectors.graph_checks import BatchFacts
 from detectors.pipeline import Decided, Detector, flagged_row
 from fraudgraph import connect, metrics
@@ -58,6 +62,7 @@ from fraudgraph.stream.graph_view import GraphView
 from fraudgraph.stream.health import Health, isolating, transient
 from fraudgraph.stream.label_applier import LabelApplier
 from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals
+from fraudgraph.stream.model_watch import ModelWatch
 from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
 from graph.driver import Neo4jError
@@ -111,6 +116,8 @@ class DaemonStats(LoopStats):
     decisions: dict[str, str] = field(default_factory=dict)
     graph_wait_seconds: float = 0.0  # waiting for the graph to hold the batch's time
     graph_behind: int = 0  # batches decided before it did (the wait ran out)
+    model_seconds: float = 0.0  # of the decide stage: the learned model's predict calls
+    model_version: str | None = None  # the promoted model deciding at the end
 
 
 def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
@@ -182,6 +189,7 @@ class _Services:
     annotator: GraphAnnotator
     feedback: Feedback
     view: GraphView
+    model: ModelWatch
 
     @classmethod
     def open(cls, settings: Settings, config: DetectorConfig, options: DaemonOptions,
@@ -214,9 +222,12 @@ class _Services:
                          config, topics.transactions, options.graph_wait)
         if not config.graph.enabled:  # nothing reads the graph: labels need not wait for it
             feedback.graph_ms = INFINITY
+        feedback.take_frauds = lambda frauds: detector.features.learn_frauds(frauds)
         blocker = Blocker(store, marks=annotator.mark_blocked)  # marks: in the worker
+        model = ModelWatch(store, detector, health)
+        model.look()
         return cls(config, driver, store, listener, cache, source, out, detector, state,
-                   blocker, annotator, feedback, view)
+                   blocker, annotator, feedback, view, model)
 
     def idle(self, health: Health, ready: threading.Event | None, idle: IdleWatch) -> bool:
         """After an empty poll: look at the services, let labels apply; True: stop."""
@@ -291,12 +302,14 @@ class _Services:
         metrics.DLQ_DROPPED.set(self.source.dlq_dropped
                                 + (labels.dlq_dropped if labels is not None else 0))
         metrics.DETECTOR_RINGS.set(self.view.rings.rings)
+        self.model.after_batch()
         self.feedback.drain(self.cache)
 
     def close(self, stats: DaemonStats) -> None:
         self.feedback.close()
         stats.rings, stats.labels = self.view.rings.rings, self.feedback.labels_applied
         stats.graph_wait_seconds, stats.graph_behind = self.view.waited_seconds, self.view.behind
+        stats.model_seconds, stats.model_version = self.model.seconds(), self.model.version
         self.annotator.blocker.store.close()
         self.source.close()
         self.listener.close()
@@ -337,15 +350,16 @@ def _kafka_error(health: Health, error: kafka.KafkaError) -> None:
 
 
 def _records(topics: Topics, decided: list[Decided]) -> Iterator[tuple[str, bytes, bytes]]:
-    """The batch's output records: every decision; an alert (review/block) or the
-    transaction on ``training`` (allow); keyed by transaction id."""
+    """The batch's output records, keyed by transaction id: every decision, with the
+    feature vector it saw on ``training``; an alert for a review or block."""
     for d in decided:
         key = d.record.transaction_id.encode()
         value = _ENCODER.encode(d.record)
         yield topics.decisions, key, value
-        if d.verdict.decision == ALLOW:
-            yield topics.training, key, encode(d.transaction)
-        else:
+        yield topics.training, key, _ENCODER.encode(TrainingRecord(
+            d.record.transaction_id, d.record.event_ms, d.record.card_id, SCHEMA_VERSION,
+            d.features))
+        if d.verdict.decision != ALLOW:
             yield topics.alerts, key, value
 
 

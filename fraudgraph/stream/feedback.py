@@ -20,8 +20,10 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from detectors.blocklist import BlocklistCache, NewEntry
+from detectors.features import KnownFraud
 from fraudgraph.stream.annotator import GraphAnnotator
 from fraudgraph.stream.health import Health, isolating, transient
 from fraudgraph.stream.label_applier import LabelApplier
@@ -49,6 +51,9 @@ class Feedback:
         self.joined = labels is None  # the labels consumer has its partitions
         self.labels_applied = 0
         self.blocked: queue.Queue[list[NewEntry]] = queue.Queue()  # for the loop's cache
+        self.frauds: queue.Queue[list[KnownFraud]] = queue.Queue()  # for the feature state
+        #: the loop's taker of confirmed frauds (its feature state), called in drain
+        self.take_frauds: Callable[[list[KnownFraud]], None] = lambda _frauds: None
         self.error: BaseException | None = None
         self._stop = stop
         self._reconcile_at = time.monotonic()  # at the first pass
@@ -57,11 +62,14 @@ class Feedback:
 
     def drain(self, cache: BlocklistCache) -> None:
         """Called by the loop between batches: make what the worker blocklisted active
-        in the loop's cache; re-raise a worker failure."""
+        in the loop's cache and hand the confirmed frauds to the feature state;
+        re-raise a worker failure."""
         if self.error is not None:
             raise RuntimeError(f"feedback worker failed: {self.error}") from self.error
         while not self.blocked.empty():
             cache.add_local(self.blocked.get())
+        while not self.frauds.empty():
+            self.take_frauds(self.frauds.get())
 
     def _work(self) -> None:
         try:
@@ -109,10 +117,17 @@ class Feedback:
             return 0
         if due.labels:
             entries: list[NewEntry] = []
-            self.health.retrying("postgres", self._stop, isolating, due.labels,
-                                 lambda labels: entries.extend(self.applier.apply(labels)),
+            frauds: list[KnownFraud] = []
+
+            def apply(labels: list[PendingLabel]) -> None:
+                listed, known = self.applier.apply(labels)
+                entries.extend(listed)
+                frauds.extend(known)
+
+            self.health.retrying("postgres", self._stop, isolating, due.labels, apply,
                                  self._refused)
             self.blocked.put(entries)
+            self.frauds.put(frauds)
         self.health.retrying("kafka", self._stop, self.labels.commit, due.offsets)
         return len(due.labels)
 

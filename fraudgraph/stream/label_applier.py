@@ -3,9 +3,11 @@
 For the labels :class:`ingest.label_source.LabelSource` hands out: store them in
 PostgreSQL (upsert: an older report never overwrites a newer one), mark confirmed
 fraud in Neo4j once per transaction (card, user, device with ``fraud_reported_ms``;
-the site's fraud count; the FraudLabel node with its report time), and blocklist
-the card (source ``label``), counting from the report time plus the graph's as-of
-lag, so the stream sees it at the same point whatever the timing.
+the site's fraud count; the FraudLabel node with its report time), hand the
+resolved fraud to the feature state (:class:`detectors.features.KnownFraud`), and,
+when the preset says so (``labels.blocklist_card``), blocklist the card (source
+``label``).  Both count from the report time plus the graph's as-of lag, so the
+stream sees a label at the same point whatever the timing.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from detectors.blocklist import LabelRow, NewEntry
 from detectors.config import DetectorConfig
+from detectors.features import KnownFraud
 from detectors.pipeline import SINCE
 from fraudgraph import metrics
 from fraudgraph.blocking import Blocker
@@ -25,17 +28,26 @@ class LabelApplier:
     def __init__(self, blocker: Blocker, driver: Any, config: DetectorConfig) -> None:
         self.blocker, self.driver, self.config = blocker, driver, config
 
-    def apply(self, labels: list[PendingLabel]) -> list[NewEntry]:
-        """Store, mark and blocklist; return the blocklist entries (for the loop's cache).
-        Idempotent: a replay after a crash changes nothing and lists the same cards."""
+    def apply(self, labels: list[PendingLabel]) -> tuple[list[NewEntry], list[KnownFraud]]:
+        """Store, mark and blocklist; return the blocklist entries (for the loop's cache)
+        and the confirmed frauds (for the feature state).  Idempotent: a replay after a
+        crash changes nothing and lists the same cards."""
         rows = [_row(p) for p in labels if p.label is not None]
         self.blocker.store.record_labels(rows)
         for row in rows:
             metrics.DETECTOR_LABELS.labels(row.label).inc()
         fraud = [p for p in labels if p.label is not None and p.label.label == "fraud"]
         if not fraud:
-            return []
+            return [], []
         applied = detect.label_fraud(self.driver, [_fraud_row(p) for p in fraud])
+        lag = self.config.graph.as_of_lag_ms
+        resolved = {a["transaction_id"]: a for a in applied}
+        known = [KnownFraud(p.label.transaction_id, p.reported_ms + lag,
+                            p.reported_ms if p.event_ms is None else p.event_ms,
+                            *_entities(p, resolved.get(p.label.transaction_id)))
+                 for p in fraud if p.label is not None]
+        if not self.config.labels.blocklist_card:
+            return [], known
         # Blocklist from every label, not only those marked just now: a label replayed
         # after a crash between the marks and the blocklist write still lists its card.
         cards: dict[str, str] = {p.label.transaction_id: p.label.card_id
@@ -47,10 +59,21 @@ class LabelApplier:
                  for p in labels if p.label is not None}
         entries = [NewEntry("card", card_id, "confirmed_fraud", "label", 1.0,
                             {"transaction_id": transaction_id, SINCE: since[transaction_id]},
-                            self.config.blocklist.ttl_ms // 1000)
+                            self.config.labels.ttl_ms // 1000)
                    for transaction_id, card_id in cards.items()]
         self.blocker.block(entries, "labels")
-        return entries
+        return entries, known
+
+
+def _entities(p: PendingLabel, applied: dict[str, Any] | None
+              ) -> tuple[str | None, str | None, str | None, str | None]:
+    """Card, user, site and device of a fraud: as the graph resolved them when the label
+    was applied now, else (a replay) as the label itself says."""
+    assert p.label is not None
+    if applied is not None:
+        return (applied["card_id"], applied["user_id"], applied["site_id"],
+                applied["device_id"])
+    return p.label.card_id, p.label.user_id, None, None
 
 
 def _row(p: PendingLabel) -> LabelRow:

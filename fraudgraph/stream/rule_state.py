@@ -8,6 +8,7 @@ import logging
 import time
 
 from detectors import checkpoint
+from detectors.features import FeatureState
 from detectors.pipeline import Detector
 from detectors.rules import RuleEngine
 from fraudgraph.settings import Settings
@@ -44,10 +45,12 @@ class RuleState:
                         "topic's (recreated, or truncated by retention); empty state", self.path)
             return
         try:
-            self.detector.engine.restore(saved.state)
+            self.detector.restore(saved.state)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             log.warning("ignoring the rule-state checkpoint %s (%s); empty state", self.path, exc)
-            self.detector.engine = RuleEngine(self.detector.config)  # nothing half-restored
+            # nothing half-restored
+            self.detector.engine = RuleEngine(self.detector.config)
+            self.detector.features = FeatureState(self.detector.config.state.max_cards)
             return
         source.start_at(saved.offsets)
         log.warning("rule state restored from %s (%s); resuming at %s", self.path,
@@ -62,7 +65,7 @@ class RuleState:
         self.last = time.monotonic()
         positions = source.positions()
         if positions:
-            size = checkpoint.save(self.path, positions, self.detector.engine.snapshot(),
+            size = checkpoint.save(self.path, positions, self.detector.snapshot(),
                                    self.detector.version)
             log.debug("rule-state checkpoint: %d bytes in %.3fs", size,
                       time.monotonic() - self.last)

@@ -1,0 +1,113 @@
+"""Scoring with a trained model: probabilities and per-transaction explanations.
+
+A :class:`Scorer` is built from a model's LightGBM text, the names of the
+columns it uses and the names of the full feature vector, and takes full-vector
+matrices as the daemon computes them: it picks the model's columns itself.
+Prediction is one LightGBM call per matrix, on one thread by default (the
+daemon's other work keeps the cores busy; ``threads`` raises it: LightGBM's
+thread pool persists, so a larger count costs no start-up on small batches).
+:meth:`Scorer.explain` gives the features that push a transaction's raw score up
+the most, by tree SHAP (LightGBM's ``pred_contrib``), exact for a tree ensemble.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import numpy.typing as npt
+
+Floats = npt.NDArray[np.float64]
+
+
+def column_positions(columns: Sequence[str], feature_names: Sequence[str]) -> npt.NDArray[np.intp]:
+    """Positions of ``columns`` in the full vector; raises ValueError for unknown or repeated."""
+    where = {name: i for i, name in enumerate(feature_names)}
+    if len(where) != len(feature_names):
+        raise ValueError("feature_names has repeated names")
+    unknown = [c for c in columns if c not in where]
+    if unknown:
+        raise ValueError(f"columns not in feature_names: {unknown}")
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"columns has repeated names: {list(columns)}")
+    return np.array([where[c] for c in columns], dtype=np.intp)
+
+
+class Scorer:
+    """A loaded model that scores full feature vectors.
+
+    Args:
+        model_text: LightGBM ``model_to_string()`` of a model trained on ``columns``.
+        columns: the feature names the model uses, in its order.
+        feature_names: the names of the full vector's columns.
+        threads: LightGBM threads per predict call.
+
+    Raises ValueError when the columns are not in ``feature_names`` or are not
+    the features the model was trained on.
+    """
+
+    def __init__(
+        self,
+        model_text: str,
+        columns: Sequence[str],
+        feature_names: Sequence[str],
+        threads: int = 1,
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        self._threads = threads
+        self.columns = tuple(columns)
+        self.feature_names = tuple(feature_names)
+        self._positions = column_positions(self.columns, self.feature_names)
+        self._all_columns = self.columns == self.feature_names
+        self._booster = lgb.Booster(model_str=model_text)
+        if tuple(self._booster.feature_name()) != self.columns:
+            raise ValueError(
+                f"the model was trained on {self._booster.feature_name()}, not {list(self.columns)}"
+            )
+
+    def _model_input(self, X_full: npt.ArrayLike) -> npt.NDArray[Any]:
+        matrix = np.asarray(X_full)
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"expected rows by {len(self.feature_names)} features, got shape {matrix.shape}"
+            )
+        if matrix.dtype not in (np.float32, np.float64):
+            matrix = matrix.astype(np.float32)
+        if self._all_columns:
+            return np.ascontiguousarray(matrix)
+        return matrix[:, self._positions]
+
+    def predict(self, X_full: npt.ArrayLike) -> Floats:
+        """Fraud probability per row of a full-vector matrix (float64, one per row)."""
+        matrix = self._model_input(X_full)
+        if matrix.shape[0] == 0:
+            return np.empty(0, dtype=np.float64)
+        scores = self._booster.predict(matrix, num_threads=self._threads)
+        return np.asarray(scores, dtype=np.float64)
+
+    def explain(
+        self, X_full: npt.ArrayLike, rows: Sequence[int], top: int = 3
+    ) -> list[list[tuple[str, float]]]:
+        """For each given row position: up to ``top`` (feature, contribution) pairs.
+
+        The features with the largest positive contributions to the row's raw score
+        (log-odds), largest first; features that lower the score are never listed.
+        """
+        if top < 0:
+            raise ValueError(f"top must be >= 0, got {top}")
+        positions = np.asarray(rows, dtype=np.intp).reshape(-1)
+        matrix = self._model_input(X_full)
+        if positions.size == 0:
+            return []
+        contrib = np.asarray(
+            self._booster.predict(matrix[positions], pred_contrib=True, num_threads=self._threads),
+            dtype=np.float64,
+        )[:, : len(self.columns)]
+        return [self._top_positive(row, top) for row in contrib]
+
+    def _top_positive(self, contributions: Floats, top: int) -> list[tuple[str, float]]:
+        order = np.argsort(-contributions, kind="stable")[:top]
+        return [(self.columns[j], float(contributions[j])) for j in order if contributions[j] > 0]
