@@ -24,7 +24,9 @@ from the state *before* the transaction):
   card's holders, the device's cards and users, ring membership, confirmed fraud
   within two hops, the GNN risk of card and device;
 * **rules**: every reason code's outcome, and the noisy-or of the rules' and of the
-  graph's weights.
+  graph's weights.  A blocklist hit on an entry a graph detector flagged (a ring
+  member, a GNN suspect) counts as the graph's (its reason's detector is that
+  detector's), so the "without graph" ablation sees nothing the graph produced.
 
 Names starting with :data:`GRAPH_PREFIXES` are the graph features (the
 "without graph" ablation leaves them out).
@@ -47,7 +49,7 @@ from detectors.graph_checks import BatchFacts, known_ms
 from detectors.rules import Lru, to_usd
 from ingest.transaction import Transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 WINDOWS = (("1h", HOUR_MS), ("1d", DAY_MS), ("7d", 7 * DAY_MS), ("30d", 30 * DAY_MS))
 HISTORY = 64  # payments kept per card and per user (the windows see at most these)
@@ -58,7 +60,7 @@ RULE_CODES = ("blocklist_card", "blocklist_user", "blocklist_device", "blocklist
               "blocklist_site", "velocity", "card_testing", "amount_spike", "country_hop",
               "unfamiliar_country", "new_device_high_amount", "shared_device", "shared_ip")
 GRAPH_CODES = ("shared_device", "shared_card", "fraud_ring", "near_fraud", "compromised_site",
-               "gnn_card", "gnn_device")
+               "gnn_card", "gnn_device", "blocklist_user", "blocklist_device")
 GRAPH_PREFIXES = ("graph_", "gnn_")
 
 

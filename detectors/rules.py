@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from detectors.config import DetectorConfig
-from detectors.decision import RULE, Reason
+from detectors.decision import CYPHER, GNN, RULE, Reason
 from ingest.event_clock import EventClock
 from ingest.iso import CURRENCY_EXPONENT, PER_USD
 from ingest.transaction import Transaction
@@ -197,7 +197,11 @@ class RuleEngine:
                 continue
             entry = blocked(entity_type, entity_id)
             if entry is not None:
-                found.append(Reason(f"blocklist_{entity_type}", RULE,
+                # an entry a graph detector flagged (a ring member, a GNN suspect) is that
+                # detector's finding: the learned model's graph features say so
+                source = entry.split(":", 1)[0]
+                found.append(Reason(f"blocklist_{entity_type}",
+                                    source if source in (CYPHER, GNN) else RULE,
                                     f"{entity_type} on the blocklist ({entry})", weight))
         return found
 

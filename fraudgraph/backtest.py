@@ -41,11 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
 import cypher
 from detectors import config as detector_config
 from detectors.config import DetectorConfig
-from detectors.decision import ALLOW, BLOCK, REVIEW, DecisionRecord
+from detectors.decision import ALLOW, BLOCK, REVIEW, RULE, DecisionRecord
 from detectors.features import NAMES
 from detectors.pipeline import certain, model_thresholds
 from fraudgraph import connect, model_service
@@ -116,11 +117,20 @@ class History:
     frauds: dict[str, int] = field(default_factory=dict)  # fraud: transaction id -> reported
 
 
-def generated(seed: int, count: int, folder: Path) -> History:
-    """The default generator's first ``count`` transactions of ``seed``."""
+#: optional fields a generated history can go without (``--without``): a history with
+#: only card, user, site, amount and time, as many external datasets are
+OPTIONAL_FIELDS = {"device": "device_id", "ip": "ip_address"}
+
+
+def generated(seed: int, count: int, folder: Path, without: tuple[str, ...] = ()) -> History:
+    """The default generator's first ``count`` transactions of ``seed``, without the
+    fields named in ``without`` (keys of :data:`OPTIONAL_FIELDS`)."""
     config = GeneratorConfig(seed=seed)
+    dropped = {OPTIONAL_FIELDS[name]: None for name in without}
     txs, labels = [], []
     for tx, scenario in itertools.islice(Generator(config), count):
+        if dropped:
+            tx = msgspec.structs.replace(tx, **dropped)
         txs.append(tx)
         if scenario is not None:
             label = label_for(tx, scenario, config.label_delay_ms)
@@ -280,6 +290,13 @@ class Backtest:
         (the rules' certain reasons still decide alone).  The same replay with every
         feature must give the daemon's own scores: checked, a mismatch stops the run."""
         logged = model_service.read_logged(scope)
+        folder.mkdir(parents=True, exist_ok=True)
+        # what the daemon logged, for analysis beside the reports (np.load)
+        np.savez_compressed(folder / "vectors.npz", ids=np.array(logged.ids),
+                            event_ms=logged.event_ms, cards=np.array(logged.cards), X=logged.X,
+                            names=np.array(NAMES), retrains=np.array(retrains),
+                            fraud_ids=np.array(list(history.frauds)),
+                            fraud_reported_ms=np.array(list(history.frauds.values())))
         config = detector_config.load("default")
         for features, check in (("all", True), ("no-graph", False)):
             replayed = replay(logged, history.frauds, retrains, records, config, features,
@@ -438,8 +455,10 @@ def replay(logged: Logged, frauds: dict[str, int], retrains: list[int],
     out = []
     for r in records:
         model = next((m for m in reversed(promoted) if m[0] <= r.event_ms), None)
-        if model is None or r.transaction_id not in index or \
-                certain(config.model, (x.code for x in r.reasons)):
+        # without the graph, a certain reason the graph produced (a ring member's
+        # blocklist entry) is not there to decide
+        codes = (x.code for x in r.reasons if features == "all" or x.detector == RULE)
+        if model is None or r.transaction_id not in index or certain(config.model, codes):
             out.append(r)
             continue
         _, scorer, review, block, version = model

@@ -47,6 +47,9 @@ def _seeds(text: str) -> tuple[int, ...]:
                    "features, model-nograph); either with the GNN's scores (rules+gnn: "
                    "trained at the cut; model+gnn: at every retrain); the legacy system's "
                    "three rules.")
+@click.option("--without", type=click.Choice(sorted(bt.OPTIONAL_FIELDS)), multiple=True,
+              help="Generate the histories without this field (repeat): e.g. --without "
+                   "device --without ip leaves card, user, site, amount and time.")
 @click.option("--label-delay", type=DURATION, default="7d", show_default=True,
               help="How late labels come: a transaction without a fraud label counts as "
                    "genuine for training once this old; a --labels row without "
@@ -69,7 +72,8 @@ def _seeds(text: str) -> tuple[int, ...]:
                    "while it runs; without this it refuses a graph that is not empty).")
 @click.pass_context
 def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None,
-             labels_path: Path | None, variants: tuple[str, ...], label_delay: int,
+             labels_path: Path | None, variants: tuple[str, ...], without: tuple[str, ...],
+             label_delay: int,
              model_every: int, decisions_out: Path | None, cut: float, k: int,
              out_dir: Path, yes: bool) -> None:
     """Replay labelled histories through the engine, in event time, and evaluate.
@@ -103,7 +107,7 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
         else [(f"seed {seed}", seed) for seed in _seeds(seeds)])
     for name, seed in histories:
         if isinstance(seed, int):
-            history = bt.generated(seed, count, out_dir / bt.slug(name))
+            history = bt.generated(seed, count, out_dir / bt.slug(name), without)
         else:
             assert input_path is not None and labels_path is not None
             try:
@@ -116,6 +120,9 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
     context = {"histories": ", ".join(name for name, _ in histories),
                "transactions per history": count if input_path is None else "from --input",
                "window": f"from {cut:.0%} of each history to its end",
+               "without": ", ".join(without) or "-",
+               "label delay": f"{label_delay / 86_400_000:g} d",
+               "model every": f"{model_every / 86_400_000:g} d",
                "configs": ", ".join(f"{v}: {bt.VARIANTS[v].config}" for v in variants),
                "commit": _commit(), "k": k}
     written = bt.write_summary(out_dir, outcomes, context)

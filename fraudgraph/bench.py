@@ -31,11 +31,14 @@ from prometheus_client import REGISTRY
 
 from detectors.config import DetectorConfig
 from detectors.quality import percentile
-from fraudgraph import connect, naive
+from fraudgraph import connect, model_service, naive
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
-from fraudgraph.stream import daemon
+from fraudgraph.stream import daemon, projector
 from ingest import kafka
+from ingest.generator import GeneratorConfig
+from ingest.labels import decode_label
+from ingest.runs import read_records
 from ingest.transaction import DecoderConfig
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -52,6 +55,8 @@ class BenchResult:
     latencies_ms: Sequence[float] = field(default_factory=list, repr=False)
     latency_stride: int = 1  # latencies_ms holds every latency_stride-th decision
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    model_version: str | None = None  # the learned model the daemon scored with
+    model_seconds: float = 0.0  # its predict and explain calls (part of "decide")
     projection_lag_at_end: int | None = None  # transactions not yet in the graph
     projection_seconds: float | None = None
     cpu_seconds: dict[str, float] = field(default_factory=dict)
@@ -87,6 +92,12 @@ class BenchResult:
         warmup = max(1000, round(2 * self.offered_rate)) // self.latency_stride
         return percentile(self.latencies_ms[warmup:] or self.latencies_ms, q)
 
+    @property
+    def model_share(self) -> float:
+        """The learned model's share of the batches' time (all stages)."""
+        total = sum(self.stage_seconds.values())
+        return self.model_seconds / total if total else 0.0
+
     def as_json(self) -> dict[str, Any]:
         return {
             "transactions": self.count, "offered_rate": self.offered_rate or "backlog",
@@ -94,6 +105,9 @@ class BenchResult:
             "decisions_per_second": round(self.decisions_per_second, 1),
             "latency_ms": {f"p{q}": round(self.latency(q), 2) for q in (50, 95, 99)},
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "model": None if self.model_version is None else {
+                "version": self.model_version, "seconds": round(self.model_seconds, 3),
+                "share_of_batch_time": round(self.model_share, 4)},
             "projection_lag_at_end": self.projection_lag_at_end,
             "projection_per_second": (round(self.projection_per_second, 1)
                                       if self.projection_per_second else None),
@@ -112,7 +126,8 @@ class BenchResult:
 def run(settings: Settings, config: DetectorConfig, count: int, rate: float, seed: int,
         projection: bool, scratch: Path, report: Callable[[str], None],
         batch_timeout: float = daemon.DaemonOptions.batch_timeout,
-        baseline_count: int = 20_000, trace_memory: bool = False) -> BenchResult:
+        baseline_count: int = 20_000, trace_memory: bool = False,
+        model_count: int = 0) -> BenchResult:
     """One bench run as the module docstring describes, in this order:
 
     1. fresh topics (and a blocklist schema) for the run;
@@ -123,9 +138,15 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     5. the projection's lag when the daemon finished, then its catch-up;
     6. CPU seconds of the services; the naive baseline over the same topic;
     7. always, even after a failure: the run's topics and labels file are removed.
+
+    With ``model_count``, first a learned model is trained and promoted in the run's
+    registry (:func:`_warm_model`), so the measured daemon scores with it.
     """
     fresh = _fresh(settings, scratch)
     result = BenchResult(count, rate, projection)
+    if model_count:
+        result.model_version = _warm_model(fresh, config, model_count, seed + 1, scratch,
+                                           report)
     ready = threading.Event()  # set by the daemon once it has joined its consumer group
 
     def produce_when_ready() -> None:
@@ -282,6 +303,46 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
     result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
     result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
     result.latency_stride = stats.latency_stride
+    result.model_seconds = stats.model_seconds
+
+
+def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, scratch: Path,
+                report: Callable[[str], None]) -> str:
+    """A model for the measured run: ``count`` transactions of another seed decided by
+    the rules (projection first, then the daemon: their vectors logged), trained with
+    the generator's labels and promoted in the run's own registry.  The warm-up's
+    topics and schema are removed; its version is returned."""
+    warm = _fresh(fresh.settings, scratch)
+    try:
+        report(f"model warm-up: {count:,} transactions of seed {seed}, decided by the rules")
+        _generate(warm, count, 0, seed, report)
+        projector.run(warm.settings, projector.ProjectorOptions(
+            group=f"bench-warm-{warm.run_id}", until_idle=3.0), DecoderConfig())
+        daemon.run(warm.settings, dataclasses.replace(
+            config, model=dataclasses.replace(config.model, enabled=False)),
+            daemon.DaemonOptions(group=f"bench-warm-{warm.run_id}", until_idle=3.0,
+                                 max_messages=count, graph_wait=None, labels=False),
+            DecoderConfig(), stop=threading.Event())
+        frauds = {label.transaction_id: label.reported_ms for label in
+                  (decode_label(raw, max_future_ms=None)[0]
+                   for _, raw in read_records(warm.labels_path)) if label.label == "fraud"}
+        store = connect.blocklist(fresh.settings)
+        try:
+            trained = model_service.train(
+                store, model_service.read_logged(warm.settings), frauds,
+                model_service.TrainRequest(label_delay_ms=GeneratorConfig().label_delay_ms))
+        finally:
+            store.close()
+        report(f"model {trained.version}: validation AP {trained.metrics['ap']:.3f}")
+        return trained.version
+    finally:
+        kafka.delete_topics(warm.settings.kafka.bootstrap, warm.topics.values())
+        warm.labels_path.unlink(missing_ok=True)
+        store = connect.blocklist(warm.settings)
+        try:
+            store.drop_schema(warm.settings.postgres.schema)
+        finally:
+            store.close()
 
 
 def _naive_baseline(fresh: _Fresh, count: int) -> naive.NaiveResult:

@@ -35,13 +35,18 @@ BENCH_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDG
               default=Path("reports/bench.json"), show_default=True,
               help="Where to write the figures as JSON.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--model", "model_count", type=click.IntRange(min=0), default=0,
+              show_default=True, metavar="N",
+              help="Score with a learned model: first train one on N transactions of "
+                   "another seed (decided by the rules, labels from the generator) and "
+                   "promote it in the run's registry; 0: the rules decide.")
 @click.option("--trace-memory", is_flag=True,
               help="Trace the daemon's allocations (tracemalloc; slower) and report the "
                    "sites that grew most after the first 3 minutes.")
 @click.pass_context
 def bench(ctx: click.Context, count: int, rate: float, duration: int | None, projection: bool,
           baseline_count: int, config_ref: str, batch_timeout: int, json_path: Path,
-          seed: int, trace_memory: bool) -> None:
+          seed: int, model_count: int, trace_memory: bool) -> None:
     """End-to-end benchmark: decisions/s, latency, projection, CPU, naive baseline.
 
     Generates COUNT transactions into fresh topics (deleted afterwards) on the
@@ -62,7 +67,7 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
         count = round(rate * duration / 1000)
     result = bench_run.run(settings, load_config(config_ref), count, rate, seed, projection,
                            settings.data_dir / "bench", report, batch_timeout / 1000,
-                           baseline_count, trace_memory)
+                           baseline_count, trace_memory, model_count)
     figures = result.as_json()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(figures, indent=2) + "\n")
@@ -87,6 +92,10 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
         ["decisions", f"{result.decisions:,}"],
         ["throughput", f"{result.decisions_per_second:,.0f} decisions/s"],
         *[[f"latency p{q}", f"{result.latency(q):,.1f} ms"] for q in (50, 95, 99)],
+        ["stage seconds", ", ".join(f"{k} {v:,.1f}" for k, v in result.stage_seconds.items())],
+        ["learned model", "- (the rules decide)" if result.model_version is None else
+         f"{result.model_version}: {result.model_seconds:,.1f} s, "
+         f"{result.model_share:.1%} of batch time"],
         ["projection", "off" if not projection else
          f"{result.projection_per_second or 0:,.0f} tx/s, lag "
          f"{result.projection_lag_at_end or 0:,} when the daemon finished"],

@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from array import array
 from collections import Counter
 from typing import Any
 
@@ -20,6 +21,7 @@ import pytest
 from detectors import config as detector_config
 from detectors.blocklist import NewEntry
 from detectors.decision import DecisionRecord
+from detectors.features import INDEX, NAMES, SCHEMA_VERSION, TrainingRecord
 from fraudgraph import connect
 from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
@@ -55,15 +57,16 @@ def tx(unique: str, n: int, minute: float, card: str = "a", amount_minor: int = 
                        ip_address=f"ip-{unique}-{card}")
 
 
-def run_daemon(settings: Settings, unique: str, messages: int | None) -> daemon.DaemonStats:
+def run_daemon(settings: Settings, unique: str, messages: int | None,
+               config: detector_config.DetectorConfig | None = None) -> daemon.DaemonStats:
     """Project what the topic holds (the daemon reads the graph as of each transaction's
     time, once it holds that time), then decide, waiting for the graph as long as it
     takes (the decisions do not depend on timing)."""
     run_projector(settings, f"test-projection-{unique}")
     options = daemon.DaemonOptions(group=f"test-daemon-{unique}", batch_size=500,
                                    until_idle=3.0, max_messages=messages, graph_wait=None)
-    return daemon.run(settings, detector_config.load("default"), options, DecoderConfig(),
-                      stop=threading.Event())
+    return daemon.run(settings, config or detector_config.load("default"), options,
+                      DecoderConfig(), stop=threading.Event())
 
 
 def decisions(settings: Settings) -> dict[str, DecisionRecord]:
@@ -107,7 +110,15 @@ def test_blocklisted_card_is_blocked_and_every_transaction_has_one_decision(
         alerts = kafka.read_all(settings.kafka.bootstrap, settings.topics.alerts, timeout=20)
         training = kafka.read_all(settings.kafka.bootstrap, settings.topics.training, timeout=20)
         assert [m.key() for m in alerts] == [f"{unique}-t10".encode()]
-        assert len(training) == 5
+        # every decision's feature vector, keyed by transaction id
+        vectors = {m.key().decode(): msgspec.json.decode(m.value(), type=TrainingRecord)
+                   for m in training}
+        assert set(vectors) == set(got)
+        assert {(v.schema, len(v.vector)) for v in vectors.values()} == {
+            (SCHEMA_VERSION, 4 * len(NAMES))}
+        stolen = array("f", vectors[f"{unique}-t10"].vector)
+        assert stolen[INDEX["rule_blocklist_card"]] == 1.0
+        assert stolen[INDEX["amount_usd"]] == 25.0
         with store.conn.cursor() as cur:
             cur.execute("SELECT decision, reasons FROM flagged_transactions "
                         "WHERE transaction_id = %s", (f"{unique}-t10",))
@@ -137,8 +148,17 @@ def test_rules_flag_a_velocity_burst_and_a_card_testing_run(stack: Settings,
     assert all(got[t.transaction_id].reasons[0].code == "card_testing" for t in testing[2:])
 
 
+def label_policy(blocklist_card: bool) -> detector_config.DetectorConfig:
+    config = detector_config.load("default")
+    return dataclasses.replace(config, labels=dataclasses.replace(
+        config.labels, blocklist_card=blocklist_card))
+
+
 def test_fraud_label_counts_from_its_report_time_blocklists_the_card_and_marks_the_graph(
         stack: Settings, unique: str) -> None:
+    """The preset's label policy on (``labels.blocklist_card``): the card is blocked
+    from the report time on; the learned model's features see the fraud from then on,
+    and never before."""
     settings = scratch(stack, unique, partitions=1)
     first = tx(unique, 1, 0, card="victim")  # Jan 1; the label is reported on Jan 3
     before = tx(unique, 2, 24 * 60, card="victim")  # Jan 2: the label is not known yet
@@ -151,9 +171,12 @@ def test_fraud_label_counts_from_its_report_time_blocklists_the_card_and_marks_t
                  "reported_at": "2026-01-03T00:00:00Z"}
         produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
         produce(settings, [encode(t) for t in (first, before, later)])
-        stats = run_daemon(settings, unique, None)  # until idle: the labels group joins too
+        # until idle: the labels group joins too
+        stats = run_daemon(settings, unique, None, label_policy(True))
         assert stats.labels == 1
         got = decisions(settings)
+        known = card_frauds_known(settings)
+        assert (known[before.transaction_id], known[later.transaction_id]) == (0.0, 1.0)
         assert "blocklist_card" not in {r.code for r in got[before.transaction_id].reasons}
         assert got[before.transaction_id].decision == "allow"
         assert got[later.transaction_id].decision == "block"
@@ -173,13 +196,47 @@ def test_fraud_label_counts_from_its_report_time_blocklists_the_card_and_marks_t
                                     "label_reported": reported_ms}
         # replaying the label changes nothing (one FraudLabel per transaction)
         produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
-        run_daemon(settings, unique, None)
+        run_daemon(settings, unique, None, label_policy(True))
         records, _, _ = driver.execute_query("MATCH (s:Site {id: $site}) RETURN s.fraud_count "
                                              "AS n", site=first.site_id)
         assert records[0]["n"] == 1
     finally:
         store.close()
         driver.close()
+
+
+def card_frauds_known(settings: Settings) -> dict[str, float]:
+    """Per transaction, the card's confirmed frauds its logged vector saw."""
+    return {m.key().decode(): array("f", msgspec.json.decode(
+        m.value(), type=TrainingRecord).vector)[INDEX["card_frauds_known"]]
+        for m in kafka.read_all(settings.kafka.bootstrap, settings.topics.training)}
+
+
+def test_by_default_a_fraud_label_raises_the_features_and_blocklists_nothing(
+        stack: Settings, unique: str) -> None:
+    """The default label policy: no blocklist entry, so a later genuine payment on the
+    card (an issuer that does not reissue) is not blocked by it; the vectors of the
+    card's transactions after the report count the fraud, those before do not."""
+    settings = scratch(stack, unique, partitions=1)
+    first = tx(unique, 1, 0, card="victim")
+    before = tx(unique, 2, 24 * 60, card="victim")
+    later = tx(unique, 3, 5 * 24 * 60, card="victim")
+    store = connect.blocklist(settings)
+    try:
+        label = {"transaction_id": first.transaction_id, "label": "fraud", "source": "chargeback",
+                 "reported_at": "2026-01-03T00:00:00Z"}
+        produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
+        produce(settings, [encode(t) for t in (first, before, later)])
+        assert run_daemon(settings, unique, None).labels == 1
+        got = decisions(settings)
+        assert got[later.transaction_id].decision == "allow"
+        assert store.get("card", first.card_id) is None
+        assert store.fraud_reports() == {first.transaction_id: T0 + 2 * 24 * 60 * MIN}
+        known = card_frauds_known(settings)
+        assert (known[first.transaction_id], known[before.transaction_id],
+                known[later.transaction_id]) == (0.0, 0.0, 1.0)
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize("ref", ["default", "legacy"])

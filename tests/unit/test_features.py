@@ -4,8 +4,8 @@ behind the detector's own Scorer protocol)."""
 from __future__ import annotations
 
 from array import array
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -176,3 +176,4 @@ def test_reason_outcomes_are_features() -> None:
     assert value(row, "rule_card_testing") == 0
     assert abs(value(row, "rules_score") - 0.55) < 1e-9
     assert abs(value(row, "graph_score") - 0.7) < 1e-9
+
