@@ -12,6 +12,7 @@ the most, by tree SHAP (LightGBM's ``pred_contrib``), exact for a tree ensemble.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,22 @@ import numpy as np
 import numpy.typing as npt
 
 Floats = npt.NDArray[np.float64]
+
+
+def ensemble_text(texts: Sequence[str]) -> str:
+    """One model text for several members: a JSON array (one member: its own text)."""
+    return texts[0] if len(texts) == 1 else json.dumps(list(texts))
+
+
+def members(model_text: str) -> list[str]:
+    """The member texts of a model text (:func:`ensemble_text`)."""
+    if model_text.startswith("["):
+        texts = json.loads(model_text)
+        if not isinstance(texts, list) or not texts or \
+                not all(isinstance(t, str) for t in texts):
+            raise ValueError("an ensemble's model text is a non-empty JSON array of texts")
+        return texts
+    return [model_text]
 
 
 def column_positions(columns: Sequence[str], feature_names: Sequence[str]) -> npt.NDArray[np.intp]:
@@ -39,7 +56,9 @@ class Scorer:
     """A loaded model that scores full feature vectors.
 
     Args:
-        model_text: LightGBM ``model_to_string()`` of a model trained on ``columns``.
+        model_text: LightGBM ``model_to_string()`` of a model trained on ``columns``, or
+            an ensemble: a JSON array of such texts (:func:`ensemble_text`), whose
+            probabilities are averaged and whose contributions are averaged too.
         columns: the feature names the model uses, in its order.
         feature_names: the names of the full vector's columns.
         threads: LightGBM threads per predict call.
@@ -62,11 +81,12 @@ class Scorer:
         self.feature_names = tuple(feature_names)
         self._positions = column_positions(self.columns, self.feature_names)
         self._all_columns = self.columns == self.feature_names
-        self._booster = lgb.Booster(model_str=model_text)
-        if tuple(self._booster.feature_name()) != self.columns:
-            raise ValueError(
-                f"the model was trained on {self._booster.feature_name()}, not {list(self.columns)}"
-            )
+        self._boosters = [lgb.Booster(model_str=text) for text in members(model_text)]
+        for booster in self._boosters:
+            if tuple(booster.feature_name()) != self.columns:
+                raise ValueError(
+                    f"the model was trained on {booster.feature_name()}, not {list(self.columns)}"
+                )
 
     def _model_input(self, X_full: npt.ArrayLike) -> npt.NDArray[Any]:
         matrix = np.asarray(X_full)
@@ -85,8 +105,9 @@ class Scorer:
         matrix = self._model_input(X_full)
         if matrix.shape[0] == 0:
             return np.empty(0, dtype=np.float64)
-        scores = self._booster.predict(matrix, num_threads=self._threads)
-        return np.asarray(scores, dtype=np.float64)
+        scores = [np.asarray(b.predict(matrix, num_threads=self._threads), dtype=np.float64)
+                  for b in self._boosters]
+        return np.asarray(np.mean(scores, axis=0), dtype=np.float64)
 
     def explain(
         self, X_full: npt.ArrayLike, rows: Sequence[int], top: int = 3
@@ -102,10 +123,9 @@ class Scorer:
         matrix = self._model_input(X_full)
         if positions.size == 0:
             return []
-        contrib = np.asarray(
-            self._booster.predict(matrix[positions], pred_contrib=True, num_threads=self._threads),
-            dtype=np.float64,
-        )[:, : len(self.columns)]
+        contrib = np.mean([np.asarray(
+            b.predict(matrix[positions], pred_contrib=True, num_threads=self._threads),
+            dtype=np.float64)[:, : len(self.columns)] for b in self._boosters], axis=0)
         return [self._top_positive(row, top) for row in contrib]
 
     def _top_positive(self, contributions: Floats, top: int) -> list[tuple[str, float]]:
