@@ -35,6 +35,7 @@ Names starting with :data:`GRAPH_PREFIXES` are the graph features (the
 from __future__ import annotations
 
 import math
+from array import array
 from bisect import bisect_right, insort
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -52,6 +53,7 @@ from ingest.transaction import Transaction
 SCHEMA_VERSION = 2
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 WINDOWS = (("1h", HOUR_MS), ("1d", DAY_MS), ("7d", 7 * DAY_MS), ("30d", 30 * DAY_MS))
+_WIDTHS = tuple(width for _, width in WINDOWS)
 HISTORY = 64  # payments kept per card and per user (the windows see at most these)
 SEEN_CAP = 64  # distinct sites, countries and devices remembered per card
 FRAUD_WINDOW_MS = 30 * DAY_MS
@@ -102,6 +104,23 @@ class TrainingRecord(msgspec.Struct, frozen=True):
     card_id: str
     schema: int
     vector: bytes
+
+
+class Payments:
+    """A holder's last :data:`HISTORY` payments: times and amounts in two arrays of plain
+    numbers (no tuple per payment for the garbage collector to walk)."""
+
+    __slots__ = ("ms", "usd")
+
+    def __init__(self) -> None:
+        self.ms: array[int] = array("q")
+        self.usd: array[float] = array("d")
+
+    def append(self, ms: int, usd: float) -> None:
+        if len(self.ms) >= HISTORY:
+            del self.ms[0], self.usd[0]
+        self.ms.append(ms)
+        self.usd.append(usd)
 
 
 class Rolling:
@@ -155,8 +174,8 @@ class FeatureState:
     """The state the vectors read, bounded like the rule state (least recent keys go)."""
 
     def __init__(self, max_keys: int = 500_000) -> None:
-        self.history: dict[str, Lru[str, deque[tuple[int, float]]]] = {
-            holder: Lru(max_keys, lambda: deque(maxlen=HISTORY)) for holder in ("card", "user")}
+        self.history: dict[str, Lru[str, Payments]] = {
+            holder: Lru(max_keys, Payments) for holder in ("card", "user")}
         self.seen: Lru[str, CardSeen] = Lru(max_keys, lambda: CardSeen(set(), set(), set()))
         self.counts: dict[str, Lru[str, tuple[Rolling, Rolling]]] = {
             entity: Lru(max_keys, lambda: (Rolling(DAY_MS), Rolling(FRAUD_WINDOW_MS)))
@@ -184,8 +203,9 @@ class FeatureState:
         amount = usd if usd is not None else MISSING
         at = known_ms(tx, graph)
         row = [amount, float((tx.event_ms // HOUR_MS) % 24)]
-        for holder, key in (("card", tx.card_id), ("user", tx.user_id)):
-            row += _holder(self.history[holder].get(key), tx.event_ms, amount)
+        card, user = self.history["card"].get(tx.card_id), self.history["user"].get(tx.user_id)
+        row += _holder(card, tx.event_ms, amount)
+        row += _holder(user, tx.event_ms, amount)
         seen = self.seen.get(tx.card_id)
         row += [float(tx.site_id not in seen.sites), float(tx.country not in seen.countries),
                 float(bool(tx.device_id) and tx.device_id not in seen.devices)]
@@ -199,7 +219,9 @@ class FeatureState:
         row += [float((CYPHER, code) in codes or (GNN, code) in codes) for code in GRAPH_CODES]
         row += [_noisy_or(r.weight for r in reasons if r.detector == RULE),
                 _noisy_or(r.weight for r in reasons if r.detector != RULE)]
-        self._remember(tx, amount, seen)
+        card.append(tx.event_ms, amount)
+        user.append(tx.event_ms, amount)
+        self._remember(tx, seen)
         return row
 
     def _entity(self, entity: str, key: str | None, event_ms: int, at: int) -> list[float]:
@@ -223,9 +245,7 @@ class FeatureState:
             return len(known)
         return sum(1 for _, event in known if event >= since_event_ms)
 
-    def _remember(self, tx: Transaction, amount: float, seen: CardSeen) -> None:
-        for holder, key in (("card", tx.card_id), ("user", tx.user_id)):
-            self.history[holder].get(key).append((tx.event_ms, amount))
+    def _remember(self, tx: Transaction, seen: CardSeen) -> None:
         for values, value in ((seen.sites, tx.site_id), (seen.countries, tx.country),
                               (seen.devices, tx.device_id)):
             if value and len(values) < SEEN_CAP:
@@ -238,7 +258,7 @@ class FeatureState:
     def snapshot(self) -> dict[str, Any]:
         """The state as plain data, for the rule-state checkpoint."""
         return {
-            "history": {h: [[k, list(map(list, v))] for k, v in t.data.items()]
+            "history": {h: [[k, v.ms.tolist(), v.usd.tolist()] for k, v in t.data.items()]
                         for h, t in self.history.items()},
             "seen": [[k, sorted(v.sites), sorted(v.countries), sorted(v.devices)]
                      for k, v in self.seen.data.items()],
@@ -250,8 +270,10 @@ class FeatureState:
 
     def restore(self, state: dict[str, Any]) -> None:
         for holder, rows in state["history"].items():
-            for key, values in rows:
-                self.history[holder].get(key).extend((int(ms), float(a)) for ms, a in values)
+            for key, times, amounts in rows:
+                payments = self.history[holder].get(key)
+                for ms, usd in zip(times, amounts, strict=True):
+                    payments.append(int(ms), float(usd))
         for key, sites, countries, devices in state["seen"]:
             self.seen.data[key] = CardSeen(set(sites), set(countries), set(devices))
         for entity, rows in state["counts"].items():
@@ -266,31 +288,42 @@ class FeatureState:
             self.labelled.data[key] = True
 
 
-def _holder(history: deque[tuple[int, float]], event_ms: int, amount: float) -> list[float]:
-    """Count, sum, mean, max per window (newest first), then the amount against the
-    30-day mean and max and the seconds since the previous payment."""
-    count = [0] * len(WINDOWS)
-    total = [0.0] * len(WINDOWS)
-    peak = [0.0] * len(WINDOWS)
-    previous: int | None = None
-    for ms, usd in reversed(history):
-        if ms > event_ms:
-            continue  # a later event seen earlier (out of order): not this one's past
-        previous = ms if previous is None else max(previous, ms)
+def _holder(history: Payments, event_ms: int, amount: float) -> list[float]:
+    """Count, sum, mean, max per window, then the amount against the 30-day mean and max
+    and the seconds since the previous payment.  One pass from the newest payment back:
+    each lands in the narrowest window holding it (its band), the bands then add up."""
+    count, total, peak = [0, 0, 0, 0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]
+    hour, day, week, month = _WIDTHS
+    previous = -1
+    times, amounts = history.ms, history.usd
+    for i in range(len(times) - 1, -1, -1):
+        ms, usd = times[i], amounts[i]
         age = event_ms - ms
-        for i, (_, width) in enumerate(WINDOWS):
-            if age < width and usd >= 0:
-                count[i] += 1
-                total[i] += usd
-                peak[i] = max(peak[i], usd)
+        if age < 0:
+            continue  # a later event seen earlier (out of order): not this one's past
+        if ms > previous:
+            previous = ms
+        if age >= month:
+            break  # the history is in time order: the rest is older still
+        if usd < 0:
+            continue  # an amount without a reference rate
+        band = 0 if age < hour else 1 if age < day else 2 if age < week else 3
+        count[band] += 1
+        total[band] += usd
+        if usd > peak[band]:
+            peak[band] = usd
     row: list[float] = []
-    for i in range(len(WINDOWS)):
-        row += [float(count[i]), total[i], total[i] / count[i] if count[i] else MISSING,
-                peak[i] if count[i] else MISSING]
+    n, t, m = 0, 0.0, 0.0
+    for i in range(4):
+        n += count[i]
+        t += total[i]
+        if peak[i] > m:
+            m = peak[i]
+        row += [float(n), t, t / n if n else MISSING, m if n else MISSING]
     month_mean, month_max = row[-2], row[-1]
     row += [amount / month_mean if month_mean > 0 and amount >= 0 else MISSING,
             amount / month_max if month_max > 0 and amount >= 0 else MISSING,
-            (event_ms - previous) / 1000 if previous is not None else MISSING]
+            (event_ms - previous) / 1000 if previous >= 0 else MISSING]
     return row
 
 
