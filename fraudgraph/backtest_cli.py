@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,6 +14,7 @@ from fraudgraph.errors import ConfigError
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import require_secret
 from fraudgraph.ui import DURATION, env_epilog, out, settings_from, table
+from ingest.transaction import DecoderConfig
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -26,64 +28,75 @@ def _seeds(text: str) -> tuple[int, ...]:
                                  "or `tuning`", param_hint="--seeds") from None
 
 
+_OPTIONS = [
+    click.option("--seeds", default="held-out", show_default=True,
+                  help=f"Generated histories: seeds, `held-out` ({bt.HELD_OUT_SEEDS}) or `tuning` "
+                       f"({bt.TUNING_SEEDS}). Tune on tuning seeds only; report held-out ones."),
+    click.option("-n", "--count", type=click.IntRange(min=1000), default=100_000,
+                  show_default=True, help="Transactions per generated history."),
+    click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False,
+                                                           path_type=Path),
+                  help="Your own history instead: transactions (JSONL or CSV); needs --labels."),
+    click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False,
+                                                             path_type=Path),
+                  help="Fraud labels of --input (JSONL: transaction_id, label, source, "
+                       "reported_at, optional scenario)."),
+    click.option("--variant", "variants", multiple=True, default=("rules", "model", "legacy"),
+                  type=click.Choice(list(bt.VARIANTS)), show_default=True,
+                  help="What decides (repeat): the default rules; the learned model retrained "
+                       "every --model-every (its run also gives the model without graph "
+                       "features, model-nograph); either with the GNN's scores (rules+gnn: "
+                       "trained at the cut; model+gnn: at every retrain); the legacy system's "
+                       "three rules."),
+    click.option("--without", type=click.Choice(sorted(bt.OPTIONAL_FIELDS)), multiple=True,
+                  help="Generate the histories without this field (repeat): e.g. --without "
+                       "device --without ip leaves card, user, site, amount and time."),
+    click.option("--label-delay", type=DURATION, default="7d", show_default=True,
+                  help="How late labels come: a transaction without a fraud label counts as "
+                       "genuine for training once this old; a --labels row without "
+                       "reported_at is reported this long after its transaction."),
+    click.option("--model-every", type=DURATION, default="7d", show_default=True,
+                  help="Event time between retrains of the model inside the replay."),
+    click.option("--decisions-out", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Also write every decision as CSV (transaction_id,score,decision), one "
+                       "file per history and variant: FILE.<history>.<variant>.csv."),
+    click.option("--cut", type=click.FloatRange(0.1, 0.9), default=0.6, show_default=True,
+                  help="Where the evaluation window starts, as a share of the history (the "
+                       "+gnn variant trains the GNN on what was known there)."),
+    click.option("-k", type=click.IntRange(min=1), default=100, show_default=True,
+                  help="Cards an analyst team checks per day (Card Precision@k)."),
+    click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+                  default=Path("reports/backtest"), show_default=True,
+                  help="Folder for summary.md, summary.json and each variant's report."),
+    click.option("--yes", "--clear-graph", "yes", is_flag=True,
+                  help="Empty the graph even when it holds data (a backtest owns the graph "
+                       "while it runs; without this it refuses a graph that is not empty)."),
+]
+
+
+def _options(f: Any) -> Any:
+    for option in reversed(_OPTIONS):
+        f = option(f)
+    return f
+
+
 @click.command(epilog=env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_NEO4J",
                                  "FRAUDGRAPH_POSTGRES"))
-@click.option("--seeds", default="held-out", show_default=True,
-              help=f"Generated histories: seeds, `held-out` ({bt.HELD_OUT_SEEDS}) or `tuning` "
-                   f"({bt.TUNING_SEEDS}). Tune on tuning seeds only; report held-out ones.")
-@click.option("-n", "--count", type=click.IntRange(min=1000), default=100_000,
-              show_default=True, help="Transactions per generated history.")
-@click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False,
-                                                       path_type=Path),
-              help="Your own history instead: transactions (JSONL or CSV); needs --labels.")
-@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False,
-                                                         path_type=Path),
-              help="Fraud labels of --input (JSONL: transaction_id, label, source, "
-                   "reported_at, optional scenario).")
-@click.option("--variant", "variants", multiple=True, default=("rules", "model", "legacy"),
-              type=click.Choice(list(bt.VARIANTS)), show_default=True,
-              help="What decides (repeat): the default rules; the learned model retrained "
-                   "every --model-every (its run also gives the model without graph "
-                   "features, model-nograph); either with the GNN's scores (rules+gnn: "
-                   "trained at the cut; model+gnn: at every retrain); the legacy system's "
-                   "three rules.")
-@click.option("--without", type=click.Choice(sorted(bt.OPTIONAL_FIELDS)), multiple=True,
-              help="Generate the histories without this field (repeat): e.g. --without "
-                   "device --without ip leaves card, user, site, amount and time.")
-@click.option("--label-delay", type=DURATION, default="7d", show_default=True,
-              help="How late labels come: a transaction without a fraud label counts as "
-                   "genuine for training once this old; a --labels row without "
-                   "reported_at is reported this long after its transaction.")
-@click.option("--model-every", type=DURATION, default="7d", show_default=True,
-              help="Event time between retrains of the model inside the replay.")
-@click.option("--decisions-out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write every decision as CSV (transaction_id,score,decision), one "
-                   "file per history and variant: FILE.<history>.<variant>.csv.")
-@click.option("--cut", type=click.FloatRange(0.1, 0.9), default=0.6, show_default=True,
-              help="Where the evaluation window starts, as a share of the history (the "
-                   "+gnn variant trains the GNN on what was known there).")
-@click.option("-k", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Cards an analyst team checks per day (Card Precision@k).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("reports/backtest"), show_default=True,
-              help="Folder for summary.md, summary.json and each variant's report.")
-@click.option("--yes", "--clear-graph", "yes", is_flag=True,
-              help="Empty the graph even when it holds data (a backtest owns the graph "
-                   "while it runs; without this it refuses a graph that is not empty).")
+@_options
 @click.pass_context
 def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None,
              labels_path: Path | None, variants: tuple[str, ...], without: tuple[str, ...],
-             label_delay: int,
-             model_every: int, decisions_out: Path | None, cut: float, k: int,
-             out_dir: Path, yes: bool) -> None:
+             label_delay: int, model_every: int, decisions_out: Path | None, cut: float,
+             k: int, out_dir: Path, yes: bool) -> None:
     """Replay labelled histories through the engine, in event time, and evaluate.
 
     Per history and variant: fresh topics and blocklist schema, an empty graph, the
     transactions and (in report-time order) the labels produced, projected and decided
-    side by side with every check as of its transaction's time; the +gnn variant
-    trains and scores the GNN at the cut.  Each variant is evaluated on the window
-    from the cut to the end (and on the whole history); summary.md has the table.
-    The graph of the local stack is emptied once per history and variant.
+    side by side with every check as of its transaction's time; the model variant
+    stops at every --model-every of event time, trains on what the daemon logged and
+    the labels reported by then, and goes on with the champion.  Each variant is
+    evaluated on the window from the cut to the end (and on the whole history);
+    summary.md has the table.  The graph is emptied once per history and variant.
     """
     settings = settings_from(ctx)
     require_secret(settings.neo4j.password, "FRAUDGRAPH_NEO4J_PASSWORD")
@@ -101,23 +114,15 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
     runner = bt.Backtest(settings, out_dir, decoder, cut, k, report=out.print,
                          label_delay_ms=label_delay, model_every_ms=model_every,
                          decisions_out=decisions_out)
+    names = ([input_path.stem] if input_path is not None
+             else [f"seed {seed}" for seed in _seeds(seeds)])
     outcomes = []
-    histories: list[tuple[str, object]] = (
-        [(input_path.stem, None)] if input_path is not None and labels_path is not None
-        else [(f"seed {seed}", seed) for seed in _seeds(seeds)])
-    for name, seed in histories:
-        if isinstance(seed, int):
-            history = bt.generated(seed, count, out_dir / bt.slug(name), without)
-        else:
-            assert input_path is not None and labels_path is not None
-            try:
-                history = bt.from_files(input_path, labels_path, decoder,
-                                        out_dir / bt.slug(name), label_delay)
-            except ValueError as exc:
-                raise ConfigError(f"{exc}: fix the line or leave it out") from None
+    for name in names:
+        history = _history(name, count, without, input_path, labels_path, decoder,
+                           out_dir, label_delay)
         for variant in variants:
             outcomes.extend(runner.run(history, bt.VARIANTS[variant]))
-    context = {"histories": ", ".join(name for name, _ in histories),
+    context = {"histories": ", ".join(names),
                "transactions per history": count if input_path is None else "from --input",
                "window": f"from {cut:.0%} of each history to its end",
                "without": ", ".join(without) or "-",
@@ -125,8 +130,25 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
                "model every": f"{model_every / 86_400_000:g} d",
                "configs": ", ".join(f"{v}: {bt.VARIANTS[v].config}" for v in variants),
                "commit": _commit(), "k": k}
-    written = bt.write_summary(out_dir, outcomes, context)
-    _, data = bt.summary(outcomes, context)
+    _print_summary(bt.write_summary(out_dir, outcomes, context),
+                   bt.summary(outcomes, context)[1], k)
+
+
+def _history(name: str, count: int, without: tuple[str, ...], input_path: Path | None,
+             labels_path: Path | None, decoder: DecoderConfig, out_dir: Path,
+             label_delay: int) -> bt.History:
+    """A generated history (``seed N``) or the user's files."""
+    if input_path is None or labels_path is None:
+        return bt.generated(int(name.removeprefix("seed ")), count, out_dir / bt.slug(name),
+                            without)
+    try:
+        return bt.from_files(input_path, labels_path, decoder, out_dir / bt.slug(name),
+                             label_delay)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}: fix the line or leave it out") from None
+
+
+def _print_summary(written: Path, data: dict[str, Any], k: int) -> None:
     keys = ["recall", "flag_precision", "block_precision", "auc", "ap", "card_precision"]
     out.print(table("backtest: mean over the histories, evaluation window (per scenario: "
                     "summary.md)",
