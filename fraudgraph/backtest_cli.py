@@ -30,47 +30,48 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 _OPTIONS = [
     click.option("--seeds", default="held-out", show_default=True,
-                  help=f"Generated histories: seeds, `held-out` ({bt.HELD_OUT_SEEDS}) or `tuning` "
-                       f"({bt.TUNING_SEEDS}). Tune on tuning seeds only; report held-out ones."),
+                 help=f"Generated histories: seeds, `held-out` ({bt.HELD_OUT_SEEDS}) or `tuning` "
+                      f"({bt.TUNING_SEEDS}). Tune on tuning seeds only; report held-out ones."),
     click.option("-n", "--count", type=click.IntRange(min=1000), default=100_000,
-                  show_default=True, help="Transactions per generated history."),
+                 show_default=True, help="Transactions per generated history."),
     click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False,
-                                                           path_type=Path),
-                  help="Your own history instead: transactions (JSONL or CSV); needs --labels."),
+                                                          path_type=Path),
+                 help="Your own history instead: transactions (JSONL or CSV); needs --labels."),
     click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False,
-                                                             path_type=Path),
-                  help="Fraud labels of --input (JSONL: transaction_id, label, source, "
-                       "reported_at, optional scenario)."),
+                                                            path_type=Path),
+                 help="Labels of --input (JSONL or CSV: transaction_id, label, source, "
+                      "reported_at (else --label-delay after the transaction), optional "
+                      "scenario)."),
     click.option("--variant", "variants", multiple=True, default=("rules", "model", "legacy"),
-                  type=click.Choice(list(bt.VARIANTS)), show_default=True,
-                  help="What decides (repeat): the default rules; the learned model retrained "
-                       "every --model-every (its run also gives the model without graph "
-                       "features, model-nograph); either with the GNN's scores (rules+gnn: "
-                       "trained at the cut; model+gnn: at every retrain); the legacy system's "
-                       "three rules."),
+                 type=click.Choice(list(bt.VARIANTS)), show_default=True,
+                 help="What decides (repeat): the default rules; the learned model retrained "
+                      "every --model-every (its run also gives the model without graph "
+                      "features, model-nograph); either with the GNN's scores (rules+gnn: "
+                      "trained at the cut; model+gnn: at every retrain); the legacy system's "
+                      "three rules."),
     click.option("--without", type=click.Choice(sorted(bt.OPTIONAL_FIELDS)), multiple=True,
-                  help="Generate the histories without this field (repeat): e.g. --without "
-                       "device --without ip leaves card, user, site, amount and time."),
+                 help="Generate the histories without this field (repeat): e.g. --without "
+                      "device --without ip leaves card, user, site, amount and time."),
     click.option("--label-delay", type=DURATION, default="7d", show_default=True,
-                  help="How late labels come: a transaction without a fraud label counts as "
-                       "genuine for training once this old; a --labels row without "
-                       "reported_at is reported this long after its transaction."),
+                 help="How late labels come: a transaction without a fraud label counts as "
+                      "genuine for training once this old; a --labels row without "
+                      "reported_at is reported this long after its transaction."),
     click.option("--model-every", type=DURATION, default="7d", show_default=True,
-                  help="Event time between retrains of the model inside the replay."),
+                 help="Event time between retrains of the model inside the replay."),
     click.option("--decisions-out", type=click.Path(dir_okay=False, path_type=Path),
-                  help="Also write every decision as CSV (transaction_id,score,decision), one "
-                       "file per history and variant: FILE.<history>.<variant>.csv."),
+                 help="Also write every decision as CSV (transaction_id,score,decision), one "
+                      "file per history and variant: FILE.<history>.<variant>.csv."),
     click.option("--cut", type=click.FloatRange(0.1, 0.9), default=0.6, show_default=True,
-                  help="Where the evaluation window starts, as a share of the history (the "
-                       "+gnn variant trains the GNN on what was known there)."),
+                 help="Where the evaluation window starts, as a share of the history (the "
+                      "+gnn variant trains the GNN on what was known there)."),
     click.option("-k", type=click.IntRange(min=1), default=100, show_default=True,
-                  help="Cards an analyst team checks per day (Card Precision@k)."),
+                 help="Cards an analyst team checks per day (Card Precision@k)."),
     click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-                  default=Path("reports/backtest"), show_default=True,
-                  help="Folder for summary.md, summary.json and each variant's report."),
+                 default=Path("reports/backtest"), show_default=True,
+                 help="Folder for summary.md, summary.json and each variant's report."),
     click.option("--yes", "--clear-graph", "yes", is_flag=True,
-                  help="Empty the graph even when it holds data (a backtest owns the graph "
-                       "while it runs; without this it refuses a graph that is not empty)."),
+                 help="Empty the graph even when it holds data (a backtest owns the graph "
+                      "while it runs; without this it refuses a graph that is not empty)."),
 ]
 
 
