@@ -1,7 +1,7 @@
 // name: label_fraud
 // purpose: apply confirmed-fraud labels once each (a FraudLabel node per transaction makes a replay a no-op): mark the transaction, its card, user and device as confirmed fraud (fraud_confirmed_ms: the event time of the latest fraud; fraud_reported_ms: the earliest report time, from which the fraud counts as known), count the fraud at the site and on the card-site relationship, and keep the label's report time, event time and site on its FraudLabel node (the compromised-site check reads them as of each transaction's time); resolves entities from the transaction detail in the graph, else from the label's own ids
 // params: rows: list<map{transaction_id: string, card_id: string|null, user_id: string|null, site_id: string|null, event_ms: integer|null, reported_ms: integer, source: string}>
-// returns: transaction_id: string, card_id: string|null, user_id: string|null, site_id: string|null, device_id: string|null
+// returns: transaction_id: string, card_id: string|null, user_id: string|null, site_id: string|null, device_id: string|null, event_ms: integer|null
 UNWIND $rows AS r
 OPTIONAL MATCH (seen:FraudLabel {id: r.transaction_id})
 WITH r WHERE seen IS NULL
@@ -27,7 +27,8 @@ SET c:ConfirmedFraud, u:ConfirmedFraud, td:ConfirmedFraud,
     td.fraud_reported_ms = CASE WHEN td.fraud_reported_ms <= r.reported_ms THEN td.fraud_reported_ms ELSE r.reported_ms END,
     ts.fraud_count = coalesce(ts.fraud_count, 0) + 1,
     ts.last_fraud_ms = CASE WHEN ts.last_fraud_ms > event_ms THEN ts.last_fraud_ms ELSE event_ms END
-WITH r, c, ts, td, card_id, user_id
+WITH r, c, ts, td, card_id, user_id, event_ms
 OPTIONAL MATCH (c)-[p:PAID_AT]->(ts)
 SET p.fraud_count = p.fraud_count + 1
-RETURN r.transaction_id AS transaction_id, card_id, user_id, ts.id AS site_id, td.id AS device_id
+RETURN r.transaction_id AS transaction_id, card_id, user_id, ts.id AS site_id, td.id AS device_id,
+       event_ms

@@ -57,6 +57,7 @@ _WIDTHS = tuple(width for _, width in WINDOWS)
 HISTORY = 64  # payments kept per card and per user (the windows see at most these)
 SEEN_CAP = 64  # distinct sites, countries and devices remembered per card
 FRAUD_WINDOW_MS = 30 * DAY_MS
+FRAUDS_KEPT = 256  # confirmed frauds remembered per site and device (the latest reports)
 #: reason codes with an outcome feature each (rules, then graph checks)
 RULE_CODES = ("blocklist_card", "blocklist_user", "blocklist_device", "blocklist_ip",
               "blocklist_site", "velocity", "card_testing", "amount_spike", "country_hop",
@@ -194,7 +195,10 @@ class FeatureState:
             for entity, entity_id in (("card", fraud.card_id), ("user", fraud.user_id),
                                       ("site", fraud.site_id), ("device", fraud.device_id)):
                 if entity_id:
-                    insort(self.frauds[entity].get(entity_id), (fraud.known_ms, fraud.event_ms))
+                    known = self.frauds[entity].get(entity_id)
+                    insort(known, (fraud.known_ms, fraud.event_ms))
+                    if entity in ("site", "device") and len(known) > FRAUDS_KEPT:
+                        del known[:len(known) - FRAUDS_KEPT]  # the oldest reports go
 
     def vector(self, tx: Transaction, reasons: Sequence[Reason], facts: BatchFacts | None,
                graph: GraphConfig) -> list[float]:
@@ -209,9 +213,10 @@ class FeatureState:
         seen = self.seen.get(tx.card_id)
         row += [float(tx.site_id not in seen.sites), float(tx.country not in seen.countries),
                 float(bool(tx.device_id) and tx.device_id not in seen.devices)]
+        # a fraud's known_ms already holds the as-of lag: compare it with the event time
         for entity, maybe in (("site", tx.site_id), ("device", tx.device_id)):
-            row += self._entity(entity, maybe, tx.event_ms, at)
-        row += [float(self._known(entity, key, at, None))
+            row += self._entity(entity, maybe, tx.event_ms, tx.event_ms)
+        row += [float(self._known(entity, key, tx.event_ms, None))
                 for entity, key in (("card", tx.card_id), ("user", tx.user_id))]
         row += _graph(tx, facts, at)
         codes = {(r.detector, r.code) for r in reasons}
@@ -258,7 +263,7 @@ class FeatureState:
     def snapshot(self) -> dict[str, Any]:
         """The state as plain data, for the rule-state checkpoint."""
         return {
-            "history": {h: [[k, v.ms.tolist(), v.usd.tolist()] for k, v in t.data.items()]
+            "history": {h: [[k, v.ms.tobytes(), v.usd.tobytes()] for k, v in t.data.items()]
                         for h, t in self.history.items()},
             "seen": [[k, sorted(v.sites), sorted(v.countries), sorted(v.devices)]
                      for k, v in self.seen.data.items()],
@@ -272,8 +277,10 @@ class FeatureState:
         for holder, rows in state["history"].items():
             for key, times, amounts in rows:
                 payments = self.history[holder].get(key)
-                for ms, usd in zip(times, amounts, strict=True):
-                    payments.append(int(ms), float(usd))
+                payments.ms.frombytes(times)
+                payments.usd.frombytes(amounts)
+                if len(payments.ms) != len(payments.usd) or len(payments.ms) > HISTORY:
+                    raise ValueError(f"payments of {holder} {key!r} do not match")
         for key, sites, countries, devices in state["seen"]:
             self.seen.data[key] = CardSeen(set(sites), set(countries), set(devices))
         for entity, rows in state["counts"].items():

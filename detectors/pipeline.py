@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -67,12 +68,15 @@ class Decided:
     transaction: Transaction
     verdict: Verdict
     record: DecisionRecord
-    features: bytes = b""  # the vector the decision saw: float32, native byte order
+    features: bytes = b""  # the vector the decision saw: float32, little-endian
 
 
 def rules_version(config: DetectorConfig) -> str:
-    """``<name>-<hash of every setting>``: two daemons with equal versions decide alike."""
-    digest = hashlib.sha256(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()
+    """``<name>-<hash of every setting but the model's>``: two daemons with equal versions
+    and the same model (``model_version``) decide alike; changing a model setting keeps
+    the rule-state checkpoint (it is the rules' state)."""
+    settings = {k: v for k, v in asdict(config).items() if k != "model"}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     return f"{config.name}-{digest[:10]}"
 
 
@@ -126,7 +130,7 @@ class Detector:
             produced = produced_ms[i] if produced_ms is not None else None
             decided.append(Decided(tx, verdict,
                                    self.record(tx, verdict, now_ms, produced, model),
-                                   array("f", rows[i]).tobytes()))
+                                   _le_float32(rows[i])))
         return decided, list(flags.values())
 
     def _score(self, verdicts: list[Verdict], rows: list[list[float]]
@@ -197,6 +201,14 @@ class Detector:
             model_version=model_version, produced_ms=produced_ms,
             evidence=None if verdict.decision == ALLOW else
             f"{EXPLAIN} -p transaction_id={shlex.quote(tx.transaction_id)}")
+
+
+def _le_float32(row: list[float]) -> bytes:
+    """A vector as logged: float32, little-endian (``TrainingRecord.vector``)."""
+    values = array("f", row)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tobytes()
 
 
 def model_thresholds(config: ModelConfig, review: float, block: float) -> tuple[float, float]:

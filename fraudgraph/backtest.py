@@ -250,7 +250,7 @@ class Backtest:
         outcomes = [self._outcome(history, variant.name, records, cut_ms, folder, started,
                                   trained)]
         if variant.model and not variant.gnn:
-            replayed = self._replay(scope, history, retrains, records, folder)
+            replayed = self._replay(scope, history, variant, retrains, records, folder)
             outcomes.append(self._outcome(history, ABLATION, replayed, cut_ms,
                                           self.out / slug(history.name) / ABLATION, started))
         kafka.delete_topics(scope.kafka.bootstrap, scope.topics.all())
@@ -269,7 +269,7 @@ class Backtest:
         store = connect.blocklist(scope)
         try:
             result = model_service.train(
-                store, model_service.read_logged(scope), history.frauds,
+                store, model_service.read_logged(scope, max_future_ms=None), history.frauds,
                 model_service.TrainRequest(as_of_ms, self.label_delay_ms, "all", self.k))
         except NotEnoughLabels as exc:
             self.report(f"  not yet: {exc}")
@@ -283,13 +283,13 @@ class Backtest:
             handle.write(line)
         self.report("  " + line.strip())
 
-    def _replay(self, scope: Settings, history: History, retrains: list[int],
+    def _replay(self, scope: Settings, history: History, variant: Variant, retrains: list[int],
                 records: list[DecisionRecord], folder: Path) -> list[DecisionRecord]:
         """The ablation, from the same run's logged vectors: a model without the graph
         features retrained at the same times, deciding what the daemon's model decided
         (the rules' certain reasons still decide alone).  The same replay with every
         feature must give the daemon's own scores: checked, a mismatch stops the run."""
-        logged = model_service.read_logged(scope)
+        logged = model_service.read_logged(scope, max_future_ms=None)
         folder.mkdir(parents=True, exist_ok=True)
         # what the daemon logged, for analysis beside the reports (np.load)
         np.savez_compressed(folder / "vectors.npz", ids=np.array(logged.ids),
@@ -297,7 +297,7 @@ class Backtest:
                             names=np.array(NAMES), retrains=np.array(retrains),
                             fraud_ids=np.array(list(history.frauds)),
                             fraud_reported_ms=np.array(list(history.frauds.values())))
-        config = detector_config.load("default")
+        config = detector_config.load(variant.config)
         for features, check in (("all", True), ("no-graph", False)):
             replayed = replay(logged, history.frauds, retrains, records, config, features,
                               self.label_delay_ms, self.k)
@@ -452,27 +452,33 @@ def replay(logged: Logged, frauds: dict[str, int], retrains: list[int],
         promoted.append((at, Scorer(fitted.model_text, fitted.columns, NAMES), review, block,
                          f"replay-{features}-{iso_from_ms(at)}"))
     index = {tx_id: i for i, tx_id in enumerate(logged.ids)}
-    out = []
-    for r in records:
-        model = next((m for m in reversed(promoted) if m[0] <= r.event_ms), None)
+    deciding: dict[int, list[int]] = {}  # promoted model -> positions of its records
+    for position, r in enumerate(records):
         # without the graph, a certain reason the graph produced (a ring member's
         # blocklist entry) is not there to decide
         codes = (x.code for x in r.reasons if features == "all" or x.detector == RULE)
-        if model is None or r.transaction_id not in index or certain(config.model, codes):
-            out.append(r)
-            continue
-        _, scorer, review, block, version = model
-        p = float(scorer.predict(logged.X[index[r.transaction_id]][None, :])[0])
-        decision = BLOCK if p >= block else REVIEW if p >= review else ALLOW
-        out.append(msgspec.structs.replace(r, score=round(p, 6), decision=decision,
-                                           model_version=version))
+        which = next((m for m in range(len(promoted) - 1, -1, -1)
+                      if promoted[m][0] <= r.event_ms), None)
+        if which is not None and r.transaction_id in index and not certain(config.model, codes):
+            deciding.setdefault(which, []).append(position)
+    out = list(records)
+    for which, positions in deciding.items():  # one predict call per model
+        _, scorer, review, block, version = promoted[which]
+        where = [index[records[p].transaction_id] for p in positions]
+        for position, p in zip(positions, scorer.predict(logged.X[where]).tolist(), strict=True):
+            decision = BLOCK if p >= block else REVIEW if p >= review else ALLOW
+            out[position] = msgspec.structs.replace(
+                records[position], score=round(p, 6), decision=decision, model_version=version)
     return out
 
 
 def _same_scores(daemon: list[DecisionRecord], replayed: list[DecisionRecord]) -> None:
-    """The offline replay with every feature must give the daemon's own scores."""
-    differ = [(d.transaction_id, d.score, r.score) for d, r in zip(daemon, replayed, strict=True)
-              if d.model_version is not None and abs(d.score - r.score) > 1e-6]
+    """The offline replay with every feature must give the daemon's own decisions: the
+    same transactions scored by a model, the same scores and decisions."""
+    differ = [(d.transaction_id, d.score, r.score, d.decision, r.decision)
+              for d, r in zip(daemon, replayed, strict=True)
+              if (d.model_version is None) != (r.model_version is None)
+              or abs(d.score - r.score) > 1e-6 or d.decision != r.decision]
     if differ:
         raise RuntimeError(f"the offline replay differs from the daemon on {len(differ)} "
                            f"decisions (first: {differ[0]}): the ablation would not be "

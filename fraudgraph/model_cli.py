@@ -27,7 +27,7 @@ from fraudgraph.ui import (
 MODEL_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_POSTGRES")
 
 
-@click.group()
+@click.group(epilog=MODEL_ENV)
 def model() -> None:
     """The learned model: gradient-boosted trees on the feature vectors the daemon
     logged with its decisions (the `training` topic) and the fraud labels it stored.
@@ -80,7 +80,8 @@ def _train(ctx: click.Context, as_of: int | None = None, label_delay: int = 7 * 
         err.print("reading the logged feature vectors and the fraud labels ...")
         logged = service.read_logged(settings)
         request = service.TrainRequest(as_of, label_delay, features, capacity, promote)
-        result = service.train(store, logged, store.fraud_reports(), request, err.print)
+        frauds = store.fraud_reports(service.training_time(logged, as_of))
+        result = service.train(store, logged, frauds, request, err.print)
     except (NotEnoughLabels, TrainingLocked) as exc:
         raise FraudgraphError(f"{exc}") from None
     finally:
@@ -119,13 +120,15 @@ def evaluate(ctx: click.Context, version: str | None, as_of: int | None, label_d
     """A registered model on the settled rows after its training (AP, AUC-ROC, CP@k),
     and each feature's drift (PSI) since then against its training window."""
     from fraudgraph import model_service as service
+    from learned.training import NotEnoughLabels
 
     settings = settings_from(ctx)
     store = connect.blocklist(settings)
     try:
-        found = service.evaluate(store, service.read_logged(settings), store.fraud_reports(),
-                                 version, as_of, label_delay, since, k)
-    except LookupError as exc:
+        logged = service.read_logged(settings)
+        frauds = store.fraud_reports(service.training_time(logged, as_of))
+        found = service.evaluate(store, logged, frauds, version, as_of, label_delay, since, k)
+    except (LookupError, NotEnoughLabels) as exc:
         raise FraudgraphError(str(exc)) from None
     finally:
         store.close()

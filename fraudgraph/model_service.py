@@ -77,12 +77,13 @@ class ModelScorer:
         self._scorer = Scorer(artifact.model, artifact.columns, artifact.feature_names)
         self.drift = drift.DriftCounter(drift.Reference.from_json(artifact.reference))
         self.seconds = 0.0
-        self._matrix: tuple[int, np.ndarray] | None = None
+        #: the last batch's rows (held, so their identity is theirs) and their matrix
+        self._matrix: tuple[Sequence[Sequence[float]], np.ndarray] | None = None
         self._scores: list[np.ndarray] = []
 
     def _as_matrix(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
-        if self._matrix is None or self._matrix[0] != id(rows):
-            self._matrix = (id(rows), np.asarray(rows, dtype=np.float32))
+        if self._matrix is None or self._matrix[0] is not rows:
+            self._matrix = (rows, np.asarray(rows, dtype=np.float32))
         return self._matrix[1]
 
     def predict(self, rows: Sequence[Sequence[float]]) -> Sequence[float]:
@@ -108,19 +109,40 @@ class ModelScorer:
         return taken
 
 
-def read_logged(settings: Settings) -> dataset.Logged:
+def read_logged(settings: Settings, max_future_ms: int | None = DAY_MS) -> dataset.Logged:
     """Every vector the daemons logged on ``training`` under this feature schema (a
-    redelivered decision: its last record)."""
-    rows = []
+    redelivered decision: its last record).  A record that is not one, of another
+    schema or size, or dated before 1970 or more than ``max_future_ms`` ahead of the
+    clock (None: any time, for replayed history) is left out and counted in the log."""
+    rows, skipped = [], 0
+    latest = (None if max_future_ms is None else int(time.time() * 1000) + max_future_ms)
     for message in kafka.read_all(settings.kafka.bootstrap, settings.topics.training):
         try:
             r = _RECORD.decode(message.value() or b"")
         except msgspec.DecodeError:
-            continue  # not a vector record (an older daemon's transaction record)
-        if r.schema == SCHEMA_VERSION and len(r.vector) == 4 * len(NAMES):
-            rows.append((r.transaction_id, r.event_ms, r.card_id,
-                         np.frombuffer(r.vector, dtype=np.float32)))
+            skipped += 1  # not a vector record (an older daemon's transaction record)
+            continue
+        if r.schema != SCHEMA_VERSION or len(r.vector) != 4 * len(NAMES) or \
+                not 0 <= r.event_ms < (latest if latest is not None else 1 << 62):
+            skipped += 1
+            continue
+        rows.append((r.transaction_id, r.event_ms, r.card_id,
+                     np.frombuffer(r.vector, dtype="<f4")))
+    if skipped:
+        log.warning("%d records on %s are not vectors of feature schema v%d (or are dated "
+                    "outside 1970 .. now + %s ms): left out", skipped,
+                    settings.topics.training, SCHEMA_VERSION, max_future_ms)
     return dataset.Logged.from_rows(rows, len(NAMES))
+
+
+def training_time(logged: dataset.Logged, requested_ms: int | None) -> int:
+    """The training time: the one asked for, else the newest logged event time."""
+    if requested_ms is not None:
+        return requested_ms
+    if not len(logged):
+        raise training.NotEnoughLabels("no logged feature vectors on the training topic: "
+                                       "run the daemon (`fraudgraph run`) first")
+    return int(logged.event_ms.max())
 
 
 @dataclass(frozen=True)
@@ -150,7 +172,7 @@ def train(store: BlocklistStore, logged: dataset.Logged, frauds: Mapping[str, in
     if not len(logged):
         raise training.NotEnoughLabels("no logged feature vectors on the training topic: "
                                        "run the daemon (`fraudgraph run`) first")
-    as_of = request.as_of_ms if request.as_of_ms is not None else int(logged.event_ms.max())
+    as_of = training_time(logged, request.as_of_ms)
     config = training.TrainConfig(columns=FEATURE_SETS[request.features])
     with registry.training_lock(store.conn, registry.RISK_TRAIN_LOCK):
         report(f"training on the vectors settled as of {_iso(as_of)} ...")

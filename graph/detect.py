@@ -135,6 +135,14 @@ def label_fraud(driver: Driver, rows: list[dict[str, Any]],
     return [dict(r) for r in records]
 
 
+def resolve_transactions(driver: Driver, ids: list[str],
+                         database: str = "neo4j") -> list[dict[str, Any]]:
+    """Card, user, site, device and event time of the transactions the graph holds."""
+    records, _, _ = driver.execute_query(cypher.load("resolve_transactions"), ids=ids,
+                                         database_=database)
+    return [dict(r) for r in records]
+
+
 def set_decisions(driver: Driver, rows: list[dict[str, Any]],
                   database: str = "neo4j") -> set[str]:
     """Write decisions onto their Transaction nodes, at most ``WRITE_CHUNK`` per

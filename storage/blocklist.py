@@ -33,8 +33,16 @@ SCHEMA_PATH = Path(__file__).resolve().parents[1] / "compose" / "sql" / "schema.
 #: changed_since() re-reads rows this much older than the watermark: a transaction
 #: stamps updated_at with its start time and may commit after a reader moved past it.
 WATERMARK_MARGIN = timedelta(seconds=5)
-_FRAUD_REPORTS = ("SELECT transaction_id, (extract(epoch FROM reported_at) * 1000)::bigint "
-                  "FROM fraud_labels WHERE label = 'fraud'")
+#: per transaction, as the reports stood at %(as_of)s: fraud when its latest report by then
+#: says fraud (a tie: fraud), dated by its first fraud report
+_FRAUD_REPORTS = """
+SELECT transaction_id,
+       (extract(epoch FROM min(reported_at) FILTER (WHERE label = 'fraud')) * 1000)::bigint
+FROM fraud_label_reports
+WHERE %(as_of)s::bigint IS NULL OR reported_at <= to_timestamp(%(as_of)s::bigint / 1000.0)
+GROUP BY transaction_id
+HAVING (array_agg(label ORDER BY reported_at DESC, label))[1] = 'fraud'
+"""
 CHANNEL = "fraudgraph_blocklist"  # schema.sql's trigger notifies here; payload: schema
 _SCHEMA_LOCK = 7_244_318_001  # pg_advisory_xact_lock key: one migrate() at a time
 
@@ -164,6 +172,10 @@ _FLAGGED_TEMPLATE = ("(%s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s, "
 _RECORD_LABELS = """
 WITH incoming (transaction_id, label, source, reported_at, card_id, user_id, site_id) AS (
     VALUES %s
+), reports AS (
+    INSERT INTO fraud_label_reports (transaction_id, label, reported_at)
+    SELECT DISTINCT transaction_id, label, reported_at FROM incoming
+    ON CONFLICT DO NOTHING
 )
 INSERT INTO fraud_labels AS l (transaction_id, label, source, reported_at, card_id, user_id,
                                site_id)
@@ -352,11 +364,12 @@ class BlocklistStore:
                    r.site_id) for r in rows]
         return self._write_many(_RECORD_LABELS, _LABELS_TEMPLATE, values)
 
-    def fraud_reports(self) -> dict[str, int]:
-        """Transaction id -> report time (ms) of every fraud label (the learned model's
-        training reads those reported by its as-of time)."""
+    def fraud_reports(self, as_of_ms: int | None = None) -> dict[str, int]:
+        """Transaction id -> first fraud report (ms), for the transactions whose labels,
+        as reported by ``as_of_ms`` (None: now), say fraud: what the learned model's
+        training as of that time may know, however the reports changed after it."""
         with self.conn, self.conn.cursor() as cur:
-            cur.execute(_FRAUD_REPORTS)
+            cur.execute(_FRAUD_REPORTS, {"as_of": as_of_ms})
             return {str(tx): int(ms) for tx, ms in cur.fetchall()}
 
     def counts(self) -> dict[str, int]:

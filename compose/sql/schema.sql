@@ -80,6 +80,16 @@ CREATE TABLE IF NOT EXISTS fraud_labels (
     received_at    timestamptz NOT NULL DEFAULT now()
 );
 
+-- Every label report as it came (append-only): the learned model's training reads the
+-- labels as they stood at its as-of time, so a later report (a retraction, a second
+-- report) never changes a model trained before it.  fraud_labels keeps the latest.
+CREATE TABLE IF NOT EXISTS fraud_label_reports (
+    transaction_id text        NOT NULL,
+    label          text        NOT NULL CHECK (label IN ('fraud', 'genuine')),
+    reported_at    timestamptz NOT NULL,
+    PRIMARY KEY (transaction_id, reported_at, label)
+);
+
 -- The GNN model registry: one row per trained model; artifacts on disk at `path`.
 -- At most one champion (promoted = true) is used for scoring.
 CREATE TABLE IF NOT EXISTS gnn_models (

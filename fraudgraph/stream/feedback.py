@@ -56,6 +56,7 @@ class Feedback:
         self.take_frauds: Callable[[list[KnownFraud]], None] = lambda _frauds: None
         self.error: BaseException | None = None
         self._stop = stop
+        self._closed = False
         self._reconcile_at = time.monotonic()  # at the first pass
         self._thread = threading.Thread(target=self._work, name="feedback", daemon=True)
         self._thread.start()
@@ -140,7 +141,10 @@ class Feedback:
 
     def close(self) -> None:
         """Stop the worker (after its current step), write what is queued, then close
-        the labels consumer (the caller closes the connections)."""
+        the labels consumer (the caller closes the connections).  Once; again: nothing."""
+        if self._closed:
+            return
+        self._closed = True
         self._stop.set()
         self.wake.set()
         self._thread.join(timeout=60)

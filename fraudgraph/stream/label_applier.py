@@ -42,9 +42,12 @@ class LabelApplier:
         applied = detect.label_fraud(self.driver, [_fraud_row(p) for p in fraud])
         lag = self.config.graph.as_of_lag_ms
         resolved = {a["transaction_id"]: a for a in applied}
-        known = [KnownFraud(p.label.transaction_id, p.reported_ms + lag,
-                            p.reported_ms if p.event_ms is None else p.event_ms,
-                            *_entities(p, resolved.get(p.label.transaction_id)))
+        replayed = [p.label.transaction_id for p in fraud
+                    if p.label is not None and p.label.transaction_id not in resolved]
+        if replayed:  # applied before (a restart, another group): the graph still knows
+            resolved.update((r["transaction_id"], r) for r in
+                            detect.resolve_transactions(self.driver, replayed))
+        known = [_known(p, resolved.get(p.label.transaction_id), lag)
                  for p in fraud if p.label is not None]
         if not self.config.labels.blocklist_card:
             return [], known
@@ -65,15 +68,19 @@ class LabelApplier:
         return entries, known
 
 
-def _entities(p: PendingLabel, applied: dict[str, Any] | None
-              ) -> tuple[str | None, str | None, str | None, str | None]:
-    """Card, user, site and device of a fraud: as the graph resolved them when the label
-    was applied now, else (a replay) as the label itself says."""
+def _known(p: PendingLabel, resolved: dict[str, Any] | None, lag_ms: int) -> KnownFraud:
+    """The fraud as the features see it: its card, user, site and device as the graph
+    resolved them (else as the label says), known from its report time plus the lag,
+    and never before its own event (a report dated before its transaction, a clock
+    error, must not let the transaction see itself)."""
     assert p.label is not None
-    if applied is not None:
-        return (applied["card_id"], applied["user_id"], applied["site_id"],
-                applied["device_id"])
-    return p.label.card_id, p.label.user_id, None, None
+    event_ms = (resolved or {}).get("event_ms") or p.event_ms or p.reported_ms
+    known_ms = max(p.reported_ms, event_ms) + lag_ms
+    if resolved is not None:
+        return KnownFraud(p.label.transaction_id, known_ms, event_ms, resolved["card_id"],
+                          resolved["user_id"], resolved["site_id"], resolved["device_id"])
+    return KnownFraud(p.label.transaction_id, known_ms, event_ms, p.label.card_id,
+                      p.label.user_id, None, None)
 
 
 def _row(p: PendingLabel) -> LabelRow:

@@ -49,21 +49,28 @@ class ModelWatch:
         row = registry.champion(self.store.conn, registry.RISK)
         if row is None or row.version in (self.version, *self.refused):
             return
-        text = registry.artifact(self.store.conn, row.version)
-        artifact = Artifact.loads(text or "{}")
-        if artifact.schema != SCHEMA_VERSION:
+        try:
+            artifact = Artifact.loads(registry.artifact(self.store.conn, row.version) or "{}")
+            if artifact.schema != SCHEMA_VERSION:
+                raise ValueError(f"trained on feature schema v{artifact.schema}, this daemon "
+                                 f"computes v{SCHEMA_VERSION}; retrain it "
+                                 "(`fraudgraph model train`)")
+            scorer = ModelScorer(row.version, artifact)
+        except Exception as exc:  # a model that cannot score must not stop the stream
             self.refused.add(row.version)
-            log.error("refusing model %s: trained on feature schema v%s, this daemon computes "
-                      "v%d; retrain it (`fraudgraph model train`)", row.version,
-                      artifact.schema, SCHEMA_VERSION)
+            log.error("refusing model %s: %s; the %s go%s on deciding", row.version,
+                      f"{exc}"[:300], "model before it" if self.version else "rules",
+                      "es" if self.version else "")
             return
         if self.detector.scorer is not None:
             self._seconds_before += self.seconds()
-        self.detector.scorer = ModelScorer(row.version, artifact)
+        self.detector.scorer = scorer
+        if self.version is not None:
+            metrics.MODEL_INFO.labels(self.version).set(0)
         self.version = row.version
         metrics.MODEL_INFO.labels(row.version).set(1)
         log.warning("scoring with model %s (review >= %.3f, block >= %.3f)", row.version,
-                    self.detector.scorer.review, self.detector.scorer.block)
+                    scorer.review, scorer.block)
 
     def seconds(self) -> float:
         """Time spent in the model's predict and explain calls so far."""

@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 import pytest
 
+from detectors.blocklist import LabelRow
 from detectors.features import NAMES, SCHEMA_VERSION, TrainingRecord
 from fraudgraph import connect, model_service
 from fraudgraph.settings import Settings
@@ -121,5 +122,29 @@ def test_a_model_of_another_feature_schema_is_refused(stack: Settings, unique: s
         assert evaluated.returncode == 1 and "Traceback" not in evaluated.stderr
         assert f"feature schema v{SCHEMA_VERSION - 1}" in evaluated.stderr
         assert "retrain" in evaluated.stderr
+    finally:
+        store.close()
+
+
+def test_training_reads_the_labels_as_they_stood_at_its_time(stack: Settings,
+                                                             unique: str) -> None:
+    """A later report (a retraction, a second report) never changes what a training as
+    of an earlier time reads: the reports are kept as they came."""
+    settings = scratch(stack, unique, partitions=1)
+    store = connect.blocklist(settings)
+    day = "2026-01-0{}T00:00:00Z"
+    try:
+        store.record_labels([LabelRow("a", "fraud", "chargeback", day.format(2)),
+                             LabelRow("b", "fraud", "chargeback", day.format(2)),
+                             LabelRow("c", "genuine", "review", day.format(2))])
+        store.record_labels([LabelRow("a", "genuine", "review", day.format(5)),
+                             LabelRow("b", "fraud", "issuer", day.format(6)),
+                             LabelRow("c", "fraud", "issuer", day.format(7))])
+        jan = 1_767_225_600_000
+        d = 86_400_000
+        assert store.fraud_reports(jan + 3 * d) == {"a": jan + d, "b": jan + d}
+        assert store.fraud_reports(jan + 8 * d) == {"b": jan + d, "c": jan + 6 * d}
+        assert store.fraud_reports() == store.fraud_reports(jan + 8 * d)
+        assert store.fraud_reports(jan) == {}
     finally:
         store.close()
