@@ -145,8 +145,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     fresh = _fresh(settings, scratch)
     result = BenchResult(count, rate, projection)
     if model_count:
-        result.model_version = _warm_model(fresh, config, model_count, seed + 1, scratch,
-                                           report)
+        _warm_model(fresh, config, model_count, seed + 1, scratch, report)
     ready = threading.Event()  # set by the daemon once it has joined its consumer group
 
     def produce_when_ready() -> None:
@@ -304,6 +303,7 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
     result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
     result.latency_stride = stats.latency_stride
     result.model_seconds = stats.model_seconds
+    result.model_version = stats.model_version  # the model the daemon scored with, if any
 
 
 def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, scratch: Path,
