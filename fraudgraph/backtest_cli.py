@@ -115,6 +115,7 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
     runner = bt.Backtest(settings, out_dir, decoder, cut, k, report=out.print,
                          label_delay_ms=label_delay, model_every_ms=model_every,
                          decisions_out=decisions_out)
+    commit = _commit()  # the code that runs: taken before, not after an hour of replay
     names = ([input_path.stem] if input_path is not None
              else [f"seed {seed}" for seed in _seeds(seeds)])
     outcomes = []
@@ -130,7 +131,7 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
                "label delay": f"{label_delay / 86_400_000:g} d",
                "model every": f"{model_every / 86_400_000:g} d",
                "configs": ", ".join(f"{v}: {bt.VARIANTS[v].config}" for v in variants),
-               "commit": _commit(), "k": k}
+               "commit": commit, "k": k}
     _print_summary(bt.write_summary(out_dir, outcomes, context),
                    bt.summary(outcomes, context)[1], k)
 
