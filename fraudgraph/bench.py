@@ -32,6 +32,7 @@ from prometheus_client import REGISTRY
 from detectors.config import DetectorConfig
 from detectors.quality import percentile
 from fraudgraph import connect, model_service, naive
+from fraudgraph.errors import ConfigError
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
 from fraudgraph.stream import daemon, projector
@@ -40,6 +41,7 @@ from ingest.generator import GeneratorConfig
 from ingest.labels import decode_label
 from ingest.runs import read_records
 from ingest.transaction import DecoderConfig
+from learned.training import NotEnoughLabels
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_EVERY = 10.0  # seconds between memory / lag samples (soak runs)
@@ -317,10 +319,10 @@ def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, sc
         report(f"model warm-up: {count:,} transactions of seed {seed}, decided by the rules")
         _generate(warm, count, 0, seed, report)
         projector.run(warm.settings, projector.ProjectorOptions(
-            group=f"bench-warm-{warm.run_id}", until_idle=3.0), DecoderConfig())
+            group=f"bench-warm-projection-{warm.run_id}", until_idle=3.0), DecoderConfig())
         daemon.run(warm.settings, dataclasses.replace(
             config, model=dataclasses.replace(config.model, enabled=False)),
-            daemon.DaemonOptions(group=f"bench-warm-{warm.run_id}", until_idle=3.0,
+            daemon.DaemonOptions(group=f"bench-warm-detector-{warm.run_id}", until_idle=3.0,
                                  max_messages=count, graph_wait=None, labels=False),
             DecoderConfig(), stop=threading.Event())
         frauds = {label.transaction_id: label.reported_ms for label in
@@ -331,6 +333,9 @@ def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, sc
             trained = model_service.train(
                 store, model_service.read_logged(warm.settings), frauds,
                 model_service.TrainRequest(label_delay_ms=GeneratorConfig().label_delay_ms))
+        except NotEnoughLabels as exc:
+            raise ConfigError(f"{exc}: --model {count:,} is too little traffic to train on "
+                              "(labels come days late): give it 50000 or more") from None
         finally:
             store.close()
         report(f"model {trained.version}: validation AP {trained.metrics['ap']:.3f}")
