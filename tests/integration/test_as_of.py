@@ -46,7 +46,10 @@ def run_settings(settings: Settings, run: str) -> Settings:
 def decide(settings: Settings, group: str) -> daemon.DaemonStats:
     options = daemon.DaemonOptions(group=group, batch_size=2000, until_idle=4.0,
                                    graph_wait=None)
-    return daemon.run(settings, detector_config.load("default"), options, DecoderConfig(),
+    config = detector_config.load("default")  # with the labels' blocklist policy on
+    config = dataclasses.replace(config, labels=dataclasses.replace(config.labels,
+                                                                    blocklist_card=True))
+    return daemon.run(settings, config, options, DecoderConfig(),
                       stop=threading.Event())
 
 

@@ -45,8 +45,10 @@ COUNT = 50_000
 CONFIG = GeneratorConfig(seed=2024, users=3000, sites=300, fraud_rate=0.03)
 KILLS = 3  # of each process
 DECISION = msgspec.json.Decoder(DecisionRecord)
-#: ring sweeps often, so the last run of each daemon sweeps the finished graph
-DETECTOR_TOML = 'preset = "default"\n[rings]\nsweep_every = "2s"\n'
+#: ring sweeps often, so the last run of each daemon sweeps the finished graph; the
+#: label policy on: the blocklist's label entries are part of what must survive
+DETECTOR_TOML = ('preset = "default"\n[rings]\nsweep_every = "2s"\n'
+                 '[labels]\nblocklist_card = true\n')
 
 
 @dataclasses.dataclass
