@@ -387,8 +387,13 @@ def _postgres_bindir() -> Path:
 
 def data_dir_group(settings: Settings) -> int | None:
     """The group that must traverse the data folder: the `postgres` user's when we are
-    root and run the private cluster as that user (None: nobody else's business)."""
-    if not settings.postgres.managed or os.geteuid() != 0:
+    root and a private cluster runs as that user from this folder, or will (None:
+    nobody else's business).  A folder that holds a cluster keeps the way in even when
+    this invocation points at an external server (`FRAUDGRAPH_POSTGRES_DSN`): the
+    running cluster would otherwise lose its own data folder."""
+    if os.geteuid() != 0:
+        return None
+    if not settings.postgres.managed and not (settings.data_dir / "postgres").exists():
         return None
     try:
         return pwd.getpwnam("postgres").pw_gid
