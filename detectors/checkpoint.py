@@ -65,7 +65,7 @@ def save(path: Path, offsets: Offsets, state: dict[str, Any], rules_version: str
         "offsets": [[topic, partition, offset] for (topic, partition), offset in offsets.items()],
         "state": state})
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per writer
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
         handle.write(data)  # the whole buffer (a bare os.write may stop short)
         handle.flush()

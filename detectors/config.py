@@ -200,6 +200,8 @@ class ModelConfig:
     """The learned model (``fraudgraph model train``): once one is promoted, its
     probability is the score of every transaction that no certain reason decides."""
 
+    #: off: the rules decide and no feature vectors are computed or logged (nothing to
+    #: train a model on later; the legacy preset)
     enabled: bool = True
     #: reasons that decide alone, whatever the model says: a blocklisted card (a person
     #: or a label listed it) or user (a fraud ring's member); a device or IP the rules

@@ -68,7 +68,8 @@ class Decided:
     transaction: Transaction
     verdict: Verdict
     record: DecisionRecord
-    features: bytes = b""  # the vector the decision saw: float32, little-endian
+    #: the vector the decision saw: float32, little-endian (empty: the model is off)
+    features: bytes = b""
 
 
 def rules_version(config: DetectorConfig) -> str:
@@ -106,6 +107,7 @@ class Detector:
         config = self.config
         flags: dict[tuple[str, str], NewEntry] = {}
         verdicts, rows = [], []
+        vectors = config.model.enabled  # off: a rules engine, nothing to learn from
         self.engine.clock.observe(tx.event_ms for tx in transactions)
         for tx in transactions:
             blocked = _as_of(blocklist, tx.event_ms)
@@ -113,7 +115,8 @@ class Detector:
             if facts is not None and config.graph.enabled:
                 reasons += graph_checks.reasons_for(tx, facts, config.graph)
             verdict = decide(reasons, config.decision)
-            rows.append(self.features.vector(tx, reasons, facts, config.graph))
+            if vectors:
+                rows.append(self.features.vector(tx, reasons, facts, config.graph))
             # the rules' verdict shapes the state and the blocklist, whatever the model
             # says: the logged features never depend on which model was promoted
             self.engine.learn(tx, verdict.decision != ALLOW)
@@ -130,7 +133,7 @@ class Detector:
             produced = produced_ms[i] if produced_ms is not None else None
             decided.append(Decided(tx, verdict,
                                    self.record(tx, verdict, now_ms, produced, model),
-                                   _le_float32(rows[i])))
+                                   _le_float32(rows[i]) if vectors else b""))
         return decided, list(flags.values())
 
     def _score(self, verdicts: list[Verdict], rows: list[list[float]]

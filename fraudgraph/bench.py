@@ -1,21 +1,31 @@
-"""`fraudgraph bench`: the end-to-end benchmark, with a naive baseline on the same input.
+"""`fraudgraph bench`: the end-to-end benchmark, with references on the same input.
 
 On fresh topics: generate COUNT transactions, either all before the daemon
 starts (``rate=0``: sustained throughput from a backlog) or at a fixed rate
 while it runs (latency at an offered load), with the projection consumer beside
 it as in production.  Latency runs from the Kafka timestamp of a transaction to
-its decision being acknowledged by Kafka.  Then the naive baseline
-(``fraudgraph.naive``) reads the same topic and the daemon's throughput is
-reported as a ratio to it.  CPU seconds are measured per process: the daemon
-(this process), the load generator and the projector (children), Kafka, Neo4j
-and PostgreSQL.
+its decision being acknowledged by Kafka.  Then, on the same topic, the
+references its throughput is compared with:
+
+* **one at a time**: the same daemon and detector with micro-batches of one message
+  (per message its graph reads, its outputs acknowledged and its offset committed):
+  what batching buys;
+* **the Quix Streams peer** (``--peer quix``, :mod:`fraudgraph.peer`): the legacy
+  system's three rules in a maintained Python streaming library, the fair match for
+  ``--config legacy``; the share of its decisions equal to the daemon's says that it
+  did the same work.
+
+CPU seconds are measured per process: the daemon (this process), the load
+generator and the projector (children), Kafka, Neo4j and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -31,7 +41,7 @@ from prometheus_client import REGISTRY
 
 from detectors.config import DetectorConfig
 from detectors.quality import percentile
-from fraudgraph import connect, model_service, naive
+from fraudgraph import connect, model_service, peer
 from fraudgraph.errors import ConfigError
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
@@ -45,6 +55,26 @@ from learned.training import NotEnoughLabels
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_EVERY = 10.0  # seconds between memory / lag samples (soak runs)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference run over the same topic: messages decided, busy seconds, CPU seconds;
+    ``agreement``: the share of its decisions equal to the daemon's (None: not compared)."""
+
+    messages: int
+    seconds: float
+    cpu_seconds: float
+    agreement: float | None = None
+
+    @property
+    def per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"messages": self.messages, "per_second": round(self.per_second, 1),
+                "cpu_seconds": round(self.cpu_seconds, 2),
+                "agreement": None if self.agreement is None else round(self.agreement, 4)}
 
 
 @dataclass
@@ -62,7 +92,10 @@ class BenchResult:
     projection_lag_at_end: int | None = None  # transactions not yet in the graph
     projection_seconds: float | None = None
     cpu_seconds: dict[str, float] = field(default_factory=dict)
-    naive: naive.NaiveResult | None = None
+    checkpoints: int = 0  # rule-state checkpoints written during the run
+    checkpoint_pause: float = 0.0  # seconds: the longest the loop stopped for one
+    one_at_a_time: Reference | None = None
+    peer: Reference | None = None
     #: every ``SAMPLE_EVERY`` s while deciding: (seconds, daemon RSS MB, lag, keys per
     #: rule-state table)
     samples: list[tuple[float, float, float, dict[str, float]]] = field(default_factory=list,
@@ -81,12 +114,11 @@ class BenchResult:
             return None
         return self.count / self.projection_seconds
 
-    @property
-    def ratio_to_naive(self) -> float | None:
+    def ratio_to(self, reference: Reference | None) -> float | None:
         """Throughput ratio, from a backlog only (at an offered rate both keep up or not)."""
-        if self.offered_rate > 0 or self.naive is None or not self.naive.per_second:
+        if self.offered_rate > 0 or reference is None or not reference.per_second:
             return None
-        return self.decisions_per_second / self.naive.per_second
+        return self.decisions_per_second / reference.per_second
 
     def latency(self, q: float) -> float:
         """Percentile over the decisions after the warm-up (the first 2 s of offered load,
@@ -114,10 +146,12 @@ class BenchResult:
             "projection_per_second": (round(self.projection_per_second, 1)
                                       if self.projection_per_second else None),
             "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
-            "naive_baseline": None if self.naive is None else {
-                "messages": self.naive.messages, "per_second": round(self.naive.per_second, 1),
-                "cpu_seconds": round(self.naive.cpu_seconds, 2)},
-            "ratio_to_naive": round(self.ratio_to_naive, 1) if self.ratio_to_naive else None,
+            "checkpoints": {"written": self.checkpoints,
+                            "longest_pause_ms": round(self.checkpoint_pause * 1000, 2)},
+            "one_at_a_time": None if self.one_at_a_time is None else {
+                **self.one_at_a_time.as_json(), "ratio": _round(self.ratio_to(self.one_at_a_time))},
+            "quix_peer": None if self.peer is None else {
+                **self.peer.as_json(), "ratio": _round(self.ratio_to(self.peer))},
             "samples": [{"seconds": round(t, 1), "rss_mb": round(rss, 1), "lag": lag,
                          "rule_state": state} for t, rss, lag, state in self.samples],
             "memory_growth": [{"where": where, "kb": round(kb, 1), "blocks": blocks}
@@ -125,11 +159,15 @@ class BenchResult:
         }
 
 
+def _round(ratio: float | None) -> float | None:
+    return None if ratio is None else round(ratio, 2)
+
+
 def run(settings: Settings, config: DetectorConfig, count: int, rate: float, seed: int,
         projection: bool, scratch: Path, report: Callable[[str], None],
         batch_timeout: float = daemon.DaemonOptions.batch_timeout,
-        baseline_count: int = 20_000, trace_memory: bool = False,
-        model_count: int = 0) -> BenchResult:
+        one_at_a_time: int = 5_000, trace_memory: bool = False,
+        model_count: int = 0, quix: bool = False) -> BenchResult:
     """One bench run as the module docstring describes, in this order:
 
     1. fresh topics (and a blocklist schema) for the run;
@@ -138,8 +176,10 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     3. the projector beside the daemon (``projection``);
     4. the daemon, until idle or ``count`` decisions;
     5. the projection's lag when the daemon finished, then its catch-up;
-    6. CPU seconds of the services; the naive baseline over the same topic;
-    7. always, even after a failure: the run's topics and labels file are removed.
+    6. CPU seconds of the services; the references over the same topic (the first
+       ``one_at_a_time`` messages one at a time; with ``quix`` the peer over all);
+    7. always, even after a failure: the run's topics, schema and labels file are
+       removed.
 
     With ``model_count``, first a learned model is trained and promoted in the run's
     registry (:func:`_warm_model`), so the measured daemon scores with it.
@@ -165,14 +205,20 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         producer.start()
     report("deciding")
     try:
-        _decide(fresh, config, count, batch_timeout, projection, trace_memory, ready, result)
+        decisions = _decide(fresh, config, count, batch_timeout, projection, trace_memory,
+                            ready, result)
         if producer.is_alive():
             producer.join()
         if projector is not None:
             projector.finish(result, before, report)
         result.cpu_seconds.update(before.services_since())
-        report(f"naive baseline: one message at a time, up to {baseline_count:,}")
-        result.naive = _naive_baseline(fresh, min(count, baseline_count))
+        if one_at_a_time:
+            report(f"reference: the same detector one message at a time, "
+                   f"{min(count, one_at_a_time):,} messages")
+            result.one_at_a_time = _one_at_a_time(fresh, config, min(count, one_at_a_time))
+        if quix:
+            report(f"reference: the Quix Streams peer (legacy rules), {count:,} messages")
+            result.peer = _quix_peer(fresh, scratch, count, decisions)
     finally:
         _clean_up(fresh, producer, projector)
     return result
@@ -278,15 +324,17 @@ class _Projector:
 
 def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: float,
             projection: bool, trace_memory: bool, ready: threading.Event,
-            result: BenchResult) -> None:
+            result: BenchResult) -> dict[str, str]:
     """Run the daemon over the run's input until it is idle (or has decided ``count``),
     sampling memory and lag meanwhile; its figures, CPU seconds, samples and
-    (``trace_memory``) memory growth go to ``result``."""
+    (``trace_memory``) memory growth go to ``result``; returns its decisions (id →
+    decision)."""
     # With the projection alongside, each batch waits until the graph holds its time (as
     # in production); without it nothing would come, so the graph checks read what is there.
     options = daemon.DaemonOptions(group=f"bench-detector-{fresh.run_id}", until_idle=5.0,
                                    max_messages=count, batch_timeout=batch_timeout,
-                                   graph_wait=10.0 if projection else 0.0)
+                                   graph_wait=10.0 if projection else 0.0,
+                                   keep_decisions=True)
     cpu_started = time.process_time()
     sampling = threading.Event()
     warm: list[tracemalloc.Snapshot] = []
@@ -306,6 +354,8 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
     result.latency_stride = stats.latency_stride
     result.model_seconds = stats.model_seconds
     result.model_version = stats.model_version  # the model the daemon scored with, if any
+    result.checkpoints, result.checkpoint_pause = stats.checkpoints, stats.checkpoint_pause
+    return stats.decisions
 
 
 def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, scratch: Path,
@@ -343,35 +393,64 @@ def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, sc
     finally:
         kafka.delete_topics(warm.settings.kafka.bootstrap, warm.topics.values())
         warm.labels_path.unlink(missing_ok=True)
-        store = connect.blocklist(warm.settings)
-        try:
-            store.drop_schema(warm.settings.postgres.schema)
-        finally:
-            store.close()
+        _drop_schema(warm.settings)
 
 
-def _naive_baseline(fresh: _Fresh, count: int) -> naive.NaiveResult:
-    """The naive consumer over the first ``count`` transactions of the same topic; then
-    the run's scratch blocklist schema is dropped."""
-    store = connect.blocklist(fresh.settings)
+def _one_at_a_time(fresh: _Fresh, config: DetectorConfig, count: int) -> Reference:
+    """The same daemon over the first ``count`` messages with batches of one (its own
+    group; the graph holds everything by now, so no read waits for it)."""
+    cpu_started = time.process_time()
+    stats = daemon.run(fresh.settings, config, daemon.DaemonOptions(
+        group=f"bench-single-{fresh.run_id}", batch_size=1, until_idle=5.0,
+        max_messages=count, graph_wait=0.0, labels=False, checkpoint_every=None),
+        DecoderConfig(), stop=threading.Event())
+    return Reference(sum(stats.outcomes.values()), stats.busy_seconds,
+                     time.process_time() - cpu_started)
+
+
+def _quix_peer(fresh: _Fresh, scratch: Path, count: int, ours: dict[str, str]) -> Reference:
+    """The Quix Streams peer over the same topic (its decisions to a topic of the run),
+    and the share of its decisions equal to the daemon's."""
+    out = f"bench-{fresh.run_id}-peer-decisions"
+    state_dir = scratch / f"quix-{fresh.run_id}"
     try:
-        figures = naive.run(fresh.settings.kafka.bootstrap, fresh.topics["transactions"],
-                            f"bench-naive-{fresh.run_id}", store, count)
-        store.drop_schema(fresh.settings.postgres.schema)  # the run's scratch blocklist
+        figures = peer.run(fresh.settings.cache_dir, fresh.settings.kafka.bootstrap,
+                           fresh.topics["transactions"], out, f"bench-peer-{fresh.run_id}",
+                           count, state_dir)
+        theirs = {}
+        for message in kafka.read_all(fresh.settings.kafka.bootstrap, out):
+            record = json.loads(message.value() or b"{}")
+            theirs[record["transaction_id"]] = record["decision"]
     finally:
-        store.close()
-    return figures
+        shutil.rmtree(state_dir, ignore_errors=True)
+    common = theirs.keys() & ours.keys()
+    same = sum(1 for tx in common if theirs[tx] == ours[tx])
+    return Reference(figures.messages, figures.seconds, figures.cpu_seconds,
+                     same / len(common) if common else None)
 
 
 def _clean_up(fresh: _Fresh, producer: threading.Thread, projector: _Projector | None) -> None:
     """Whatever happened: wait for the load generator, stop the projector, delete the
-    run's topics and its scratch ground truth."""
+    run's topics (the peer's too: their names hold the run's id), its blocklist schema
+    and its scratch ground truth."""
     if producer.is_alive():
         producer.join()
     if projector is not None:
         projector.kill()
-    kafka.delete_topics(fresh.settings.kafka.bootstrap, fresh.topics.values())
+    bootstrap = fresh.settings.kafka.bootstrap
+    kafka.delete_topics(bootstrap, dict.fromkeys([
+        *fresh.topics.values(), *(t for t in kafka.topic_names(bootstrap) if fresh.run_id in t)]))
     fresh.labels_path.unlink(missing_ok=True)
+    _drop_schema(fresh.settings)
+
+
+def _drop_schema(settings: Settings) -> None:
+    """Drop the run's own blocklist schema."""
+    store = connect.blocklist(settings)
+    try:
+        store.drop_schema(settings.postgres.schema)
+    finally:
+        store.close()
 
 
 STATE_TABLES = ("cards", "users", "devices", "ips")

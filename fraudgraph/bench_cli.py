@@ -25,8 +25,14 @@ BENCH_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDG
                    "lag are sampled every 10 s and drawn in a PNG beside --json).")
 @click.option("--projection/--no-projection", default=True, show_default=True,
               help="Run the projection consumer beside the daemon, as in production.")
-@click.option("--baseline-count", type=click.IntRange(min=100), default=20_000,
-              show_default=True, help="Messages the naive baseline consumer reads (it is slow).")
+@click.option("--one-at-a-time", "single_count", type=click.IntRange(min=0), default=5_000,
+              show_default=True, metavar="N",
+              help="Reference: the same detector over the first N messages in batches of "
+                   "one (what batching buys; slow); 0: skip.")
+@click.option("--peer", type=click.Choice(["quix"]),
+              help="Reference: a peer in a maintained streaming library over the same "
+                   "input: `quix`, the legacy three rules in Quix Streams (compare with "
+                   "--config legacy; installed on first use in its own environment).")
 @click.option("--config", "config_ref", default="default", show_default=True,
               help="Detector config: a preset or a TOML file.")
 @click.option("--batch-timeout", type=DURATION, default="1ms", show_default=True,
@@ -45,15 +51,21 @@ BENCH_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDG
                    "sites that grew most after the first 3 minutes.")
 @click.pass_context
 def bench(ctx: click.Context, count: int, rate: float, duration: int | None, projection: bool,
-          baseline_count: int, config_ref: str, batch_timeout: int, json_path: Path,
-          seed: int, model_count: int, trace_memory: bool) -> None:
-    """End-to-end benchmark: decisions/s, latency, projection, CPU, naive baseline.
+          single_count: int, peer: str | None, config_ref: str, batch_timeout: int,
+          json_path: Path, seed: int, model_count: int, trace_memory: bool) -> None:
+    """End-to-end benchmark: decisions/s, latency, projection, CPU, references.
 
     Generates COUNT transactions into fresh topics (deleted afterwards) on the
-    running stack, runs the detector daemon (and the projection) over them, then
-    a naive one-message-at-a-time consumer over the same input, and reports the
-    daemon's throughput as a ratio to it.  The graph is shared; the blocklist
-    lives in its own schema for the run.
+    running stack and runs the detector daemon (and the projection) over them.
+    Then, on the same input, the references: the same detector one message at a
+    time, and with --peer the same rules in another streaming library; the
+    daemon's throughput is reported as a ratio to each.  The graph is shared; the
+    blocklist lives in its own schema for the run.
+
+    \b
+    fraudgraph bench                                   # the full engine, from a backlog
+    fraudgraph bench --config legacy --no-projection --peer quix
+    fraudgraph bench --rate 5000 --duration 100s       # latency at an offered load
     """
     import json
 
@@ -67,7 +79,7 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
         count = round(rate * duration / 1000)
     result = bench_run.run(settings, load_config(config_ref), count, rate, seed, projection,
                            settings.data_dir / "bench", report, batch_timeout / 1000,
-                           baseline_count, trace_memory, model_count)
+                           single_count, trace_memory, model_count, peer == "quix")
     figures = result.as_json()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(figures, indent=2) + "\n")
@@ -85,7 +97,6 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
 
 def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[str]]:
     """The summary table's rows (``result``: ``fraudgraph.bench.BenchResult``)."""
-    naive = result.naive
     return [
         ["transactions", f"{count:,}"],
         ["offered rate", f"{rate:,.0f}/s" if rate > 0 else "backlog (as fast as possible)"],
@@ -100,10 +111,10 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
          f"{result.projection_per_second or 0:,.0f} tx/s, lag "
          f"{result.projection_lag_at_end or 0:,} when the daemon finished"],
         *[[f"CPU s: {k}", f"{v:,.1f}"] for k, v in result.cpu_seconds.items()],
-        ["naive baseline", f"{naive.per_second:,.0f} msg/s over {naive.messages:,}"
-         if naive else "-"],
-        ["ratio to naive", f"{result.ratio_to_naive:,.1f}x" if result.ratio_to_naive else
-         "- (from a backlog only)"],
+        ["checkpoints", f"{result.checkpoints} written, the loop stopped at most "
+                        f"{result.checkpoint_pause * 1000:,.1f} ms for one"],
+        _reference("one at a time (same detector)", result, result.one_at_a_time),
+        _reference("Quix Streams peer (legacy rules)", result, result.peer),
         *([["daemon RSS first / max / last",
             " / ".join(f"{v:,.0f} MB" for v in (result.samples[0][1],
                                                 max(x[1] for x in result.samples),
@@ -111,3 +122,14 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
            ["lag max / last", f"{max(x[2] for x in result.samples):,.0f} / "
                               f"{result.samples[-1][2]:,.0f}"]] if result.samples else []),
     ]
+
+
+def _reference(name: str, result: Any, reference: Any) -> list[str]:
+    """A reference's row: its rate, and the daemon's throughput as a ratio to it."""
+    if reference is None:
+        return [name, "-"]
+    ratio = result.ratio_to(reference)
+    agreement = ("" if reference.agreement is None else
+                 f"; {reference.agreement:.1%} of its decisions equal the daemon's")
+    return [name, f"{reference.per_second:,.0f}/s over {reference.messages:,}"
+                  + (f"; the daemon: {ratio:,.2f}x" if ratio else "") + agreement]

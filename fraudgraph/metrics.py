@@ -102,6 +102,16 @@ DETECTOR_LABELS = Counter("fraudgraph_detector_labels_total", "Labels applied, b
                           ["label"])
 DETECTOR_RULE_STATE = Gauge("fraudgraph_detector_rule_state_keys",
                             "Keys held in the bounded rule state, by table", ["table"])
+DETECTOR_CHECKPOINT_PAUSE = Histogram(
+    "fraudgraph_detector_checkpoint_pause_seconds",
+    "How long the loop stopped to start a rule-state checkpoint (the write runs in a "
+    "forked child)", buckets=LATENCY_BUCKETS)
+DETECTOR_CHECKPOINT_WRITE = Histogram(
+    "fraudgraph_detector_checkpoint_write_seconds",
+    "Rule-state checkpoint: fork to file durable (in the background)",
+    buckets=LATENCY_BUCKETS)
+DETECTOR_CHECKPOINT_FAILED = Counter("fraudgraph_detector_checkpoint_failed_total",
+                                     "Rule-state checkpoints whose writer failed")
 DETECTOR_RINGS = Gauge("fraudgraph_detector_rings", "Fraud rings found by the last sweep")
 DETECTOR_GRAPH_BEHIND = Gauge("fraudgraph_detector_graph_behind",
                               "1 while batches are decided before the graph (projection, "

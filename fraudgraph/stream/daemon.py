@@ -21,7 +21,9 @@ Each micro-batch goes through named stages (timed from outside, each a metric):
 5. **commit** (:class:`fraudgraph.stream.batch.BatchCommit`): flush the producer (every
    output acknowledged), the DLQ records and the offsets (without waiting for the
    broker's answer; a clean stop commits once more and waits), then every
-   ``checkpoint_every`` seconds the rule state with the positions just committed.
+   ``checkpoint_every`` seconds the rule state with the positions just committed
+   (written by a forked child: the loop stops only for the fork,
+   :mod:`fraudgraph.stream.rule_state`).
 
 End-to-end latency runs from a transaction's Kafka timestamp to the producer flush.
 
@@ -61,7 +63,7 @@ from fraudgraph.stream.feedback import Feedback
 from fraudgraph.stream.graph_view import GraphView
 from fraudgraph.stream.health import Health, isolating, transient
 from fraudgraph.stream.label_applier import LabelApplier
-from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals
+from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals, tuned_gc
 from fraudgraph.stream.model_watch import ModelWatch
 from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
@@ -118,6 +120,8 @@ class DaemonStats(LoopStats):
     graph_behind: int = 0  # batches decided before it did (the wait ran out)
     model_seconds: float = 0.0  # of the decide stage: the learned model's predict calls
     model_version: str | None = None  # the promoted model deciding at the end
+    checkpoints: int = 0  # rule-state checkpoints written
+    checkpoint_pause: float = 0.0  # seconds: the longest the loop stopped for one
 
 
 def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
@@ -126,7 +130,14 @@ def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
         ready: threading.Event | None = None) -> DaemonStats:
     """Decide until stopped (SIGTERM/SIGINT, ``stop``, idle or message limit); ``ready``
     is set once the consumer group has given this daemon its partitions."""
-    stop = stop or stop_on_signals()
+    with tuned_gc():
+        return _run(settings, config, options, decoder, progress,
+                    stop or stop_on_signals(), ready)
+
+
+def _run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
+         decoder: DecoderConfig, progress: Callable[[int], None], stop: threading.Event,
+         ready: threading.Event | None) -> DaemonStats:
     health = Health()
     s = _Services.open(settings, config, options, decoder, health)
     stats, idle, timer = DaemonStats(), IdleWatch(options.until_idle), StageTimer()
@@ -314,6 +325,7 @@ class _Services:
         stats.rings, stats.labels = self.view.rings.rings, self.feedback.labels_applied
         stats.graph_wait_seconds, stats.graph_behind = self.view.waited_seconds, self.view.behind
         stats.model_seconds, stats.model_version = self.model.seconds(), self.model.version
+        stats.checkpoints, stats.checkpoint_pause = self.state.written, self.state.longest_pause
         self.annotator.blocker.store.close()
         self.source.close()
         self.listener.close()
@@ -355,14 +367,16 @@ def _kafka_error(health: Health, error: kafka.KafkaError) -> None:
 
 def _records(topics: Topics, decided: list[Decided]) -> Iterator[tuple[str, bytes, bytes]]:
     """The batch's output records, keyed by transaction id: every decision, with the
-    feature vector it saw on ``training``; an alert for a review or block."""
+    feature vector it saw on ``training`` (unless the model is off); an alert for a
+    review or block."""
     for d in decided:
         key = d.record.transaction_id.encode()
         value = _ENCODER.encode(d.record)
         yield topics.decisions, key, value
-        yield topics.training, key, _ENCODER.encode(TrainingRecord(
-            d.record.transaction_id, d.record.event_ms, d.record.card_id, SCHEMA_VERSION,
-            d.features))
+        if d.features:  # none with the model off
+            yield topics.training, key, _ENCODER.encode(TrainingRecord(
+                d.record.transaction_id, d.record.event_ms, d.record.card_id, SCHEMA_VERSION,
+                d.features))
         if d.verdict.decision != ALLOW:
             yield topics.alerts, key, value
 

@@ -1,33 +1,57 @@
 """Rule-state checkpoints of a daemon's consumer group (:mod:`detectors.checkpoint`):
 restored at start (the source resumes at the saved offsets), saved at most every
-``checkpoint_every`` seconds after a batch's effects are durable."""
+``checkpoint_every`` seconds after a batch's effects are durable.
+
+Saving never stops the loop for longer than a ``fork()``: the child process holds a
+copy-on-write image of the state as it stood after the batch (the positions just
+committed belong to exactly that state), encodes it, writes it atomically and exits;
+the loop goes on deciding meanwhile, and reaps the child at a later batch.  One
+writer at a time: a checkpoint falls due only once the previous one is written.
+The writer dies with its parent (``PR_SET_PDEATHSIG``), so a crashed daemon leaves
+the last complete checkpoint, exactly as a synchronous write would.  A clean stop
+waits for the writer, then saves once more in the foreground.  Where ``fork`` is
+missing the save runs in the foreground.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import logging
+import os
+import signal
 import time
 
 from detectors import checkpoint
+from detectors.checkpoint import Offsets
 from detectors.features import FeatureState
 from detectors.pipeline import Detector
 from detectors.rules import RuleEngine
+from fraudgraph import metrics
 from fraudgraph.settings import Settings
 from ingest.source import TransactionSource
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # prctl(2): a signal for this process when its parent dies
 
 
 class RuleState:
     """Rule-state checkpoints (:mod:`detectors.checkpoint`) of this daemon's group."""
 
     def __init__(self, settings: Settings, group: str, every: float | None,
-                 detector: Detector) -> None:
+                 detector: Detector, background: bool = hasattr(os, "fork")) -> None:
         """``every``: seconds between checkpoints; None: none (a ``--from-beginning``
-        run, which rebuilds the state from the start)."""
+        run, which rebuilds the state from the start).  ``background``: write in a
+        forked child (see the module docstring)."""
         self.path = checkpoint.path_for(settings.data_dir, group, settings.topics.transactions)
         self.every = every
         self.detector = detector
+        self.background = background
         self.last = time.monotonic()
+        self.writer: tuple[int, float] | None = None  # (pid, started) of the child writing
+        self.longest_pause = 0.0  # seconds: the longest the loop stopped for a checkpoint
+        self.written = 0  # checkpoints completed
 
     def restore(self, source: TransactionSource) -> None:
         """Load the checkpoint into the rules and have ``source`` resume at its offsets.
@@ -58,14 +82,85 @@ class RuleState:
                     ", ".join(f"{t}[{p}]@{o}" for (t, p), o in sorted(saved.offsets.items())))
 
     def checkpoint(self, source: TransactionSource, force: bool = False) -> None:
-        """Save state and positions, at most every ``checkpoint_every`` seconds (or now);
-        called only when everything consumed so far has durable effects."""
-        if self.every is None or (not force and time.monotonic() - self.last < self.every):
+        """Save state and positions, at most every ``checkpoint_every`` seconds (``force``:
+        now, in the foreground, after any writer in flight); called only when everything
+        consumed so far has durable effects."""
+        self._reap(wait=force)
+        if self.every is None or self.writer is not None:
             return
-        self.last = time.monotonic()
+        if not force and time.monotonic() - self.last < self.every:
+            return
         positions = source.positions()
-        if positions:
-            size = checkpoint.save(self.path, positions, self.detector.snapshot(),
-                                   self.detector.version)
-            log.debug("rule-state checkpoint: %d bytes in %.3fs", size,
-                      time.monotonic() - self.last)
+        if not positions:
+            return
+        started = self.last = time.monotonic()
+        if force or not self.background:
+            self._save(positions)
+            if not force:  # a clean stop's save: the loop has ended, nothing waits
+                self._paused(time.monotonic() - started)
+            self.written += 1
+            return
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: write, never return into the loop
+            _write_and_exit(self, positions, parent)
+        self.writer = (pid, started)
+        self._paused(time.monotonic() - started)
+
+    def wait(self) -> None:
+        """Wait for the writer in flight, if any, and collect it."""
+        self._reap(wait=True)
+
+    def _save(self, positions: Offsets) -> int:
+        return checkpoint.save(self.path, positions, self.detector.snapshot(),
+                               self.detector.version)
+
+    def _paused(self, seconds: float) -> None:
+        self.longest_pause = max(self.longest_pause, seconds)
+        metrics.DETECTOR_CHECKPOINT_PAUSE.observe(seconds)
+
+    def _reap(self, wait: bool) -> None:
+        """Collect a finished writer (``wait``: until it finishes)."""
+        if self.writer is None:
+            return
+        pid, started = self.writer
+        done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+        if done == 0:
+            return
+        self.writer = None
+        seconds = time.monotonic() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code == 0:
+            self.written += 1
+            metrics.DETECTOR_CHECKPOINT_WRITE.observe(seconds)
+            log.debug("rule-state checkpoint written in the background in %.3fs", seconds)
+        else:
+            metrics.DETECTOR_CHECKPOINT_FAILED.inc()
+            log.error("the rule-state checkpoint writer for %s failed (exit status %d); the "
+                      "previous checkpoint stays, the next is due in %ss", self.path, code,
+                      self.every)
+
+
+def _write_and_exit(state: RuleState, positions: Offsets, parent: int) -> None:
+    """In the forked child: die with the parent, write the checkpoint, exit (no atexit
+    handlers, no buffers of the parent's flushed twice)."""
+    code = 1
+    try:
+        gc.disable()  # a collection would touch (copy) every page of the state
+        _die_with_parent(parent)
+        state._save(positions)
+        code = 0
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.write(2, f"rule-state checkpoint writer: {type(exc).__name__}: {exc}\n".encode())
+    finally:
+        os._exit(code)
+
+
+def _die_with_parent(parent: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the writer may outlive a crashed parent by its write
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)

@@ -1,5 +1,6 @@
-"""`fraudgraph bench` end to end on a small count: it completes and its JSON holds the
-figures (the numbers themselves are measured, not asserted)."""
+"""`fraudgraph bench` end to end on a small count: it completes, its references ran over
+the same input, and its JSON holds the figures (the numbers themselves are measured, not
+asserted)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,29 @@ import json
 from pathlib import Path
 
 from fraudgraph.settings import Settings
+from ingest import kafka
 from tests.integration.cli_helpers import run_cli
 
 
-def test_bench_runs_daemon_projection_and_naive_baseline(stack: Settings,
-                                                         tmp_path: Path) -> None:
+def test_bench_runs_daemon_projection_and_both_references(stack: Settings,
+                                                          tmp_path: Path) -> None:
+    before = set(kafka.topic_names(stack.kafka.bootstrap))
     out = tmp_path / "bench.json"
-    result = run_cli("bench", "--count", "3000", "--baseline-count", "300", "--json", str(out))
+    result = run_cli("bench", "--count", "3000", "--one-at-a-time", "300", "--peer", "quix",
+                     "--json", str(out))
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     assert figures["decisions"] == 3000 and figures["transactions"] == 3000
     assert figures["decisions_per_second"] > 0
-    assert figures["naive_baseline"]["messages"] == 300
-    assert figures["ratio_to_naive"] > 0
+    assert figures["one_at_a_time"]["messages"] == 300 and figures["one_at_a_time"]["ratio"] > 0
+    peer = figures["quix_peer"]
+    assert peer["messages"] == 3000 and peer["ratio"] > 0
+    assert 0 < peer["agreement"] <= 1  # compared on all 3,000 decisions
     assert figures["projection_per_second"] > 0 and figures["projection_lag_at_end"] >= 0
+    assert figures["checkpoints"]["written"] >= 1  # the clean stop's, at least
     assert set(figures["cpu_seconds"]) >= {"detector daemon", "projector", "kafka", "neo4j",
                                            "postgres"}
     assert set(figures["latency_ms"]) == {"p50", "p95", "p99"}
-    assert "ratio to naive" in result.stdout
+    assert "Quix Streams peer (legacy rules)" in result.stdout
+    # the run's topics are gone, the peer's own (decisions, changelog) included
+    assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before

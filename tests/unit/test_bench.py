@@ -52,7 +52,7 @@ class _FakeRun:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, bench: Any, tmp_path: Path,
                  fail: bool = False) -> None:
-        from fraudgraph import naive
+        from fraudgraph import peer
         from fraudgraph.stream import daemon
 
         self.events: list[tuple[Any, ...]] = []
@@ -77,7 +77,11 @@ class _FakeRun:
                             .append(("lag", group, topic)) or 7)
         monkeypatch.setattr(daemon, "run", self.daemon)
         monkeypatch.setattr(bench.connect, "blocklist", lambda s: _FakeStore(self.events, s))
-        monkeypatch.setattr(naive, "run", self.naive)
+        monkeypatch.setattr(peer, "run", self.peer)
+        monkeypatch.setattr(bench.kafka, "read_all", self.read_all)
+        monkeypatch.setattr(bench.kafka, "topic_names", lambda _b: [
+            *TOPICS, "bench-abcdef12-peer-decisions", "changelog__bench-peer-abcdef12--x",
+            "someone-elses"])
 
     def popen(self, args: list[str], env: dict[str, str], **_kw: Any) -> _FakeProcess:
         process = _FakeProcess(100 + len(self.processes), args[3], self.events)
@@ -94,27 +98,38 @@ class _FakeRun:
         return types.SimpleNamespace(ru_utime=utime, ru_stime=stime)
 
     def daemon(self, settings: Any, _config: Any, options: Any, _decoder: Any,
-               stop: threading.Event, ready: threading.Event) -> Any:
+               stop: threading.Event, ready: threading.Event | None = None) -> Any:
         from fraudgraph.stream.daemon import DaemonStats
 
         self.events.append(("daemon", settings.topics.transactions, settings.postgres.schema,
-                            options.group, options.max_messages, options.graph_wait))
+                            options.group, options.max_messages, options.graph_wait,
+                            options.batch_size))
+        if options.batch_size == 1:  # the one-at-a-time reference
+            return DaemonStats(outcomes=Counter(allow=options.max_messages),
+                               first_batch_at=1.0, last_commit_at=3.0)
+        assert ready is not None
         ready.set()
         if self.fail:
             raise RuntimeError("kafka went away")
         self.cpu = {1: 12.5, 2: 21.0}
         stats = DaemonStats(outcomes=Counter(allow=90, review=8, block=2),
                             stage_seconds={"decide": 1.5}, first_batch_at=1.0,
-                            last_commit_at=6.0)
+                            last_commit_at=6.0, checkpoints=2, checkpoint_pause=0.004,
+                            decisions={"t1": "allow", "t2": "review", "t3": "allow"})
         stats.latencies_ms.extend([3.0, 4.0])
         return stats
 
-    def naive(self, _bootstrap: str, topic: str, group: str, _store: Any,
-              limit: int) -> Any:
-        from fraudgraph.naive import NaiveResult
+    def peer(self, _cache: Path, _bootstrap: str, topic: str, out: str, group: str,
+             count: int, state_dir: Path) -> Any:
+        self.events.append(("peer", topic, out, group, count, state_dir.name))
+        return types.SimpleNamespace(messages=count, seconds=4.0, cpu_seconds=3.0)
 
-        self.events.append(("naive", topic, group, limit))
-        return NaiveResult(messages=limit, seconds=2.0, cpu_seconds=1.0)
+    def read_all(self, _bootstrap: str, topic: str) -> list[Any]:
+        self.events.append(("read", topic))
+        return [types.SimpleNamespace(value=lambda v=value: v) for value in (
+            b'{"transaction_id": "t1", "decision": "allow"}',
+            b'{"transaction_id": "t2", "decision": "allow"}',
+            b'{"transaction_id": "t3", "decision": "allow"}')]
 
 
 class _FakeProcess:
@@ -160,7 +175,7 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
     (tmp_path / "scratch" / "abcdef12.jsonl").write_text("{}\n")  # the generator's labels
     reports: list[str] = []
     result = run(fake.settings, DetectorConfig(), 100, 0.0, 7, True, tmp_path / "scratch",
-                 reports.append, baseline_count=40)
+                 reports.append, one_at_a_time=40, quix=True)
     assert fake.events == [
         ("ensure_topics", TOPICS),
         ("start", "generate", "-n", "100", "--rate", "0.0", "--seed", "7", "--labels",
@@ -168,18 +183,23 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
         ("generated", 100),
         ("start", "project", "--until-idle", "5s", "--metrics-port", "0", "--group",
          "bench-projection-abcdef12", TOPICS[0]),
-        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0),
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000),
         ("lag", "bench-projection-abcdef12", TOPICS[0]),
         ("waited", "project"),
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-single-abcdef12", 40, 0.0, 1),
+        ("peer", TOPICS[0], "bench-abcdef12-peer-decisions", "bench-peer-abcdef12", 100,
+         "quix-abcdef12"),
+        ("read", "bench-abcdef12-peer-decisions"),
+        ("delete_topics", (*TOPICS, "bench-abcdef12-peer-decisions",
+                           "changelog__bench-peer-abcdef12--x")),
         ("blocklist", "bench_abcdef12"),
-        ("naive", TOPICS[0], "bench-naive-abcdef12", 40),
         ("drop_schema", "bench_abcdef12"),
         ("store closed",),
-        ("delete_topics", TOPICS),
     ]
     assert reports == [f"producing 100 transactions to {TOPICS[0]}", "deciding",
                        "waiting for the projection to catch up",
-                       "naive baseline: one message at a time, up to 40"]
+                       "reference: the same detector one message at a time, 40 messages",
+                       "reference: the Quix Streams peer (legacy rules), 100 messages"]
     assert not (tmp_path / "scratch" / "abcdef12.jsonl").exists()
     assert (result.decisions, result.busy_seconds, list(result.latencies_ms)) == (
         100, 5.0, [3.0, 4.0])
@@ -187,7 +207,12 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
     assert list(result.cpu_seconds) == ["detector daemon", "projector", "kafka", "neo4j"]
     assert result.cpu_seconds["projector"] == 8.0  # children since the start; no generator
     assert (result.cpu_seconds["kafka"], result.cpu_seconds["neo4j"]) == (2.5, 1.0)
-    assert result.naive is not None and result.ratio_to_naive == 20 / 20
+    assert result.one_at_a_time is not None and result.ratio_to(result.one_at_a_time) == 20 / 20
+    assert result.peer is not None and result.ratio_to(result.peer) == 20 / 25
+    assert result.peer.agreement == 2 / 3  # t2: the daemon reviewed it, the peer allowed it
+    figures = result.as_json()
+    assert figures["checkpoints"] == {"written": 2, "longest_pause_ms": 4.0}
+    assert figures["quix_peer"]["ratio"] == 0.8 and figures["one_at_a_time"]["ratio"] == 1.0
 
 
 def test_an_offered_load_starts_when_the_daemon_is_ready_and_a_failure_still_cleans_up(
@@ -202,9 +227,58 @@ def test_an_offered_load_starts_when_the_daemon_is_ready_and_a_failure_still_cle
             reports.append)
     assert reports == ["offering 100 transactions at 50/s", "deciding"]
     daemon_at = fake.events.index(
-        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0))
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000))
     generated_at = fake.events.index(("generated", 101))
     assert fake.events[0][0] == "ensure_topics" and fake.events[1][1] == "project"
     assert daemon_at < generated_at  # the load waits for the daemon's partitions
-    assert fake.events[-2:] == [("killed", "project"), ("delete_topics", TOPICS)]
-    assert not any(e[0] in ("naive", "lag", "blocklist") for e in fake.events)
+    assert fake.events[-5:] == [
+        ("killed", "project"),
+        ("delete_topics", (*TOPICS, "bench-abcdef12-peer-decisions",
+                           "changelog__bench-peer-abcdef12--x")),
+        ("blocklist", "bench_abcdef12"), ("drop_schema", "bench_abcdef12"), ("store closed",)]
+    assert not any(e[0] in ("peer", "lag") for e in fake.events)
+
+
+def test_the_quix_peer_decides_like_the_legacy_preset() -> None:
+    """The peer's rules (its ``decide``, fed by a dict where Quix keeps RocksDB) against
+    fraudgraph's legacy preset on one generated stream.  They differ only where a
+    holder pays with several cards: the peer keeps the holder's profile per card (Quix
+    state lives under the message key), fraudgraph per user."""
+    import importlib.util
+    import itertools
+    import json
+
+    from detectors import config as cfg
+    from detectors.blocklist import BlocklistCache
+    from detectors.pipeline import Detector
+    from ingest.generator import Generator, GeneratorConfig
+    from ingest.transaction import encode
+
+    spec = importlib.util.spec_from_file_location("quix_legacy", "peers/quix_legacy.py")
+    assert spec is not None and spec.loader is not None
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+
+    class State:  # Quix's per-key State, over a dict
+        def __init__(self, data: dict[str, Any]) -> None:
+            self.data = data
+
+        def get(self, key: str, default: Any = None) -> Any:
+            return self.data.get(key, default)
+
+        def set(self, key: str, value: Any) -> None:
+            self.data[key] = value
+
+    txs = [tx for tx, _ in itertools.islice(Generator(GeneratorConfig(seed=42)), 20_000)]
+    decided, _ = Detector(cfg.load("legacy")).decide_batch(
+        txs, None, BlocklistCache(lambda since: ([], since), 1e9), 0)
+    ours = {d.record.transaction_id: d.verdict.decision for d in decided}
+    cards: dict[str, dict[str, Any]] = {}
+    theirs = {tx.transaction_id: peer.decide(json.loads(encode(tx)),
+                                             State(cards.setdefault(tx.card_id, {})))
+              for tx in txs}
+    assert all(out["transaction_id"] == tx for tx, out in theirs.items())
+    flagged = sum(out["decision"] != "allow" for out in theirs.values())
+    assert 0.15 * len(txs) < flagged < 0.25 * len(txs)  # the legacy rules flag a lot
+    same = sum(ours[tx] == out["decision"] for tx, out in theirs.items())
+    assert same / len(txs) > 0.96

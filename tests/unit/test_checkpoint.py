@@ -77,3 +77,52 @@ def test_a_checkpoint_of_other_rules_or_a_damaged_file_is_ignored(tmp_path: Path
     assert checkpoint.load(path, "v2") is None
     path.write_bytes(b"\x93garbage")
     assert checkpoint.load(path, "v1") is None
+
+
+class _Positions:
+    """The one thing RuleState reads of the source when it saves."""
+
+    def __init__(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.offsets = offsets
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        return dict(self.offsets)
+
+
+def test_a_background_checkpoint_holds_the_state_at_its_batch_not_what_came_after(
+        tmp_path: Path) -> None:
+    """The loop forks a writer and goes on deciding: the file holds the state and the
+    positions of the moment it was due, untouched by the batches decided meanwhile."""
+    from detectors.blocklist import BlocklistCache
+    from detectors.pipeline import Detector
+    from fraudgraph.settings import load_settings
+    from fraudgraph.stream.rule_state import RuleState
+
+    settings = load_settings({"FRAUDGRAPH_DATA_DIR": str(tmp_path),
+                              "FRAUDGRAPH_PROFILE": "dev"})
+    detector = Detector(CONFIG)
+    view = BlocklistCache(lambda since: ([], since), 1e9)
+    txs = stream(3000)
+    detector.decide_batch(txs[:2000], None, view, 0)
+    reference = tmp_path / "reference.msgpack"  # the state when the checkpoint is due
+    checkpoint.save(reference, {}, detector.snapshot(), detector.version)
+    state = RuleState(settings, "group", 0.0, detector)
+    state.checkpoint(_Positions({("transactions", 0): 2000}))  # type: ignore[arg-type]
+    assert state.writer is not None  # writing in a child; the loop goes on
+    detector.decide_batch(txs[2000:], None, view, 0)
+    state.wait()
+    assert state.writer is None and state.written == 1
+    saved = checkpoint.load(state.path, detector.version)
+    assert saved is not None and saved.offsets == {("transactions", 0): 2000}
+    at_due = checkpoint.load(reference, detector.version)
+    assert at_due is not None and saved.state == at_due.state
+    assert Detector(CONFIG).snapshot() != saved.state
+    assert [p.name for p in state.path.parent.iterdir()] == [state.path.name]  # no temp left
+
+    # a clean stop writes in the foreground: the state as it is now
+    state.checkpoint(_Positions({("transactions", 0): 3000}),  # type: ignore[arg-type]
+                     force=True)
+    assert state.writer is None and state.written == 2
+    final = checkpoint.load(state.path, detector.version)
+    assert final is not None and final.offsets == {("transactions", 0): 3000}
+    assert final.state != saved.state  # the batches decided after the fork

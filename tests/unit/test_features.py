@@ -177,3 +177,22 @@ def test_reason_outcomes_are_features() -> None:
     assert abs(value(row, "rules_score") - 0.55) < 1e-9
     assert abs(value(row, "graph_score") - 0.7) < 1e-9
 
+
+
+def test_with_the_model_off_no_vector_is_computed_or_logged() -> None:
+    """The legacy preset is a rules engine: its decisions carry no vector, and the
+    daemon writes decisions and alerts but nothing on ``training``."""
+    from fraudgraph.settings import Topics
+    from fraudgraph.stream.daemon import _records
+
+    detector = Detector(cfg.load("legacy"))
+    batch = [tx(1, 0, 10.0), tx(2, 1, 500.0)]  # the second: above 2x the user's maximum
+    decided, _ = detector.decide_batch(batch, None, Listed({}), 0)
+    assert [d.verdict.decision for d in decided] == [ALLOW, REVIEW]
+    assert [d.features for d in decided] == [b"", b""]
+    assert len(detector.features.history["card"]) == 0  # the feature state is not fed
+    topics = Topics()
+    assert [topic for topic, _, _ in _records(topics, decided)] == [
+        topics.decisions, topics.decisions, topics.alerts]
+    with_model, _ = Detector(cfg.load("default")).decide_batch(batch, None, Listed({}), 0)
+    assert [topic for topic, _, _ in _records(topics, with_model)].count(topics.training) == 2
