@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import time
+from typing import Any
 
 from detectors import checkpoint
 from detectors.checkpoint import Offsets
@@ -34,6 +35,18 @@ from ingest.source import TransactionSource
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1  # prctl(2): a signal for this process when its parent dies
+
+
+def _libc_prctl() -> Any:
+    """prctl(2), looked up here in the parent: the forked child must not dlopen (another
+    thread may have held the loader's lock at the fork).  None: not Linux."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()
 
 
 class RuleState:
@@ -158,9 +171,8 @@ def _write_and_exit(state: RuleState, positions: Offsets, parent: int) -> None:
 
 
 def _die_with_parent(parent: int) -> None:
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
+    if _PRCTL is None:
         return  # not Linux: the writer may outlive a crashed parent by its write
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 
 from detectors import checkpoint
 from detectors import config as cfg
@@ -126,3 +127,31 @@ def test_a_background_checkpoint_holds_the_state_at_its_batch_not_what_came_afte
     final = checkpoint.load(state.path, detector.version)
     assert final is not None and final.offsets == {("transactions", 0): 3000}
     assert final.state != saved.state  # the batches decided after the fork
+
+
+def test_a_failed_background_writer_leaves_the_previous_checkpoint(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    from detectors.pipeline import Detector
+    from fraudgraph import metrics
+    from fraudgraph.settings import load_settings
+    from fraudgraph.stream.rule_state import RuleState
+
+    settings = load_settings({"FRAUDGRAPH_DATA_DIR": str(tmp_path),
+                              "FRAUDGRAPH_PROFILE": "dev"})
+    detector = Detector(CONFIG)
+    state = RuleState(settings, "group", 0.0, detector)
+    state.checkpoint(_Positions({("transactions", 0): 10}))  # type: ignore[arg-type]
+    state.wait()
+    failed_before = metrics.DETECTOR_CHECKPOINT_FAILED._value.get()
+
+    def refuse(*_args: Any) -> int:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint, "save", refuse)  # in the forked writer too
+    state.checkpoint(_Positions({("transactions", 0): 20}))  # type: ignore[arg-type]
+    assert state.writer is not None
+    state.wait()
+    assert state.written == 1
+    assert metrics.DETECTOR_CHECKPOINT_FAILED._value.get() == failed_before + 1
+    saved = checkpoint.load(state.path, detector.version)
+    assert saved is not None and saved.offsets == {("transactions", 0): 10}
