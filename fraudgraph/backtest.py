@@ -51,6 +51,7 @@ from detectors.features import NAMES
 from detectors.pipeline import certain, model_thresholds
 from fraudgraph import connect, model_service
 from fraudgraph import evaluate as ev
+from fraudgraph.errors import ConfigError
 from fraudgraph.settings import Settings
 from fraudgraph.stream import daemon, projector
 from graph.projection import clear_graph
@@ -157,6 +158,9 @@ def from_files(transactions: Path, labels: Path, decoder: DecoderConfig, folder:
             txs.append(decode(raw, decoder))
         except DecodeError as error:
             raise ValueError(f"{transactions}:{number}: {error.reason}: {error}") from None
+    if not txs:
+        raise ConfigError(f"{transactions} holds no transactions: --input takes the "
+                          "history's transactions, JSONL or CSV")
     txs.sort(key=lambda tx: tx.event_ms)
     event_ms = {tx.transaction_id: tx.event_ms for tx in txs}
     found, frauds = [], {}

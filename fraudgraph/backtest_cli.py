@@ -104,6 +104,12 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
     if (input_path is None) != (labels_path is None):
         raise ConfigError("--input and --labels go together: a history of your own needs "
                           "its transactions and its fraud labels")
+    if input_path is not None:
+        given = [f"--{name}" for name in ("seeds", "count", "without")
+                 if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise ConfigError(f"{', '.join(given)} shape generated histories; with --input "
+                              "the history is your file as it is: leave them out")
     if not yes:
         held = bt.graph_size(settings)
         if held:

@@ -6,6 +6,7 @@ from fraudgraph.errors import ServiceUnavailable
 from fraudgraph.settings import Settings, require_secret
 from graph import driver as neo4j_driver
 from storage import OperationalError
+from storage import models as registry
 from storage.blocklist import BlocklistListener, BlocklistStore
 
 
@@ -52,3 +53,12 @@ def blocklist(settings: Settings) -> BlocklistStore:
 def blocklist_listener(settings: Settings) -> BlocklistListener:
     """Hears committed blocklist changes of this profile's schema (connects lazily)."""
     return BlocklistListener.open(settings.postgres.dsn(), settings.postgres.schema)
+
+
+def registered_models(settings: Settings, table: str, limit: int) -> list[registry.ModelRow]:
+    """The models of a registry table (``storage.models.GNN`` or ``RISK``), newest first."""
+    store = blocklist(settings)
+    try:
+        return registry.models(store.conn, limit, table)
+    finally:
+        store.close()

@@ -227,11 +227,7 @@ MODEL_COLUMNS = [
 def models(ctx: click.Context, limit: int, fmt: str) -> None:
     """The model registry, newest first (* marks the champion)."""
     from storage import models as registry
-    store = connect.blocklist(settings_from(ctx))
-    try:
-        rows = registry.models(store.conn, limit)
-    finally:
-        store.close()
+    rows = connect.registered_models(settings_from(ctx), registry.GNN, limit)
     if not rows and fmt == "table":
         out.print("no models yet: `fraudgraph gnn train` trains one")
         return

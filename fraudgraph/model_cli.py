@@ -164,11 +164,7 @@ MODEL_COLUMNS = [
 def models(ctx: click.Context, limit: int, fmt: str) -> None:
     """The learned models, newest first (* marks the champion)."""
     from storage import models as registry
-    store = connect.blocklist(settings_from(ctx))
-    try:
-        rows = registry.models(store.conn, limit, registry.RISK)
-    finally:
-        store.close()
+    rows = connect.registered_models(settings_from(ctx), registry.RISK, limit)
     if not rows and fmt == "table":
         out.print("no models yet: `fraudgraph model train` trains one")
         return

@@ -62,3 +62,28 @@ def test_the_decisions_csv_has_one_row_per_transaction(tmp_path: Path) -> None:
     assert written.name == "d.seed-1.model.csv"
     assert written.read_text().splitlines() == [
         "transaction_id,score,decision", "a,0.100000,allow", "b,0.500000,review"]
+
+
+def test_an_empty_history_and_generator_options_with_input_are_clear_errors(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from fraudgraph.errors import ConfigError
+
+    (tmp_path / "tx.jsonl").write_text("")
+    (tmp_path / "labels.jsonl").write_text("")
+    with pytest.raises(ConfigError, match="holds no transactions"):
+        bt.from_files(tmp_path / "tx.jsonl", tmp_path / "labels.jsonl",
+                      DecoderConfig(max_future_ms=None), tmp_path / "out")
+    fraudgraph = Path(sys.executable).parent / "fraudgraph"
+    done = subprocess.run(
+        [str(fraudgraph), "backtest", "--input", str(tmp_path / "tx.jsonl"), "--labels",
+         str(tmp_path / "labels.jsonl"), "--count", "5000", "--without", "ip"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "FRAUDGRAPH_NEO4J_PASSWORD": "unused-here-1",
+             "FRAUDGRAPH_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode != 0
+    assert "--count, --without shape generated histories" in done.stderr
+    assert "Traceback" not in done.stderr
