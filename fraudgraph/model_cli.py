@@ -182,6 +182,10 @@ def schedule(ctx: click.Context, every: int, once: bool, as_of: int | None, labe
              features: str, capacity: int, no_promote: bool) -> None:
     """Retrain every DURATION (promoting only a better model) until Ctrl-C / SIGTERM.  A
     run that finds another training under way skips its turn."""
+    if as_of is not None:
+        raise click.UsageError("--as-of fixes the training time, so every scheduled run "
+                               "would train the same model: leave it out (each run trains "
+                               "as of its own time)")
     stop = stop_on_signals()
     while True:
         started = time.monotonic()
