@@ -85,6 +85,18 @@ class UserState:
     devices: set[str] = field(default_factory=set)
     countries: set[str] = field(default_factory=set)
     recent: deque[CountrySeen] = field(default_factory=lambda: deque(maxlen=8))
+    #: the latest (then alphabetically last) of ``recent``: in a stream in time order,
+    #: the country-hop rule's previous transaction without a scan
+    newest: CountrySeen | None = None
+
+    def remember(self, seen: CountrySeen) -> None:
+        evicts_newest = (len(self.recent) == self.recent.maxlen
+                         and self.recent[0] is self.newest)
+        self.recent.append(seen)
+        if evicts_newest:
+            self.newest = max(self.recent)
+        elif self.newest is None or seen > self.newest:
+            self.newest = seen
 
 
 def to_usd(amount_minor: int, currency: str) -> float | None:
@@ -128,11 +140,7 @@ class RuleEngine:
                        for ms, minor, usd, site in v), maxlen=history))
             for k, v in state["cards"][-self.cards.limit:])
         self.users.data = OrderedDict(
-            (k, UserState(int(u["count"]), float(u["max_usd"]), set(u["devices"]),
-                          set(u["countries"]),
-                          deque((CountrySeen(int(ms), str(country))
-                                 for ms, country in u["recent"]), maxlen=8)))
-            for k, u in state["users"][-self.users.limit:])
+            (k, _restored_user(u)) for k, u in state["users"][-self.users.limit:])
         for name in ("device_cards", "device_users", "ip_users"):
             table: Lru[str, set[str]] = getattr(self, name)
             table.data = OrderedDict((k, set(v)) for k, v in state[name][-table.limit:])
@@ -234,9 +242,12 @@ class RuleEngine:
 
     def _country_hop(self, tx: Transaction, user: UserState) -> list[Reason]:
         r = self.config.rules.country_hop
-        # the latest (then alphabetically last) learnt transaction at or before this one
-        previous = max((seen for seen in user.recent if seen.event_ms <= tx.event_ms),
-                       default=None)
+        # the latest (then alphabetically last) learnt transaction at or before this one:
+        # the newest learnt, unless this one is older (a late event: look through them)
+        previous = user.newest
+        if previous is not None and previous.event_ms > tx.event_ms:
+            previous = max((seen for seen in user.recent if seen.event_ms <= tx.event_ms),
+                           default=None)
         if previous is None or previous.country == tx.country or \
                 tx.event_ms - previous.event_ms > r.window_ms:
             return []
@@ -264,7 +275,7 @@ class RuleEngine:
         user.count += 1
         if usd is not None and usd > user.max_usd:
             user.max_usd = usd
-        user.recent.append(CountrySeen(tx.event_ms, tx.country))
+        user.remember(CountrySeen(tx.event_ms, tx.country))
         if len(user.countries) < SET_CAP:
             user.countries.add(tx.country)
         if tx.device_id and len(user.devices) < SET_CAP:
@@ -280,10 +291,11 @@ class RuleEngine:
         while card[0].event_ms < now_ms - self.horizon_ms:
             card.popleft()
         self._forget_idle_cards(now_ms)
-        if tx.device_id:
+        rules = self.config.rules  # members only for a rule that reads them
+        if tx.device_id and rules.shared_device.enabled:
             _add_capped(self.device_cards.get(tx.device_id), tx.card_id)
             _add_capped(self.device_users.get(tx.device_id), tx.user_id)
-        if tx.ip_address:
+        if tx.ip_address and rules.shared_ip.enabled:
             _add_capped(self.ip_users.get(tx.ip_address), tx.user_id)
 
     def _forget_idle_cards(self, now_ms: int) -> None:
@@ -297,6 +309,13 @@ class RuleEngine:
             if history and history[-1].event_ms >= oldest:
                 return
             data.popitem(last=False)
+
+
+def _restored_user(u: dict[str, Any]) -> UserState:
+    recent = deque((CountrySeen(int(ms), str(country)) for ms, country in u["recent"]),
+                   maxlen=8)
+    return UserState(int(u["count"]), float(u["max_usd"]), set(u["devices"]),
+                     set(u["countries"]), recent, max(recent, default=None))
 
 
 def _add_capped(members: set[str], value: str) -> None:

@@ -321,6 +321,18 @@ def test_record_flagged_ignores_duplicates(store: BlocklistStore, unique: str) -
          datetime(2024, 5, 1, 12, 0, 1, tzinfo=UTC))]
 
 
+def test_record_flagged_keeps_any_text_exactly(store: BlocklistStore, unique: str) -> None:
+    """The rows travel as CSV (COPY): quotes, commas, newlines, backslashes, tabs and
+    non-ASCII arrive unchanged, an empty string stays empty and None is NULL."""
+    odd = f'{unique},"quoted"\n\\N\t é ✓'
+    row = dataclasses.replace(flagged(odd), reasons=[{"detail": odd}], card_id="",
+                              site_id=odd, amount_minor=None)
+    assert store.record_flagged([row]) == 1
+    assert query(store, "SELECT transaction_id, reasons, card_id, user_id, site_id, "
+                        "device_id, amount_minor FROM flagged_transactions") == [
+        (odd, [{"detail": odd}], "", "user-1", odd, None, None)]
+
+
 def test_record_labels_upserts_and_never_goes_back_in_time(
         store: BlocklistStore, unique: str) -> None:
     t1, t2 = f"t1-{unique}", f"t2-{unique}"

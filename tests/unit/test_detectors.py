@@ -430,6 +430,8 @@ def test_rule_state_restores_from_a_checkpoints_plain_arrays() -> None:
                                             CardPayment(T0 + MIN, 300, 3.0, "s2")]
     assert engine.cards.get("c1")[1].site_id == "s2"
     assert list(engine.users.get("u1").recent) == [CountrySeen(T0, "US")]
+    assert engine.users.get("u1").newest == CountrySeen(T0, "US")  # derived, then saved
+    state["users"][0][1]["newest"] = [T0, "US"]
     assert msgspec.msgpack.decode(checkpoint._ENCODER.encode(engine.snapshot())) == state
     assert codes(engine, tx(3, 2, amount=4.0, site="s3")) == ["card_testing"]
 
@@ -469,3 +471,22 @@ def test_a_transaction_dated_2099_evicts_no_state_and_hides_no_burst(outlier_car
     assert {k: v for k, v in spanned.items() if k != "t99"} == clean
     assert "c5" in detector.engine.cards.data  # not evicted by the outlier
     assert detector.engine.clock.now_ms is not None and detector.engine.clock.now_ms < T0 + MIN * 10
+
+
+def test_the_newest_country_seen_survives_eviction_and_late_events() -> None:
+    """The country-hop rule reads the newest learnt transaction without a scan; late
+    events and the eviction of the newest from the last eight give the scan's answer."""
+    from detectors.rules import CountrySeen, UserState
+
+    user = UserState()
+    for ms, country in [(50, "FR"), (10, "US"), (20, "US"), (30, "DE"), (40, "US"),
+                        (41, "US"), (42, "US"), (43, "US"), (44, "US"), (45, "IT")]:
+        user.remember(CountrySeen(ms, country))
+        assert user.newest == max(user.recent)  # (50, FR) until it is evicted
+    assert CountrySeen(50, "FR") not in user.recent and user.newest == CountrySeen(45, "IT")
+    engine = RuleEngine(only("country_hop"))
+    engine.learn(tx(1, 0, country="US"), flagged=False)
+    engine.learn(tx(2, 10, country="FR"), flagged=False)
+    # a late event (between the two) compares with the US payment before it
+    assert codes(engine, tx(3, 5, country="US")) == []
+    assert codes(engine, tx(4, 11, country="US")) == ["country_hop"]
