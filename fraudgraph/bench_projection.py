@@ -47,12 +47,14 @@ def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, label
         report: Callable[[str], None]) -> list[BenchRow]:
     driver = connect.neo4j(settings)
     rows = []
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    topics: list[str] = []  # every run's, deleted at the end
     try:
         for batch_size in batch_sizes:
             run_id = uuid.uuid4().hex[:8]
             topic, dlq = f"bench-projection-{run_id}", f"bench-projection-dlq-{run_id}"
-            kafka.ensure_topics(settings.kafka.bootstrap, [topic, dlq, f"{topic}-labels"],
-                                settings.kafka.partitions)
+            topics += [topic, dlq, f"{topic}-labels"]
+            kafka.ensure_topics(settings.kafka.bootstrap, topics[-3:], settings.kafka.partitions)
             report(f"batch size {batch_size}: emptying the graph")
             clear_graph(driver)
             report(f"batch size {batch_size}: producing {count:,} transactions to {topic}")
@@ -72,4 +74,6 @@ def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, label
             report(f"batch size {batch_size}: {rows[-1].tx_per_second:,.0f} tx/s")
     finally:
         driver.close()
+        kafka.delete_topics(settings.kafka.bootstrap, topics)
+        (labels_dir / "bench.jsonl").unlink(missing_ok=True)
     return rows

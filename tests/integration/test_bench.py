@@ -34,3 +34,17 @@ def test_bench_runs_daemon_projection_and_both_references(stack: Settings,
     assert "Quix Streams peer (legacy rules)" in result.stdout
     # the run's topics are gone, the peer's own (decisions, changelog) included
     assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before
+
+
+def test_bench_projection_projects_every_transaction_and_leaves_no_topic(
+        stack: Settings) -> None:
+    """Into an emptied graph (the test owns the graph meanwhile, as the crash and
+    detection tests do); its labels folder need not exist beforehand."""
+    before = set(kafka.topic_names(stack.kafka.bootstrap))
+    result = run_cli("bench-projection", "-n", "2000", "--batch-sizes", "500,1000", "--yes",
+                     "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [(r["batch_size"], r["transactions"]) for r in rows] == [(500, 2000), (1000, 2000)]
+    assert all(r["tx_per_second"] > 0 for r in rows)
+    assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before
