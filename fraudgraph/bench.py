@@ -184,6 +184,9 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     With ``model_count``, first a learned model is trained and promoted in the run's
     registry (:func:`_warm_model`), so the measured daemon scores with it.
     """
+    if model_count and not config.model.enabled:
+        raise ConfigError(f"--model needs a config whose [model] is enabled ({config.name} "
+                          "turns it off: its daemon logs no feature vectors to train on)")
     fresh = _fresh(settings, scratch)
     result = BenchResult(count, rate, projection)
     if model_count:
@@ -370,11 +373,12 @@ def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, sc
         _generate(warm, count, 0, seed, report)
         projector.run(warm.settings, projector.ProjectorOptions(
             group=f"bench-warm-projection-{warm.run_id}", until_idle=3.0), DecoderConfig())
-        daemon.run(warm.settings, dataclasses.replace(
-            config, model=dataclasses.replace(config.model, enabled=False)),
-            daemon.DaemonOptions(group=f"bench-warm-detector-{warm.run_id}", until_idle=3.0,
-                                 max_messages=count, graph_wait=None, labels=False),
-            DecoderConfig(), stop=threading.Event())
+        # the warm-up's registry (its own schema) has no model yet: the rules decide,
+        # and the vectors the model trains on are logged
+        options = daemon.DaemonOptions(group=f"bench-warm-detector-{warm.run_id}",
+                                       until_idle=3.0, max_messages=count, graph_wait=None,
+                                       labels=False)
+        daemon.run(warm.settings, config, options, DecoderConfig(), stop=threading.Event())
         frauds = {label.transaction_id: label.reported_ms for label in
                   (decode_label(raw, max_future_ms=None)[0]
                    for _, raw in read_records(warm.labels_path)) if label.label == "fraud"}
