@@ -66,17 +66,31 @@ def save(path: Path, offsets: Offsets, state: dict[str, Any], rules_version: str
         "state": state})
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # one per writer
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
-        handle.write(data)  # the whole buffer (a bare os.write may stop short)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                       "wb") as handle:
+            handle.write(data)  # the whole buffer (a bare os.write may stop short)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind
+        raise
     folder = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(folder)  # the rename itself survives a power cut
     finally:
         os.close(folder)
     return len(data)
+
+
+def remove_stale(path: Path) -> int:
+    """Remove the temporary files of writers that died mid-write (killed with their
+    daemon); returns how many."""
+    stale = list(path.parent.glob(f"{path.name}.*.tmp")) if path.parent.exists() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return len(stale)
 
 
 def load(path: Path, rules_version: str) -> Checkpoint | None:

@@ -75,8 +75,10 @@ class Decided:
 def rules_version(config: DetectorConfig) -> str:
     """``<name>-<hash of every setting but the model's>``: two daemons with equal versions
     and the same model (``model_version``) decide alike; changing a model setting keeps
-    the rule-state checkpoint (it is the rules' state)."""
+    the rule-state checkpoint (it is the rules' state), except turning the model on or
+    off (off, the feature state is not fed: a model must not start from it)."""
     settings = {k: v for k, v in asdict(config).items() if k != "model"}
+    settings["model_enabled"] = config.model.enabled
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     return f"{config.name}-{digest[:10]}"
 

@@ -209,7 +209,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     report("deciding")
     try:
         decisions = _decide(fresh, config, count, batch_timeout, projection, trace_memory,
-                            ready, result)
+                            ready, result, keep=quix)
         if producer.is_alive():
             producer.join()
         if projector is not None:
@@ -327,17 +327,17 @@ class _Projector:
 
 def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: float,
             projection: bool, trace_memory: bool, ready: threading.Event,
-            result: BenchResult) -> dict[str, str]:
+            result: BenchResult, keep: bool = False) -> dict[str, str]:
     """Run the daemon over the run's input until it is idle (or has decided ``count``),
     sampling memory and lag meanwhile; its figures, CPU seconds, samples and
     (``trace_memory``) memory growth go to ``result``; returns its decisions (id →
-    decision)."""
+    decision) with ``keep`` (the peer's comparison), else none."""
     # With the projection alongside, each batch waits until the graph holds its time (as
     # in production); without it nothing would come, so the graph checks read what is there.
     options = daemon.DaemonOptions(group=f"bench-detector-{fresh.run_id}", until_idle=5.0,
                                    max_messages=count, batch_timeout=batch_timeout,
                                    graph_wait=10.0 if projection else 0.0,
-                                   keep_decisions=True)
+                                   keep_decisions=keep)
     cpu_started = time.process_time()
     sampling = threading.Event()
     warm: list[tracemalloc.Snapshot] = []

@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from detectors import checkpoint
@@ -70,6 +71,7 @@ class RuleState:
         """Load the checkpoint into the rules and have ``source`` resume at its offsets.
         A ``--from-beginning`` run removes it (it rebuilds the state from the start);
         a checkpoint whose offsets the topic no longer has is ignored."""
+        checkpoint.remove_stale(self.path)
         if self.every is None:
             if self.path.exists():
                 self.path.unlink()
@@ -161,6 +163,8 @@ def _write_and_exit(state: RuleState, positions: Offsets, parent: int) -> None:
     try:
         gc.disable()  # a collection would touch (copy) every page of the state
         _die_with_parent(parent)
+        with contextlib.suppress(OSError):  # short of memory, the kernel kills the copy first
+            Path("/proc/self/oom_score_adj").write_text("1000")
         state._save(positions)
         code = 0
     except BaseException as exc:

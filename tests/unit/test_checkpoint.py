@@ -155,3 +155,23 @@ def test_a_failed_background_writer_leaves_the_previous_checkpoint(
     assert metrics.DETECTOR_CHECKPOINT_FAILED._value.get() == failed_before + 1
     saved = checkpoint.load(state.path, detector.version)
     assert saved is not None and saved.offsets == {("transactions", 0): 10}
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_stale_ones_are_removed(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import pytest
+
+    path = checkpoint.path_for(tmp_path, "group", "transactions")
+
+    def refuse(*_args: Any) -> None:
+        raise OSError("rename refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoint.os, "replace", refuse)
+        with pytest.raises(OSError, match="rename refused"):
+            checkpoint.save(path, {}, {}, "v1")
+    assert list(path.parent.iterdir()) == []  # the temporary file went too
+    (path.parent / f"{path.name}.4242.tmp").write_bytes(b"half a checkpoint")
+    checkpoint.save(path, {("transactions", 0): 1}, {}, "v1")
+    assert checkpoint.remove_stale(path) == 1
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
