@@ -167,7 +167,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         projection: bool, scratch: Path, report: Callable[[str], None],
         batch_timeout: float = daemon.DaemonOptions.batch_timeout,
         one_at_a_time: int = 5_000, trace_memory: bool = False,
-        model_count: int = 0, quix: bool = False) -> BenchResult:
+        model_count: int = 0, quix: bool = False, promote: bool = True) -> BenchResult:
     """One bench run as the module docstring describes, in this order:
 
     1. fresh topics (and a blocklist schema) for the run;
@@ -182,7 +182,9 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
        removed.
 
     With ``model_count``, first a learned model is trained and promoted in the run's
-    registry (:func:`_warm_model`), so the measured daemon scores with it.
+    registry (:func:`_warm_model`), so the measured daemon scores with it; with
+    ``promote`` False it is trained and left unpromoted, so the rules decide on the same
+    warm graph (the baseline of the model's cost).
     """
     if model_count and not config.model.enabled:
         raise ConfigError(f"--model needs a config whose [model] is enabled ({config.name} "
@@ -190,7 +192,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     fresh = _fresh(settings, scratch)
     result = BenchResult(count, rate, projection)
     if model_count:
-        _warm_model(fresh, config, model_count, seed + 1, scratch, report)
+        _warm_model(fresh, config, model_count, seed + 1, scratch, report, promote)
     ready = threading.Event()  # set by the daemon once it has joined its consumer group
 
     def produce_when_ready() -> None:
@@ -362,7 +364,7 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
 
 
 def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, scratch: Path,
-                report: Callable[[str], None]) -> str:
+                report: Callable[[str], None], promote: bool = True) -> str:
     """A model for the measured run: ``count`` transactions of another seed decided by
     the rules (projection first, then the daemon: their vectors logged), trained with
     the generator's labels and promoted in the run's own registry.  The warm-up's
@@ -386,13 +388,15 @@ def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, sc
         try:
             trained = model_service.train(
                 store, model_service.read_logged(warm.settings), frauds,
-                model_service.TrainRequest(label_delay_ms=GeneratorConfig().label_delay_ms))
+                model_service.TrainRequest(label_delay_ms=GeneratorConfig().label_delay_ms,
+                                           promote=promote))
         except NotEnoughLabels as exc:
             raise ConfigError(f"{exc}: --model {count:,} is too little traffic to train on "
                               "(labels come days late): give it 50000 or more") from None
         finally:
             store.close()
-        report(f"model {trained.version}: validation AP {trained.metrics['ap']:.3f}")
+        report(f"model {trained.version}: validation AP {trained.metrics['ap']:.3f}"
+               + ("" if promote else " (not promoted: the rules decide)"))
         return trained.version
     finally:
         kafka.delete_topics(warm.settings.kafka.bootstrap, warm.topics.values())

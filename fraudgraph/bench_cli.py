@@ -46,13 +46,18 @@ BENCH_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDG
               help="Score with a learned model: first train one on N transactions of "
                    "another seed (decided by the rules, labels from the generator) and "
                    "promote it in the run's registry; 0: the rules decide.")
+@click.option("--promote/--no-promote", default=True, show_default=True,
+              help="With --model: promote the warm-up's model (the run scores with it), "
+                   "or leave it unpromoted so the rules decide on the same warm graph: "
+                   "the baseline to compare the model's cost with.")
 @click.option("--trace-memory", is_flag=True,
               help="Trace the daemon's allocations (tracemalloc; slower) and report the "
                    "sites that grew most after the first 3 minutes.")
 @click.pass_context
 def bench(ctx: click.Context, count: int, rate: float, duration: int | None, projection: bool,
           single_count: int, peer: str | None, config_ref: str, batch_timeout: int,
-          json_path: Path, seed: int, model_count: int, trace_memory: bool) -> None:
+          json_path: Path, seed: int, model_count: int, promote: bool,
+          trace_memory: bool) -> None:
     """End-to-end benchmark: decisions/s, latency, projection, CPU, references.
 
     Generates COUNT transactions into fresh topics (deleted afterwards) on the
@@ -66,6 +71,7 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
     fraudgraph bench                                   # the full engine, from a backlog
     fraudgraph bench --config legacy --no-projection --peer quix
     fraudgraph bench --rate 5000 --duration 100s       # latency at an offered load
+    fraudgraph bench --model 50000 --no-promote        # then --model 50000: the model's cost
     """
     import json
 
@@ -79,7 +85,7 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
         count = round(rate * duration / 1000)
     result = bench_run.run(settings, load_config(config_ref), count, rate, seed, projection,
                            settings.data_dir / "bench", report, batch_timeout / 1000,
-                           single_count, trace_memory, model_count, peer == "quix")
+                           single_count, trace_memory, model_count, peer == "quix", promote)
     figures = result.as_json()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(figures, indent=2) + "\n")
