@@ -7,7 +7,12 @@ Prediction is one LightGBM call per matrix, on one thread by default (the
 daemon's other work keeps the cores busy; ``threads`` raises it: LightGBM's
 thread pool persists, so a larger count costs no start-up on small batches).
 :meth:`Scorer.explain` gives the features that push a transaction's raw score up
-the most, by tree SHAP (LightGBM's ``pred_contrib``), exact for a tree ensemble.
+the most, by path attribution (:class:`Paths`): each split on the way from a
+tree's root to the row's leaf credits its feature with the change of the node's
+value, so a row's contributions and the trees' base value add up to its raw score.
+That costs one ``pred_leaf`` call (as cheap as a prediction) and a table lookup
+per tree; tree SHAP (``pred_contrib``) ranks alike on the daemon's models but
+cost 1.7 ms a row, 200 times a prediction, on every review and block.
 """
 
 from __future__ import annotations
@@ -52,6 +57,52 @@ def column_positions(columns: Sequence[str], feature_names: Sequence[str]) -> np
     return np.array([where[c] for c in columns], dtype=np.intp)
 
 
+class Paths:
+    """Path attributions of one LightGBM booster, tabled per leaf.
+
+    For a leaf of a tree, the attribution of feature *f* is the sum, over the splits
+    on *f* along the root-to-leaf path, of the child's value minus the node's value
+    (LightGBM's ``internal_value``/``leaf_value``, shrinkage included).  ``table`` holds
+    that vector for every leaf of every tree (the rows of tree *t* start at
+    ``offsets[t]``); ``base`` is the sum of the roots' values.
+    """
+
+    def __init__(self, booster: lgb.Booster) -> None:
+        dump = booster.dump_model()
+        trees = [info["tree_structure"] for info in dump["tree_info"]]
+        width = int(dump["max_feature_idx"]) + 1
+        leaves = [int(info["num_leaves"]) for info in dump["tree_info"]]
+        self.offsets = np.concatenate([[0], np.cumsum(leaves)[:-1]]).astype(np.intp)
+        self.table = np.zeros((sum(leaves), width), dtype=np.float64)
+        self.base = 0.0
+        for t, root in enumerate(trees):
+            self.base += _value(root)
+            stack: list[tuple[dict[str, Any], dict[int, float]]] = [(root, {})]
+            while stack:
+                node, path = stack.pop()
+                if "leaf_value" in node:
+                    row = self.table[self.offsets[t] + int(node.get("leaf_index", 0))]
+                    for feature, change in path.items():
+                        row[feature] = change
+                    continue
+                feature, value = int(node["split_feature"]), _value(node)
+                for child in (node["left_child"], node["right_child"]):
+                    step = dict(path)
+                    step[feature] = step.get(feature, 0.0) + _value(child) - value
+                    stack.append((child, step))
+
+    def contributions(self, leaves: npt.NDArray[Any]) -> Floats:
+        """Rows by features: the attributions of rows whose leaves (``pred_leaf``) are given."""
+        out = np.zeros((leaves.shape[0], self.table.shape[1]), dtype=np.float64)
+        for t, offset in enumerate(self.offsets):
+            out += self.table[offset + leaves[:, t]]
+        return out
+
+
+def _value(node: dict[str, Any]) -> float:
+    return float(node["leaf_value"] if "leaf_value" in node else node["internal_value"])
+
+
 class Scorer:
     """A loaded model that scores full feature vectors.
 
@@ -87,6 +138,9 @@ class Scorer:
                 raise ValueError(
                     f"the model was trained on {booster.feature_name()}, not {list(self.columns)}"
                 )
+        self._paths = [Paths(booster) for booster in self._boosters]
+        #: the mean of the members' base values: with :meth:`contributions`, the raw score
+        self.base = float(np.mean([paths.base for paths in self._paths]))
 
     def _model_input(self, X_full: npt.ArrayLike) -> npt.NDArray[Any]:
         matrix = np.asarray(X_full)
@@ -119,14 +173,23 @@ class Scorer:
         """
         if top < 0:
             raise ValueError(f"top must be >= 0, got {top}")
+        return [self._top_positive(row, top) for row in self.contributions(X_full, rows)]
+
+    def contributions(self, X_full: npt.ArrayLike, rows: Sequence[int]) -> Floats:
+        """The given rows by the model's columns: each feature's share of the raw score
+        (log-odds, the members' mean), by path attribution; a row's shares plus
+        :attr:`base` make its raw score."""
         positions = np.asarray(rows, dtype=np.intp).reshape(-1)
         matrix = self._model_input(X_full)
         if positions.size == 0:
-            return []
-        contrib = np.mean([np.asarray(
-            b.predict(matrix[positions], pred_contrib=True, num_threads=self._threads),
-            dtype=np.float64)[:, : len(self.columns)] for b in self._boosters], axis=0)
-        return [self._top_positive(row, top) for row in contrib]
+            return np.empty((0, len(self.columns)), dtype=np.float64)
+        picked = matrix[positions]
+        return np.asarray(np.mean([
+            paths.contributions(np.asarray(
+                b.predict(picked, pred_leaf=True, num_threads=self._threads), dtype=np.intp
+            ).reshape(positions.size, -1))
+            for b, paths in zip(self._boosters, self._paths, strict=True)], axis=0),
+            dtype=np.float64)
 
     def _top_positive(self, contributions: Floats, top: int) -> list[tuple[str, float]]:
         order = np.argsort(-contributions, kind="stable")[:top]
