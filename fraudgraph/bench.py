@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -43,6 +43,7 @@ from detectors.config import DetectorConfig
 from detectors.quality import percentile
 from fraudgraph import connect, model_service, peer
 from fraudgraph.errors import ConfigError
+from fraudgraph.peer import Reference
 from fraudgraph.settings import Settings
 from fraudgraph.stack import manager
 from fraudgraph.stream import daemon, projector
@@ -53,28 +54,10 @@ from ingest.runs import read_records
 from ingest.transaction import DecoderConfig
 from learned.training import NotEnoughLabels
 
+log = logging.getLogger(__name__)
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_EVERY = 10.0  # seconds between memory / lag samples (soak runs)
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A reference run over the same topic: messages decided, busy seconds, CPU seconds;
-    ``agreement``: the share of its decisions equal to the daemon's (None: not compared)."""
-
-    messages: int
-    seconds: float
-    cpu_seconds: float
-    agreement: float | None = None
-
-    @property
-    def per_second(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
-
-    def as_json(self) -> dict[str, Any]:
-        return {"messages": self.messages, "per_second": round(self.per_second, 1),
-                "cpu_seconds": round(self.cpu_seconds, 2),
-                "agreement": None if self.agreement is None else round(self.agreement, 4)}
 
 
 @dataclass
@@ -191,31 +174,33 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
                           "turns it off: its daemon logs no feature vectors to train on)")
     fresh = _fresh(settings, scratch)
     result = BenchResult(count, rate, projection)
-    if model_count:
-        _warm_model(fresh, config, model_count, seed + 1, scratch, report, promote)
     ready = threading.Event()  # set by the daemon once it has joined its consumer group
+    producer: threading.Thread | None = None
+    projector: _Projector | None = None
 
     def produce_when_ready() -> None:
         ready.wait(120)  # the daemon has joined its group: latency excludes the join
         result.cpu_seconds["load generator"] = _generate(fresh, count, rate, seed, report)
 
-    if rate <= 0:
-        report(f"producing {count:,} transactions to {fresh.topics['transactions']}")
-        _generate(fresh, count, rate, seed, report)
-    before = _CpuBefore.take(settings)
-    projector = _Projector(fresh) if projection else None
-    producer = threading.Thread(target=produce_when_ready, name="bench-producer")
-    if rate > 0:
-        report(f"offering {count:,} transactions at {rate:,.0f}/s")
-        producer.start()
-    report("deciding")
     try:
+        if model_count:
+            _warm_model(fresh, config, model_count, seed + 1, scratch, report, promote)
+        if rate <= 0:
+            report(f"producing {count:,} transactions to {fresh.topics['transactions']}")
+            _generate(fresh, count, rate, seed, report)
+        before = _CpuBefore.take(settings)
+        projector = _Projector(fresh) if projection else None
+        if rate > 0:
+            report(f"offering {count:,} transactions at {rate:,.0f}/s")
+            producer = threading.Thread(target=produce_when_ready, name="bench-producer")
+            producer.start()
+        report("deciding")
         decisions = _decide(fresh, config, count, batch_timeout, projection, trace_memory,
                             ready, result, keep=quix)
-        if producer.is_alive():
+        if producer is not None:
             producer.join()
         if projector is not None:
-            projector.finish(result, before, report)
+            projector.finish(result, report)
         result.cpu_seconds.update(before.services_since())
         if one_at_a_time:
             report(f"reference: the same detector one message at a time, "
@@ -225,6 +210,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
             report(f"reference: the Quix Streams peer (legacy rules), {count:,} messages")
             result.peer = _quix_peer(fresh, scratch, count, decisions)
     finally:
+        ready.set()  # a producer still waiting for a daemon that failed goes on at once
         _clean_up(fresh, producer, projector)
     return result
 
@@ -272,27 +258,20 @@ def _generate(fresh: _Fresh, count: int, rate: float, seed: int,
 
 @dataclass(frozen=True)
 class _CpuBefore:
-    """CPU seconds used so far by the local stack's services and by this process's
-    reaped children, to subtract from the figures at the end of the run."""
+    """CPU seconds used so far by the local stack's services, to subtract from the
+    figures at the end of the run."""
 
     services: dict[str, list[int]]  # service → its pids
     service_seconds: dict[str, float]
-    children: resource.struct_rusage
 
     @classmethod
     def take(cls, settings: Settings) -> _CpuBefore:
         services = _service_pids(settings)
-        return cls(services, {name: _cpu(pids) for name, pids in services.items()},
-                   resource.getrusage(resource.RUSAGE_CHILDREN))
+        return cls(services, {name: _cpu(pids) for name, pids in services.items()})
 
     def services_since(self) -> dict[str, float]:
         return {name: _cpu(pids) - self.service_seconds[name]
                 for name, pids in self.services.items()}
-
-    def children_since(self) -> float:
-        now = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return (now.ru_utime + now.ru_stime
-                - self.children.ru_utime - self.children.ru_stime)
 
 
 class _Projector:
@@ -310,17 +289,15 @@ class _Projector:
              "--metrics-port", "0", "--group", self.group],
             env=fresh.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def finish(self, result: BenchResult, before: _CpuBefore,
-               report: Callable[[str], None]) -> None:
+    def finish(self, result: BenchResult, report: Callable[[str], None]) -> None:
         """Once the daemon is done: the projection's lag at that moment, then wait for it
-        to catch up; its rate and its CPU seconds (the reaped children's since ``before``,
-        less the load generator's) go to ``result``."""
+        to catch up; its rate and its own CPU seconds go to ``result``."""
         result.projection_lag_at_end = _group_lag(self.bootstrap, self.group, self.topic)
         report("waiting for the projection to catch up")
-        self.process.wait(timeout=1800)
+        _pid, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
         result.projection_seconds = time.monotonic() - self.started - self.IDLE_S
-        result.cpu_seconds["projector"] = (before.children_since()
-                                           - result.cpu_seconds.get("load generator", 0))
+        result.cpu_seconds["projector"] = usage.ru_utime + usage.ru_stime
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -353,7 +330,9 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
     sampling.set()
     if trace_memory:
         result.memory_growth = _growth(warm[0] if warm else None)
-    result.cpu_seconds["detector daemon"] = time.process_time() - cpu_started
+    # its forked checkpoint writers included
+    result.cpu_seconds["detector daemon"] = (time.process_time() - cpu_started
+                                             + stats.checkpoint_cpu)
     result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
     result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
     result.latency_stride = stats.latency_stride
@@ -437,19 +416,26 @@ def _quix_peer(fresh: _Fresh, scratch: Path, count: int, ours: dict[str, str]) -
                      same / len(common) if common else None)
 
 
-def _clean_up(fresh: _Fresh, producer: threading.Thread, projector: _Projector | None) -> None:
+def _clean_up(fresh: _Fresh, producer: threading.Thread | None,
+              projector: _Projector | None) -> None:
     """Whatever happened: wait for the load generator, stop the projector, delete the
     run's topics (the peer's too: their names hold the run's id), its blocklist schema
-    and its scratch ground truth."""
-    if producer.is_alive():
-        producer.join()
-    if projector is not None:
-        projector.kill()
+    and its scratch ground truth; a step that fails is logged and the others still run."""
     bootstrap = fresh.settings.kafka.bootstrap
-    kafka.delete_topics(bootstrap, dict.fromkeys([
-        *fresh.topics.values(), *(t for t in kafka.topic_names(bootstrap) if fresh.run_id in t)]))
-    fresh.labels_path.unlink(missing_ok=True)
-    _drop_schema(fresh.settings)
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("wait for the load generator", lambda: producer.join() if producer else None),
+        ("stop the projector", lambda: projector.kill() if projector else None),
+        ("delete the run's topics", lambda: kafka.delete_topics(bootstrap, dict.fromkeys([
+            *fresh.topics.values(),
+            *(t for t in kafka.topic_names(bootstrap) if fresh.run_id in t)]))),
+        ("remove the labels file", lambda: fresh.labels_path.unlink(missing_ok=True)),
+        ("drop the run's schema", lambda: _drop_schema(fresh.settings)),
+    ]
+    for what, step in steps:
+        try:
+            step()
+        except Exception as exc:  # whatever it was, the next steps still clean up
+            log.error("bench clean-up: could not %s (%s); run %s", what, exc, fresh.run_id)
 
 
 def _drop_schema(settings: Settings) -> None:

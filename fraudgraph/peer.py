@@ -11,6 +11,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fraudgraph.errors import ConfigError
 
@@ -20,14 +21,25 @@ LOCK = ROOT / "peers" / "requirements-quix.txt"
 
 
 @dataclass(frozen=True)
-class PeerResult:
+class Reference:
+    """A reference run over the same topic as the bench's daemon (this peer, or the
+    daemon one message at a time): messages decided, seconds from the first to the last,
+    CPU seconds; ``agreement``: the share of its decisions equal to the daemon's (None:
+    not compared)."""
+
     messages: int
-    seconds: float  # first message to the last decided
+    seconds: float
     cpu_seconds: float
+    agreement: float | None = None
 
     @property
     def per_second(self) -> float:
         return self.messages / self.seconds if self.seconds else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"messages": self.messages, "per_second": round(self.per_second, 1),
+                "cpu_seconds": round(self.cpu_seconds, 2),
+                "agreement": None if self.agreement is None else round(self.agreement, 4)}
 
 
 def python(cache_dir: Path) -> Path:
@@ -52,7 +64,7 @@ def python(cache_dir: Path) -> Path:
 
 
 def run(cache_dir: Path, bootstrap: str, topic: str, out: str, group: str, count: int,
-        state_dir: Path) -> PeerResult:
+        state_dir: Path) -> Reference:
     """Run the peer over the first ``count`` messages of ``topic`` (decisions to ``out``)."""
     done = subprocess.run(
         [str(python(cache_dir)), str(APP), "--bootstrap", bootstrap, "--topic", topic,
@@ -64,5 +76,5 @@ def run(cache_dir: Path, bootstrap: str, topic: str, out: str, group: str, count
         raise RuntimeError(f"the Quix Streams peer failed (exit {done.returncode}): "
                            + " / ".join(tail))
     figures = json.loads(lines[-1])
-    return PeerResult(int(figures["messages"]), float(figures["seconds"]),
-                      float(figures["cpu_seconds"]))
+    return Reference(int(figures["messages"]), float(figures["seconds"]),
+                     float(figures["cpu_seconds"]))

@@ -63,7 +63,13 @@ from fraudgraph.stream.feedback import Feedback
 from fraudgraph.stream.graph_view import GraphView
 from fraudgraph.stream.health import Health, isolating, transient
 from fraudgraph.stream.label_applier import LabelApplier
-from fraudgraph.stream.loop import IdleWatch, LoopStats, stop_on_signals, tuned_gc
+from fraudgraph.stream.loop import (
+    IdleWatch,
+    LoopStats,
+    freeze_alive,
+    stop_on_signals,
+    tuned_gc,
+)
 from fraudgraph.stream.model_watch import ModelWatch
 from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
@@ -122,6 +128,7 @@ class DaemonStats(LoopStats):
     model_version: str | None = None  # the promoted model deciding at the end
     checkpoints: int = 0  # rule-state checkpoints written
     checkpoint_pause: float = 0.0  # seconds: the longest the loop stopped for one
+    checkpoint_cpu: float = 0.0  # CPU seconds of the forked checkpoint writers
 
 
 def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
@@ -140,6 +147,7 @@ def _run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
          ready: threading.Event | None) -> DaemonStats:
     health = Health()
     s = _Services.open(settings, config, options, decoder, health)
+    freeze_alive()  # the restored state, the connections
     stats, idle, timer = DaemonStats(), IdleWatch(options.until_idle), StageTimer()
     commit = BatchCommit(s.source, out=s.out, state=s.state, health=health, stop=stop,
                          asynchronous=True)
@@ -327,6 +335,7 @@ class _Services:
         stats.graph_wait_seconds, stats.graph_behind = self.view.waited_seconds, self.view.behind
         stats.model_seconds, stats.model_version = self.model.seconds(), self.model.version
         stats.checkpoints, stats.checkpoint_pause = self.state.written, self.state.longest_pause
+        stats.checkpoint_cpu = self.state.writer_cpu
         self.annotator.blocker.store.close()
         self.source.close()
         self.listener.close()

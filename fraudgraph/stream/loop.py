@@ -19,20 +19,26 @@ GC_YOUNG = 50_000
 
 @contextmanager
 def tuned_gc() -> Iterator[None]:
-    """For a loop that holds a large, long-lived state and allocates per batch: what is
-    alive at the start (connections, a restored state) leaves the collector's passes
-    (``gc.freeze``), and young collections run about once per batch rather than dozens
-    of times.  At the end the collector is as it was (unfrozen: a loop run again in the
-    same process, as backtests do, leaks nothing).  Measured with ``fraudgraph bench``."""
+    """For a loop that holds a large, long-lived state and allocates per batch: young
+    collections run about once per batch rather than dozens of times, and what is alive
+    when the loop calls :func:`freeze_alive` leaves the collector's passes.  At the end
+    the collector is as it was (unfrozen: a loop run again in the same process, as
+    backtests do, leaks nothing).  Measured with ``fraudgraph bench``."""
     thresholds = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
     gc.set_threshold(GC_YOUNG, *thresholds[1:])
     try:
         yield
     finally:
         gc.set_threshold(*thresholds)
         gc.unfreeze()
+
+
+def freeze_alive() -> None:
+    """Within :func:`tuned_gc`, once the loop's services are open (connections, the
+    restored rule state): everything alive leaves the collector's passes
+    (``gc.freeze``), so no collection walks the large state again."""
+    gc.collect()
+    gc.freeze()
 
 
 def stop_on_signals() -> threading.Event:

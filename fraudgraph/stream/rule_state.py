@@ -66,6 +66,7 @@ class RuleState:
         self.writer: tuple[int, float] | None = None  # (pid, started) of the child writing
         self.longest_pause = 0.0  # seconds: the longest the loop stopped for a checkpoint
         self.written = 0  # checkpoints completed
+        self.writer_cpu = 0.0  # CPU seconds of the collected writers (not in the loop's time)
 
     def restore(self, source: TransactionSource) -> None:
         """Load the checkpoint into the rules and have ``source`` resume at its offsets.
@@ -139,10 +140,11 @@ class RuleState:
         if self.writer is None:
             return
         pid, started = self.writer
-        done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+        done, status, usage = os.wait4(pid, 0 if wait else os.WNOHANG)
         if done == 0:
             return
         self.writer = None
+        self.writer_cpu += usage.ru_utime + usage.ru_stime
         seconds = time.monotonic() - started
         code = os.waitstatus_to_exitcode(status)
         if code == 0:
