@@ -3,8 +3,11 @@
 For each batch size: empty the graph, produce COUNT generated transactions to a
 fresh topic, run the projector over it until idle, and report transactions
 per second (wall time from first to last batch, Kafka consume + decode + Neo4j
-write) and relationship upserts per second.  The graph is left holding the
-last run.
+write) and relationship upserts per second, and where the Neo4j writes' time
+goes: wall microseconds per transaction of each part of a batch's transaction
+(``graph.projection.PARTS``: the known-ids check, entities, each aggregate
+relationship, the detail nodes, the cursors, the commit).  The graph is left
+holding the last run.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from fraudgraph import connect
 from fraudgraph.settings import Settings
 from fraudgraph.stream import projector
-from graph.projection import clear_graph
+from graph.projection import PARTS, clear_graph
 from ingest import kafka
 from ingest.generator import Generator, GeneratorConfig
 from ingest.publish import Publisher
@@ -33,6 +36,7 @@ class BenchRow:
     seconds: float
     write_seconds: float
     relationship_rows: int
+    part_seconds: dict[str, float]
 
     @property
     def tx_per_second(self) -> float:
@@ -41,6 +45,12 @@ class BenchRow:
     @property
     def upserts_per_second(self) -> float:
         return self.relationship_rows / self.seconds
+
+    @property
+    def part_us_per_tx(self) -> dict[str, float]:
+        """Wall µs per projected transaction of each part of the writes, in their order."""
+        return {part: round(self.part_seconds[part] * 1e6 / self.transactions, 1)
+                for part in PARTS if part in self.part_seconds}
 
 
 def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, labels_dir: Path,
@@ -70,7 +80,8 @@ def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, label
                 max_messages=count, prune_every=10**9)
             stats = projector.run(bench_settings, options, DecoderConfig())
             rows.append(BenchRow(batch_size, stats.projected, stats.busy_seconds,
-                                 stats.write_seconds, stats.relationship_rows))
+                                 stats.write_seconds, stats.relationship_rows,
+                                 stats.part_seconds))
             report(f"batch size {batch_size}: {rows[-1].tx_per_second:,.0f} tx/s")
     finally:
         driver.close()

@@ -31,6 +31,10 @@ PROJECTION_RELATIONSHIP_ROWS = Counter("fraudgraph_projection_relationship_upser
 PROJECTION_BATCH_SECONDS = Histogram(
     "fraudgraph_projection_batch_seconds", "Neo4j write time per batch",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+PROJECTION_PART_SECONDS = Counter(
+    "fraudgraph_projection_part_seconds_total",
+    "Wall seconds of each part of the projection's Neo4j writes (graph.projection.PARTS)",
+    ["part"])
 PROJECTION_LAG = Gauge("fraudgraph_projection_lag_messages",
                        "Messages on assigned partitions not yet consumed")
 PROJECTION_PRUNED = Counter("fraudgraph_projection_pruned_transactions_total",

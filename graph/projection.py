@@ -117,6 +117,14 @@ class ProjectResult:
     projected: int
     duplicates: int
     relationship_rows: int
+    #: wall seconds of each part of the batch's Neo4j transaction (:data:`PARTS`)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+#: the parts of a batch's write, in order: the known-ids check, the entities, each
+#: aggregate relationship, the detail nodes, the cursors, and the commit
+PARTS = ("known", "entities", *(f"rel_{name}" for name in RELATIONSHIPS), "detail",
+         "cursors", "commit")
 
 
 class GraphWriter:
@@ -159,30 +167,40 @@ class GraphWriter:
         """Write one batch in one transaction (retried by the driver on transient errors),
         with the cursors it advances (so the graph says how far it is complete)."""
         unique = list({tx.transaction_id: tx for tx in transactions}.values())
+        seconds: dict[str, float] = {}
+
+        def timed(part: str, tx: Any, query: str, **params: Any) -> list[Any]:
+            started = time.perf_counter()
+            records = list(tx.run(cypher.load(query), **params))
+            seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - started
+            return records
 
         def work(tx: Any) -> tuple[BatchPlan, int]:
-            ids = [t.transaction_id for t in unique]
-            known_ids = {r["id"] for r in tx.run(cypher.load("project_known_transactions"),
-                                                 ids=ids)}
+            seconds.clear()  # a retried transaction: only the attempt that commits counts
+            known_ids = {r["id"] for r in timed("known", tx, "project_known_transactions",
+                                                ids=[t.transaction_id for t in unique])}
             fresh = [t for t in unique if t.transaction_id not in known_ids]
             plan = plan_batch(fresh, self.known)
             if any(plan.entities.values()):
-                tx.run(cypher.load("project_entities"), **plan.entities).consume()
+                timed("entities", tx, "project_entities", **plan.entities)
             for name, rows in plan.relationships.items():
                 if rows:
-                    tx.run(cypher.load(f"project_rel_{name}"), rows=rows).consume()
+                    timed(f"rel_{name}", tx, f"project_rel_{name}", rows=rows)
             if plan.transactions:
-                tx.run(cypher.load("project_transactions"), txs=plan.transactions).consume()
+                timed("detail", tx, "project_transactions", txs=plan.transactions)
             if cursors:
-                tx.run(cypher.load("project_cursors_save"),
-                       cursors=[dataclasses.asdict(c) for c in cursors]).consume()
+                timed("cursors", tx, "project_cursors_save",
+                      cursors=[dataclasses.asdict(c) for c in cursors])
             return plan, len(unique) - len(fresh)
 
+        started = time.perf_counter()
         with self.driver.session(database=self.database) as session:
             plan, duplicates = session.execute_write(work)
+        # the rest of the wall time: the commit (and a retried attempt's, if any)
+        seconds["commit"] = max(0.0, time.perf_counter() - started - sum(seconds.values()))
         self._remember(plan)
         return ProjectResult(len(plan.transactions), duplicates + len(transactions) - len(unique),
-                             plan.relationship_rows)
+                             plan.relationship_rows, dict(seconds))
 
     def _remember(self, plan: BatchPlan) -> None:
         if sum(len(ids) for ids in self.known.values()) > self.cache_limit:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fraudgraph import connect, metrics
 from fraudgraph.settings import Settings
@@ -46,6 +46,8 @@ class ProjectorStats(LoopStats):
     batches: int = 0
     pruned: int = 0
     write_seconds: float = 0.0
+    #: wall seconds per part of the Neo4j writes (``graph.projection.PARTS``)
+    part_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,9 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
             _account(stats, batch.consumed, batch.rejected, result.projected,
                      result.duplicates + len(batch.transactions) - len(fresh),
                      result.relationship_rows, timer.take()["write"], batch.reasons)
+            for part, seconds in result.seconds.items():
+                stats.part_seconds[part] = stats.part_seconds.get(part, 0.0) + seconds
+                metrics.PROJECTION_PART_SECONDS.labels(part).inc(seconds)
             metrics.PROJECTION_LAG.set(source.lag())
             progress(batch.consumed)
             clock.observe(tx.event_ms for tx in batch.transactions)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from fraudgraph.settings import Settings
+from graph.projection import PARTS
 from ingest import kafka
 from tests.integration.cli_helpers import run_cli
 
@@ -47,4 +48,6 @@ def test_bench_projection_projects_every_transaction_and_leaves_no_topic(
     rows = json.loads(result.stdout)
     assert [(r["batch_size"], r["transactions"]) for r in rows] == [(500, 2000), (1000, 2000)]
     assert all(r["tx_per_second"] > 0 for r in rows)
+    assert [list(r["part_us_per_tx"]) for r in rows] == [list(PARTS)] * 2  # every part, in order
+    assert all(v >= 0 for r in rows for v in r["part_us_per_tx"].values())
     assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before
