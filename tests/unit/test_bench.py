@@ -58,7 +58,6 @@ class _FakeRun:
         self.events: list[tuple[Any, ...]] = []
         self.processes: list[_FakeProcess] = []
         self.cpu = {1: 10.0, 2: 20.0}
-        self.children = iter([(1.0, 1.0), (6.0, 4.0)])  # before the projector, at its end
         self.fail = fail
         self.settings = load_settings({"FRAUDGRAPH_DATA_DIR": str(tmp_path / "data"),
                                        "FRAUDGRAPH_CACHE_DIR": str(tmp_path / "cache")})
@@ -69,7 +68,6 @@ class _FakeRun:
                             .append(("delete_topics", tuple(names))))
         monkeypatch.setattr(bench.subprocess, "Popen", self.popen)
         monkeypatch.setattr(bench.os, "wait4", self.wait4)
-        monkeypatch.setattr(bench.resource, "getrusage", self.getrusage)
         monkeypatch.setattr(bench, "_service_pids",
                             lambda _s: {"kafka": [1], "neo4j": [2]})
         monkeypatch.setattr(bench, "_cpu", lambda pids: self.cpu[pids[0]])
@@ -90,12 +88,14 @@ class _FakeRun:
         return process
 
     def wait4(self, pid: int, _options: int) -> tuple[int, int, Any]:
+        """The generator (2 CPU seconds) or the projector (8), by its pid."""
+        process = next(p for p in self.processes if p.pid == pid)
+        process.returncode = 0
+        if process.command == "project":
+            self.events.append(("waited", "project"))
+            return pid, 0, types.SimpleNamespace(ru_utime=6.0, ru_stime=2.0)
         self.events.append(("generated", pid))
         return pid, 0, types.SimpleNamespace(ru_utime=1.5, ru_stime=0.5)
-
-    def getrusage(self, _who: int) -> Any:
-        utime, stime = next(self.children)
-        return types.SimpleNamespace(ru_utime=utime, ru_stime=stime)
 
     def daemon(self, settings: Any, _config: Any, options: Any, _decoder: Any,
                stop: threading.Event, ready: threading.Event | None = None) -> Any:
@@ -115,6 +115,7 @@ class _FakeRun:
         stats = DaemonStats(outcomes=Counter(allow=90, review=8, block=2),
                             stage_seconds={"decide": 1.5}, first_batch_at=1.0,
                             last_commit_at=6.0, checkpoints=2, checkpoint_pause=0.004,
+                            checkpoint_cpu=30.0,
                             decisions={"t1": "allow", "t2": "review", "t3": "allow"})
         stats.latencies_ms.extend([3.0, 4.0])
         return stats
@@ -139,11 +140,6 @@ class _FakeProcess:
 
     def poll(self) -> int | None:
         return self.returncode
-
-    def wait(self, timeout: float) -> int:
-        self.events.append(("waited", self.command))
-        self.returncode = 0
-        return 0
 
     def kill(self) -> None:
         self.events.append(("killed", self.command))
@@ -205,7 +201,8 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
         100, 5.0, [3.0, 4.0])
     assert result.stage_seconds == {"decide": 1.5} and result.projection_lag_at_end == 7
     assert list(result.cpu_seconds) == ["detector daemon", "projector", "kafka", "neo4j"]
-    assert result.cpu_seconds["projector"] == 8.0  # children since the start; no generator
+    assert result.cpu_seconds["projector"] == 8.0  # its own, not the generator's
+    assert 30.0 <= result.cpu_seconds["detector daemon"] < 40.0  # its checkpoint writers too
     assert (result.cpu_seconds["kafka"], result.cpu_seconds["neo4j"]) == (2.5, 1.0)
     assert result.one_at_a_time is not None and result.ratio_to(result.one_at_a_time) == 20 / 20
     assert result.peer is not None and result.ratio_to(result.peer) == 20 / 25
@@ -237,6 +234,30 @@ def test_an_offered_load_starts_when_the_daemon_is_ready_and_a_failure_still_cle
                            "changelog__bench-peer-abcdef12--x")),
         ("blocklist", "bench_abcdef12"), ("drop_schema", "bench_abcdef12"), ("store closed",)]
     assert not any(e[0] in ("peer", "lag") for e in fake.events)
+
+
+def test_a_failure_before_the_daemon_still_cleans_up_and_each_step_runs_alone(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The input fails to generate, then deleting the topics fails too: the schema is
+    still dropped."""
+    from fraudgraph import bench
+    from fraudgraph.bench import run
+
+    fake = _FakeRun(monkeypatch, bench, tmp_path)
+
+    def no_input(*_args: Any) -> float:
+        raise RuntimeError("the generator could not start")
+
+    def no_kafka(*_args: Any) -> None:
+        raise RuntimeError("kafka went away")
+
+    monkeypatch.setattr(bench, "_generate", no_input)
+    monkeypatch.setattr(bench.kafka, "delete_topics", no_kafka)
+    with pytest.raises(RuntimeError, match="could not start"):
+        run(fake.settings, DetectorConfig(), 100, 0.0, 7, True, tmp_path / "scratch",
+            lambda _m: None)
+    assert fake.events == [("ensure_topics", TOPICS), ("blocklist", "bench_abcdef12"),
+                           ("drop_schema", "bench_abcdef12"), ("store closed",)]
 
 
 def test_the_quix_peer_decides_like_the_legacy_preset() -> None:
