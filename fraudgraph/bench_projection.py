@@ -54,7 +54,9 @@ class BenchRow:
 
 
 def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, labels_dir: Path,
-        report: Callable[[str], None]) -> list[BenchRow]:
+        report: Callable[[str], None], leave_out: tuple[str, ...] = ()) -> list[BenchRow]:
+    """One run per batch size; ``leave_out``: parts of the write not written
+    (``graph.projection.OPTIONAL_PARTS``), to measure what they cost."""
     driver = connect.neo4j(settings)
     rows = []
     labels_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +79,7 @@ def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, label
                                                      dlq=dlq))
             options = projector.ProjectorOptions(
                 group=f"bench-{run_id}", batch_size=batch_size, until_idle=2.0,
-                max_messages=count, prune_every=10**9)
+                max_messages=count, prune_every=10**9, leave_out=leave_out)
             stats = projector.run(bench_settings, options, DecoderConfig())
             rows.append(BenchRow(batch_size, stats.projected, stats.busy_seconds,
                                  stats.write_seconds, stats.relationship_rows,

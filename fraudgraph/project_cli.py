@@ -19,6 +19,7 @@ from fraudgraph.ui import (
     settings_from,
     table,
 )
+from graph.projection import OPTIONAL_PARTS
 
 #: One batch is one Neo4j transaction: 20,000 rows exceeded the stack's 256 MiB
 #: transaction memory limit (dbms.memory.transaction.total.max); 10,000 fit and
@@ -98,10 +99,13 @@ BENCH_COLUMNS = [
               help="Comma-separated batch sizes to try, one run each.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--yes", is_flag=True, help="Do not ask before emptying the graph.")
+@click.option("--leave-out", "leave_out", multiple=True, type=click.Choice(OPTIONAL_PARTS),
+              help="Do not write this part at all (repeatable): what it costs is the "
+                   "difference to a full run. The graph is then incomplete: a measurement only.")
 @FORMAT
 @click.pass_context
 def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int,
-                     yes: bool, fmt: str) -> None:
+                     yes: bool, leave_out: tuple[str, ...], fmt: str) -> None:
     """Measure projection throughput (EMPTIES the Neo4j graph before each run).
 
     Produces COUNT generated transactions to a fresh topic per batch size and
@@ -123,7 +127,8 @@ def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int
         click.confirm("This empties the Neo4j graph of the local stack. Continue?", abort=True,
                       err=fmt != "table")
     settings = settings_from(ctx)
-    rows = bench.run(settings, count, sizes, seed, settings.data_dir / "labels", reporter(fmt))
+    rows = bench.run(settings, count, sizes, seed, settings.data_dir / "labels", reporter(fmt),
+                     leave_out)
     emit([[r.batch_size, r.transactions, r.seconds, r.tx_per_second, r.upserts_per_second,
            r.write_seconds / r.seconds, r.part_us_per_tx] for r in rows], BENCH_COLUMNS, fmt,
          f"projection of {count:,} transactions")

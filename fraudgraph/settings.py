@@ -60,8 +60,8 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "FRAUDGRAPH_NEO4J_URI": ("bolt://127.0.0.1:$FRAUDGRAPH_NEO4J_BOLT_PORT", "Neo4j Bolt URI"),
     "FRAUDGRAPH_NEO4J_USER": ("neo4j", "Neo4j user"),
     "FRAUDGRAPH_NEO4J_PASSWORD": ("dev: generated into secrets.env", "Neo4j password (secret)"),
-    "FRAUDGRAPH_NEO4J_HEAP": ("512m", "Neo4j JVM max heap"),
-    "FRAUDGRAPH_NEO4J_PAGECACHE": ("256m", "Neo4j page cache size"),
+    "FRAUDGRAPH_NEO4J_HEAP": ("2g", "Neo4j JVM max heap"),
+    "FRAUDGRAPH_NEO4J_PAGECACHE": ("2g", "Neo4j page cache size"),
     "FRAUDGRAPH_POSTGRES_PORT": ("5433", "port of the stack's private PostgreSQL cluster"),
     "FRAUDGRAPH_POSTGRES_DSN": (
         "unset: use the stack's private cluster",
@@ -141,8 +141,8 @@ class Neo4jSettings:
     uri: str = "bolt://127.0.0.1:7687"
     user: str = "neo4j"
     password: str | None = field(default=None, repr=False)
-    heap: str = "512m"
-    pagecache: str = "256m"
+    heap: str = "2g"  # 512m / 256m: the projection 12 % slower (bench-projection, 3 runs each)
+    pagecache: str = "2g"
 
     @property
     def http_url(self) -> str:
@@ -293,8 +293,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         uri=env.get("FRAUDGRAPH_NEO4J_URI") or f"bolt://127.0.0.1:{bolt_port}",
         user=env.get("FRAUDGRAPH_NEO4J_USER", "neo4j"),
         password=secret("NEO4J_PASSWORD"),
-        heap=env.get("FRAUDGRAPH_NEO4J_HEAP", "512m"),
-        pagecache=env.get("FRAUDGRAPH_NEO4J_PAGECACHE", "256m"),
+        heap=env.get("FRAUDGRAPH_NEO4J_HEAP", "2g"),
+        pagecache=env.get("FRAUDGRAPH_NEO4J_PAGECACHE", "2g"),
     )
     postgres = PostgresSettings(
         port=_int(env, "FRAUDGRAPH_POSTGRES_PORT", 5433),

@@ -125,6 +125,8 @@ class ProjectResult:
 #: aggregate relationship, the detail nodes, the cursors, and the commit
 PARTS = ("known", "entities", *(f"rel_{name}" for name in RELATIONSHIPS), "detail",
          "cursors", "commit")
+#: the parts a benchmark may leave out (``GraphWriter``'s ``leave_out``)
+OPTIONAL_PARTS = (*(f"rel_{name}" for name in RELATIONSHIPS), "detail")
 
 
 class GraphWriter:
@@ -136,10 +138,18 @@ class GraphWriter:
     """
 
     def __init__(self, driver: Driver, database: str = "neo4j",
-                 cache_limit: int = 2_000_000) -> None:
+                 cache_limit: int = 2_000_000, leave_out: Iterable[str] = ()) -> None:
+        """``leave_out``: parts of the write (:data:`PARTS`: ``detail``, ``rel_holds``, …)
+        not written at all, for ``fraudgraph bench-projection --leave-out`` only: it
+        measures what a part costs, and the graph it leaves is incomplete."""
         self.driver = driver
         self.database = database
         self.cache_limit = cache_limit
+        self.leave_out = frozenset(leave_out)
+        unknown = self.leave_out - set(OPTIONAL_PARTS)
+        if unknown:
+            raise ValueError(f"only {', '.join(OPTIONAL_PARTS)} can be left out, "
+                             f"not {', '.join(sorted(unknown))}")
         self.known: dict[str, set[str]] = {name: set() for name in ENTITY_FIELDS}
 
     def apply_schema(self) -> int:
@@ -170,6 +180,8 @@ class GraphWriter:
         seconds: dict[str, float] = {}
 
         def timed(part: str, tx: Any, query: str, **params: Any) -> list[Any]:
+            if part in self.leave_out:
+                return []
             started = time.perf_counter()
             records = list(tx.run(cypher.load(query), **params))
             seconds[part] = seconds.get(part, 0.0) + time.perf_counter() - started

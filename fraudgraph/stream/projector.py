@@ -61,6 +61,8 @@ class ProjectorOptions:
     retention_ms: int = 30 * 86_400_000
     prune_every: int = 200  # batches between retention passes
     metrics_port: int = 0
+    #: parts of the write not written (``GraphWriter``'s ``leave_out``): benchmarks only
+    leave_out: tuple[str, ...] = ()
 
 
 def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
@@ -70,7 +72,7 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
     stop = stop or stop_on_signals()
     metrics.serve(options.metrics_port)
     driver = connect.neo4j(settings)
-    writer = GraphWriter(driver)
+    writer = GraphWriter(driver, leave_out=options.leave_out)
     writer.apply_schema()
     topic = settings.topics.transactions
     prefix = f"{options.group}:"

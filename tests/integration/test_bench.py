@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fraudgraph import connect
 from fraudgraph.settings import Settings
 from graph.projection import PARTS
 from ingest import kafka
@@ -51,3 +52,23 @@ def test_bench_projection_projects_every_transaction_and_leaves_no_topic(
     assert [list(r["part_us_per_tx"]) for r in rows] == [list(PARTS)] * 2  # every part, in order
     assert all(v >= 0 for r in rows for v in r["part_us_per_tx"].values())
     assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before
+
+
+def test_bench_projection_leaves_out_the_parts_it_is_told_to(stack: Settings) -> None:
+    """What a part costs: the run without it (no detail, no HOLDS here); the graph it
+    leaves holds the rest."""
+    result = run_cli("bench-projection", "-n", "1000", "--batch-sizes", "1000", "--yes",
+                     "--leave-out", "detail", "--leave-out", "rel_holds", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert list(row["part_us_per_tx"]) == [p for p in PARTS if p not in ("detail", "rel_holds")]
+    driver = connect.neo4j(stack)
+    try:
+        records, _, _ = driver.execute_query(
+            "RETURN COUNT { (:Transaction) } AS details, COUNT { ()-[:HOLDS]->() } AS holds, "
+            "COUNT { ()-[:PAID_AT]->() } AS paid_at")
+    finally:
+        driver.close()
+    assert (records[0]["details"], records[0]["holds"]) == (0, 0) and records[0]["paid_at"] > 0
+    refused = run_cli("bench-projection", "-n", "1000", "--yes", "--leave-out", "cursors")
+    assert refused.returncode == 2 and "'cursors' is not one of" in refused.stderr
