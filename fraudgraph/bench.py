@@ -279,6 +279,7 @@ class _Projector:
     stops by itself after 5 s without input."""
 
     IDLE_S = 5.0
+    CATCH_UP_S = 1800.0  # the longest the bench waits for it once the daemon is done
 
     def __init__(self, fresh: _Fresh) -> None:
         self.group = f"bench-projection-{fresh.run_id}"
@@ -294,7 +295,14 @@ class _Projector:
         to catch up; its rate and its own CPU seconds go to ``result``."""
         result.projection_lag_at_end = _group_lag(self.bootstrap, self.group, self.topic)
         report("waiting for the projection to catch up")
-        _pid, status, usage = os.wait4(self.process.pid, 0)
+        deadline = time.monotonic() + self.CATCH_UP_S
+        while True:
+            done, status, usage = os.wait4(self.process.pid, os.WNOHANG)
+            if done:
+                break
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.process.args, self.CATCH_UP_S)
+            time.sleep(0.2)
         self.process.returncode = os.waitstatus_to_exitcode(status)
         result.projection_seconds = time.monotonic() - self.started - self.IDLE_S
         result.cpu_seconds["projector"] = usage.ru_utime + usage.ru_stime

@@ -49,7 +49,7 @@ class BenchRow:
     @property
     def part_us_per_tx(self) -> dict[str, float]:
         """Wall µs per projected transaction of each part of the writes, in their order."""
-        return {part: round(self.part_seconds[part] * 1e6 / self.transactions, 1)
+        return {part: round(self.part_seconds[part] * 1e6 / max(self.transactions, 1), 1)
                 for part in PARTS if part in self.part_seconds}
 
 

@@ -10,15 +10,18 @@ thread pool persists, so a larger count costs no start-up on small batches).
 the most, by path attribution (:class:`Paths`): each split on the way from a
 tree's root to the row's leaf credits its feature with the change of the node's
 value, so a row's contributions and the trees' base value add up to its raw score.
-That costs one ``pred_leaf`` call (as cheap as a prediction) and a table lookup
-per tree; tree SHAP (``pred_contrib``) ranks alike on the daemon's models but
-cost 1.7 ms a row, 200 times a prediction, on every review and block.
+That costs one ``pred_leaf`` call per member (as cheap as a prediction) and one
+gather from a per-leaf table (built on the first explanation): about 0.5 ms a call
+and 35 µs a row for a 5-member model of 317 trees, where tree SHAP
+(``pred_contrib``) cost 1.7 ms a row, 200 times a prediction, on every review and
+block.  Their first reasons mostly agree (tested).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import lightgbm as lgb
@@ -72,7 +75,7 @@ class Paths:
         trees = [info["tree_structure"] for info in dump["tree_info"]]
         width = int(dump["max_feature_idx"]) + 1
         leaves = [int(info["num_leaves"]) for info in dump["tree_info"]]
-        self.offsets = np.concatenate([[0], np.cumsum(leaves)[:-1]]).astype(np.intp)
+        self.offsets = np.cumsum([0, *leaves])[:-1].astype(np.intp)
         self.table = np.zeros((sum(leaves), width), dtype=np.float64)
         self.base = 0.0
         for t, root in enumerate(trees):
@@ -92,11 +95,20 @@ class Paths:
                     stack.append((child, step))
 
     def contributions(self, leaves: npt.NDArray[Any]) -> Floats:
-        """Rows by features: the attributions of rows whose leaves (``pred_leaf``) are given."""
+        """Rows by features: the attributions of rows whose leaves (``pred_leaf``) are given.
+        One gather per chunk of rows (rows by trees by features of a chunk stay under
+        :data:`GATHER_CELLS`)."""
         out = np.zeros((leaves.shape[0], self.table.shape[1]), dtype=np.float64)
-        for t, offset in enumerate(self.offsets):
-            out += self.table[offset + leaves[:, t]]
+        if not self.offsets.size:
+            return out
+        chunk = max(1, GATHER_CELLS // (self.offsets.size * self.table.shape[1]))
+        for start in range(0, leaves.shape[0], chunk):
+            rows = self.offsets + leaves[start:start + chunk]
+            out[start:start + chunk] = self.table[rows].sum(axis=1)
         return out
+
+
+GATHER_CELLS = 2_000_000  # float64 cells of one gather in Paths.contributions (16 MB)
 
 
 def _value(node: dict[str, Any]) -> float:
@@ -138,9 +150,16 @@ class Scorer:
                 raise ValueError(
                     f"the model was trained on {booster.feature_name()}, not {list(self.columns)}"
                 )
-        self._paths = [Paths(booster) for booster in self._boosters]
-        #: the mean of the members' base values: with :meth:`contributions`, the raw score
-        self.base = float(np.mean([paths.base for paths in self._paths]))
+
+    @cached_property
+    def _paths(self) -> list[Paths]:
+        """Built on the first explanation: training, evaluation and replays never explain."""
+        return [Paths(booster) for booster in self._boosters]
+
+    @property
+    def base(self) -> float:
+        """The mean of the members' base values: with :meth:`contributions`, the raw score."""
+        return float(np.mean([paths.base for paths in self._paths]))
 
     def _model_input(self, X_full: npt.ArrayLike) -> npt.NDArray[Any]:
         matrix = np.asarray(X_full)

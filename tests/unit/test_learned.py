@@ -268,6 +268,11 @@ def test_a_column_subset_model_ignores_the_other_columns(data: Synthetic) -> Non
     np.testing.assert_array_equal(scorer.predict(X), scores)
     np.testing.assert_array_equal(scores, own)
     assert subset.reference.n_features == len(NAMES)  # drift watches the full vector
+    shares = scorer.contributions(X, [0, 1, 2])  # by the model's own columns
+    raw = np.mean([lgb.Booster(model_str=text).predict(X[:3][:, [1, 3, 6, 9]], raw_score=True)
+                   for text in members(subset.model_text)], axis=0)
+    assert shares.shape == (3, len(columns))
+    np.testing.assert_allclose(shares.sum(axis=1) + scorer.base, raw, atol=1e-9)
     with pytest.raises(ValueError, match="trained on"):
         Scorer(subset.model_text, ("f1", "f3", "f6", "f8"), NAMES)
     with pytest.raises(ValueError, match="not in feature_names"):
@@ -309,6 +314,19 @@ def test_contributions_add_up_to_the_raw_score_and_mostly_rank_like_tree_shap(
     # a feature fraud is made of, mostly (measured 0.91; tree SHAP's first reason: 1.0)
     assert np.mean([NAMES[j] in SIGNAL | {"f6"} for j in first]) >= 0.85
     assert scorer.contributions(X, []).shape == (0, len(NAMES))
+
+
+def test_a_tree_without_splits_contributes_nothing() -> None:
+    from learned.scorer import Paths
+
+    X, y = np.zeros((50, 3)), np.array([0, 1] * 25)  # nothing to split on: one leaf
+    booster = lgb.train({"objective": "binary", "verbose": -1, "min_data_in_leaf": 1},
+                        lgb.Dataset(X, y), num_boost_round=3)
+    paths = Paths(booster)
+    leaves = np.asarray(booster.predict(X[:2], pred_leaf=True), dtype=np.intp).reshape(2, -1)
+
+    np.testing.assert_array_equal(paths.contributions(leaves), np.zeros((2, 3)))
+    assert paths.base == booster.predict(X[:1], raw_score=True)[0]
 
 
 def test_too_few_labels_raise_a_clear_error(data: Synthetic) -> None:
