@@ -57,6 +57,10 @@ from learned.training import NotEnoughLabels
 log = logging.getLogger(__name__)
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: seconds without a message after which the measured daemon stops: from a backlog the
+#: input is all there; an offered load starts once the daemon has its partitions, and a
+#: freshly started Kafka can keep the load generator's producer waiting for seconds
+BACKLOG_IDLE_S, OFFERED_IDLE_S = 5.0, 30.0
 SAMPLE_EVERY = 10.0  # seconds between memory / lag samples (soak runs)
 
 
@@ -196,7 +200,8 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
             producer.start()
         report("deciding")
         decisions = _decide(fresh, config, count, batch_timeout, projection, trace_memory,
-                            ready, result, keep=quix)
+                            ready, result, keep=quix, until_idle=OFFERED_IDLE_S if rate > 0
+                            else BACKLOG_IDLE_S)
         if producer is not None:
             producer.join()
         if projector is not None:
@@ -314,15 +319,17 @@ class _Projector:
 
 def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: float,
             projection: bool, trace_memory: bool, ready: threading.Event,
-            result: BenchResult, keep: bool = False) -> dict[str, str]:
-    """Run the daemon over the run's input until it is idle (or has decided ``count``),
-    sampling memory and lag meanwhile; its figures, CPU seconds, samples and
-    (``trace_memory``) memory growth go to ``result``; returns its decisions (id →
-    decision) with ``keep`` (the peer's comparison), else none."""
+            result: BenchResult, keep: bool = False,
+            until_idle: float = 5.0) -> dict[str, str]:
+    """Run the daemon over the run's input until it is idle for ``until_idle`` seconds
+    (or has decided ``count``), sampling memory and lag meanwhile; its figures, CPU
+    seconds, samples and (``trace_memory``) memory growth go to ``result``; returns its
+    decisions (id → decision) with ``keep`` (the peer's comparison), else none."""
     # With the projection alongside, each batch waits until the graph holds its time (as
     # in production); without it nothing would come, so the graph checks read what is there.
-    options = daemon.DaemonOptions(group=f"bench-detector-{fresh.run_id}", until_idle=5.0,
-                                   max_messages=count, batch_timeout=batch_timeout,
+    options = daemon.DaemonOptions(group=f"bench-detector-{fresh.run_id}",
+                                   until_idle=until_idle, max_messages=count,
+                                   batch_timeout=batch_timeout,
                                    graph_wait=10.0 if projection else 0.0,
                                    keep_decisions=keep)
     cpu_started = time.process_time()

@@ -103,7 +103,7 @@ class _FakeRun:
 
         self.events.append(("daemon", settings.topics.transactions, settings.postgres.schema,
                             options.group, options.max_messages, options.graph_wait,
-                            options.batch_size))
+                            options.batch_size, options.until_idle))
         if options.batch_size == 1:  # the one-at-a-time reference
             return DaemonStats(outcomes=Counter(allow=options.max_messages),
                                first_batch_at=1.0, last_commit_at=3.0)
@@ -179,10 +179,11 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
         ("generated", 100),
         ("start", "project", "--until-idle", "5s", "--metrics-port", "0", "--group",
          "bench-projection-abcdef12", TOPICS[0]),
-        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000),
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000,
+         5.0),
         ("lag", "bench-projection-abcdef12", TOPICS[0]),
         ("waited", "project"),
-        ("daemon", TOPICS[0], "bench_abcdef12", "bench-single-abcdef12", 40, 0.0, 1),
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-single-abcdef12", 40, 0.0, 1, 5.0),
         ("peer", TOPICS[0], "bench-abcdef12-peer-decisions", "bench-peer-abcdef12", 100,
          "quix-abcdef12"),
         ("read", "bench-abcdef12-peer-decisions"),
@@ -223,8 +224,9 @@ def test_an_offered_load_starts_when_the_daemon_is_ready_and_a_failure_still_cle
         run(fake.settings, DetectorConfig(), 100, 50.0, 7, True, tmp_path / "scratch",
             reports.append)
     assert reports == ["offering 100 transactions at 50/s", "deciding"]
-    daemon_at = fake.events.index(
-        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000))
+    daemon_at = fake.events.index(  # an offered load: 30 s to the first message
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000,
+         30.0))
     generated_at = fake.events.index(("generated", 101))
     assert fake.events[0][0] == "ensure_topics" and fake.events[1][1] == "project"
     assert daemon_at < generated_at  # the load waits for the daemon's partitions
