@@ -70,6 +70,7 @@ class BenchResult:
     offered_rate: float
     projection: bool
     decisions: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # decision → how many
     busy_seconds: float = 0.0
     latencies_ms: Sequence[float] = field(default_factory=list, repr=False)
     latency_stride: int = 1  # latencies_ms holds every latency_stride-th decision
@@ -123,6 +124,7 @@ class BenchResult:
         return {
             "transactions": self.count, "offered_rate": self.offered_rate or "backlog",
             "projection_alongside": self.projection, "decisions": self.decisions,
+            "outcomes": dict(self.outcomes),
             "decisions_per_second": round(self.decisions_per_second, 1),
             "latency_ms": {f"p{q}": round(self.latency(q), 2) for q in (50, 95, 99)},
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
@@ -349,6 +351,7 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
     result.cpu_seconds["detector daemon"] = (time.process_time() - cpu_started
                                              + stats.checkpoint_cpu)
     result.decisions, result.busy_seconds = sum(stats.outcomes.values()), stats.busy_seconds
+    result.outcomes = {d: stats.outcomes.get(d, 0) for d in ("allow", "review", "block")}
     result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
     result.latency_stride = stats.latency_stride
     result.model_seconds = stats.model_seconds

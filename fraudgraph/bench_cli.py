@@ -106,7 +106,8 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
     return [
         ["transactions", f"{count:,}"],
         ["offered rate", f"{rate:,.0f}/s" if rate > 0 else "backlog (as fast as possible)"],
-        ["decisions", f"{result.decisions:,}"],
+        ["decisions", f"{result.decisions:,} ("
+         + ", ".join(f"{d} {n:,}" for d, n in result.outcomes.items()) + ")"],
         ["throughput", f"{result.decisions_per_second:,.0f} decisions/s"],
         *[[f"latency p{q}", f"{result.latency(q):,.1f} ms"] for q in (50, 95, 99)],
         ["stage seconds", ", ".join(f"{k} {v:,.1f}" for k, v in result.stage_seconds.items())],

@@ -23,6 +23,8 @@ def test_bench_runs_daemon_projection_and_both_references(stack: Settings,
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     assert figures["decisions"] == 3000 and figures["transactions"] == 3000
+    assert sum(figures["outcomes"].values()) == 3000 and set(figures["outcomes"]) == {
+        "allow", "review", "block"}
     assert figures["decisions_per_second"] > 0
     assert figures["one_at_a_time"]["messages"] == 300 and figures["one_at_a_time"]["ratio"] > 0
     peer = figures["quix_peer"]

@@ -200,6 +200,7 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
     assert not (tmp_path / "scratch" / "abcdef12.jsonl").exists()
     assert (result.decisions, result.busy_seconds, list(result.latencies_ms)) == (
         100, 5.0, [3.0, 4.0])
+    assert result.outcomes == {"allow": 90, "review": 8, "block": 2}
     assert result.stage_seconds == {"decide": 1.5} and result.projection_lag_at_end == 7
     assert list(result.cpu_seconds) == ["detector daemon", "projector", "kafka", "neo4j"]
     assert result.cpu_seconds["projector"] == 8.0  # its own, not the generator's
@@ -209,6 +210,7 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
     assert result.peer is not None and result.ratio_to(result.peer) == 20 / 25
     assert result.peer.agreement == 2 / 3  # t2: the daemon reviewed it, the peer allowed it
     figures = result.as_json()
+    assert figures["outcomes"] == {"allow": 90, "review": 8, "block": 2}
     assert figures["checkpoints"] == {"written": 2, "longest_pause_ms": 4.0}
     assert figures["quix_peer"]["ratio"] == 0.8 and figures["one_at_a_time"]["ratio"] == 1.0
 
