@@ -82,6 +82,8 @@ class BenchResult:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     checkpoints: int = 0  # rule-state checkpoints written during the run
     checkpoint_pause: float = 0.0  # seconds: the longest the loop stopped for one
+    #: the daemon's Neo4j calls (graph.detect): function -> (calls, wall seconds)
+    neo4j_calls: dict[str, tuple[int, float]] = field(default_factory=dict)
     one_at_a_time: Reference | None = None
     peer: Reference | None = None
     #: every ``SAMPLE_EVERY`` s while deciding: (seconds, daemon RSS MB, lag, keys per
@@ -135,6 +137,8 @@ class BenchResult:
             "projection_per_second": (round(self.projection_per_second, 1)
                                       if self.projection_per_second else None),
             "cpu_seconds": {k: round(v, 2) for k, v in self.cpu_seconds.items()},
+            "daemon_neo4j_calls": {name: {"calls": calls, "seconds": round(seconds, 3)}
+                                   for name, (calls, seconds) in self.neo4j_calls.items()},
             "checkpoints": {"written": self.checkpoints,
                             "longest_pause_ms": round(self.checkpoint_pause * 1000, 2)},
             "one_at_a_time": None if self.one_at_a_time is None else {
@@ -355,6 +359,7 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
     result.latencies_ms, result.stage_seconds = stats.latencies_ms, stats.stage_seconds
     result.latency_stride = stats.latency_stride
     result.model_seconds = stats.model_seconds
+    result.neo4j_calls = stats.neo4j_calls
     result.model_version = stats.model_version  # the model the daemon scored with, if any
     result.checkpoints, result.checkpoint_pause = stats.checkpoints, stats.checkpoint_pause
     return stats.decisions

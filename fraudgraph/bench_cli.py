@@ -118,6 +118,9 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
          f"{result.projection_per_second or 0:,.0f} tx/s, lag "
          f"{result.projection_lag_at_end or 0:,} when the daemon finished"],
         *[[f"CPU s: {k}", f"{v:,.1f}"] for k, v in result.cpu_seconds.items()],
+        ["daemon's Neo4j calls (wall s, calls)", ", ".join(
+            f"{name} {seconds:,.1f} ({calls:,})" for name, (calls, seconds)
+            in sorted(result.neo4j_calls.items(), key=lambda item: -item[1][1])) or "-"],
         ["checkpoints", f"{result.checkpoints} written, the loop stopped at most "
                         f"{result.checkpoint_pause * 1000:,.1f} ms for one"],
         _reference("one at a time (same detector)", result, result.one_at_a_time),

@@ -89,6 +89,10 @@ DLQ_DROPPED = Gauge("fraudgraph_detector_dlq_dropped",
 DETECTOR_BATCH_SIZE = Histogram("fraudgraph_detector_batch_size_messages",
                                 "Messages per micro-batch",
                                 buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))
+DETECTOR_NEO4J_SECONDS = Counter(
+    "fraudgraph_detector_neo4j_seconds_total",
+    "Wall seconds of the daemon's Neo4j calls by function (graph.detect: batch_features, "
+    "projection_progress, ring_links, set_decisions, label_fraud, ...)", ["call"])
 DETECTOR_STAGE_SECONDS = Histogram("fraudgraph_detector_stage_seconds",
                                    "Time per micro-batch in each stage", ["stage"],
                                    buckets=LATENCY_BUCKETS)

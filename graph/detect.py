@@ -9,17 +9,68 @@ the batch's transactions' times (:mod:`detectors.graph_checks`), once
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import cypher
 from detectors.entities import ENTITY_TYPE
 from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, SiteFacts
 from graph.driver import Driver
 
+F = TypeVar("F", bound=Callable[..., Any])
 WRITE_CHUNK = 5000  # rows per write transaction of the feedback worker
 LABEL_OF = {"card": "cards", "user": "users", "device": "devices", "ip": "ips", "site": "sites"}
+
+
+class QueryClock:
+    """Calls and wall seconds of each function here, in this process (the loop and the
+    feedback worker both call them): where a daemon's share of Neo4j's time goes.
+    ``observe(name, seconds)``, when set, hears of every call (a Prometheus counter)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
+        self.observe: Callable[[str, float], None] | None = None
+
+    def add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        if self.observe is not None:
+            self.observe(name, seconds)
+
+    def snapshot(self) -> dict[str, tuple[int, float]]:
+        with self._lock:
+            return {name: (self.calls[name], self.seconds[name]) for name in self.calls}
+
+    @staticmethod
+    def since(before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]]
+              ) -> dict[str, tuple[int, float]]:
+        """What was called between two snapshots."""
+        return {name: (calls - before.get(name, (0, 0.0))[0],
+                       seconds - before.get(name, (0, 0.0))[1])
+                for name, (calls, seconds) in after.items()
+                if calls > before.get(name, (0, 0.0))[0]}
+
+
+CLOCK = QueryClock()
+
+
+def _timed(function: F) -> F:
+    """Count the function's calls and wall time (failed ones too) in :data:`CLOCK`."""
+    @functools.wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            CLOCK.add(function.__name__, time.perf_counter() - started)
+    return timed  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -33,6 +84,7 @@ class Thresholds:
     min_risk: float = 0.5  # GNN risk score worth a reason (graph.gnn_threshold)
 
 
+@_timed
 def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: list[str],
                    known_ms: int, oldest_ms: int, thresholds: Thresholds,
                    database: str = "neo4j") -> BatchFacts:
@@ -72,6 +124,7 @@ class PartitionProgress:
     event_ms: int | None  # the newest event time projected
 
 
+@_timed
 def projection_progress(driver: Driver, topic: str,
                         database: str = "neo4j") -> dict[int, PartitionProgress]:
     """Per partition of ``topic``, the furthest any projection group has written."""
@@ -80,6 +133,7 @@ def projection_progress(driver: Driver, topic: str,
     return {r["partition"]: PartitionProgress(r["offset"], r["event_ms"]) for r in records}
 
 
+@_timed
 def ring_links(driver: Driver, known_ms: int, devices: bool,
                database: str = "neo4j") -> list[tuple[str, str, list[tuple[str, int]]]]:
     """(via, through, [(user, first seen)]) as of ``known_ms``: cards held by several users
@@ -89,6 +143,7 @@ def ring_links(driver: Driver, known_ms: int, devices: bool,
     return [(r["via"], r["through"], [(u[0], u[1]) for u in r["users"]]) for r in records]
 
 
+@_timed
 def save_rings(driver: Driver, members: list[dict[str, Any]],
                database: str = "neo4j") -> tuple[int, int]:
     records, _, _ = driver.execute_query(cypher.load("ring_save"), members=members,
@@ -96,6 +151,7 @@ def save_rings(driver: Driver, members: list[dict[str, Any]],
     return records[0]["marked"], records[0]["cleared"]
 
 
+@_timed
 def mark_blocked(driver: Driver, entries: list[tuple[str, str, str, str]],
                  database: str = "neo4j") -> None:
     """``entries``: (entity_type, entity_id, reason, source); sets ``blocked`` on the nodes."""
@@ -104,6 +160,7 @@ def mark_blocked(driver: Driver, entries: list[tuple[str, str, str, str]],
         database_=database)
 
 
+@_timed
 def unmark_blocked(driver: Driver, entries: list[tuple[str, str]],
                    database: str = "neo4j") -> int:
     """``entries``: (entity_type, entity_id) no longer blocklisted; returns how many nodes
@@ -113,6 +170,7 @@ def unmark_blocked(driver: Driver, entries: list[tuple[str, str]],
     return int(records[0]["unmarked"])
 
 
+@_timed
 def blocked_nodes(driver: Driver, database: str = "neo4j") -> list[tuple[str, str]]:
     """(entity_type, entity_id) of every node carrying the ``blocked`` mark."""
     records, _, _ = driver.execute_query(cypher.load("blocked_nodes"), database_=database)
@@ -127,6 +185,7 @@ def _by_label(rows: Iterable[tuple[str, dict[str, str]]]) -> dict[str, list[dict
     return grouped
 
 
+@_timed
 def label_fraud(driver: Driver, rows: list[dict[str, Any]],
                 database: str = "neo4j") -> list[dict[str, Any]]:
     """Apply new fraud labels; returns the resolved entities of those applied now."""
@@ -135,6 +194,7 @@ def label_fraud(driver: Driver, rows: list[dict[str, Any]],
     return [dict(r) for r in records]
 
 
+@_timed
 def resolve_transactions(driver: Driver, ids: list[str],
                          database: str = "neo4j") -> list[dict[str, Any]]:
     """Card, user, site, device and event time of the transactions the graph holds."""
@@ -143,6 +203,7 @@ def resolve_transactions(driver: Driver, ids: list[str],
     return [dict(r) for r in records]
 
 
+@_timed
 def set_decisions(driver: Driver, rows: list[dict[str, Any]],
                   database: str = "neo4j") -> set[str]:
     """Write decisions onto their Transaction nodes, at most ``WRITE_CHUNK`` per

@@ -73,6 +73,7 @@ from fraudgraph.stream.loop import (
 from fraudgraph.stream.model_watch import ModelWatch
 from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
+from graph import detect
 from graph.driver import Neo4jError
 from graph.projection import GraphWriter
 from ingest import kafka
@@ -129,6 +130,8 @@ class DaemonStats(LoopStats):
     checkpoints: int = 0  # rule-state checkpoints written
     checkpoint_pause: float = 0.0  # seconds: the longest the loop stopped for one
     checkpoint_cpu: float = 0.0  # CPU seconds of the forked checkpoint writers
+    #: Neo4j calls of this run (loop and worker): function -> (calls, wall seconds)
+    neo4j_calls: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
@@ -146,6 +149,9 @@ def _run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
          decoder: DecoderConfig, progress: Callable[[int], None], stop: threading.Event,
          ready: threading.Event | None) -> DaemonStats:
     health = Health()
+    detect.CLOCK.observe = lambda call, seconds: metrics.DETECTOR_NEO4J_SECONDS.labels(
+        call).inc(seconds)
+    calls_before = detect.CLOCK.snapshot()
     s = _Services.open(settings, config, options, decoder, health)
     freeze_alive()  # the restored state, the connections
     stats, idle, timer = DaemonStats(), IdleWatch(options.until_idle), StageTimer()
@@ -192,6 +198,7 @@ def _run(settings: Settings, config: DetectorConfig, options: DaemonOptions,
         if server is not None:
             server.shutdown()
         s.close(stats)
+        stats.neo4j_calls = detect.CLOCK.since(calls_before, detect.CLOCK.snapshot())
     return stats
 
 

@@ -32,6 +32,10 @@ def test_bench_runs_daemon_projection_and_both_references(stack: Settings,
     assert 0 < peer["agreement"] <= 1  # compared on all 3,000 decisions
     assert figures["projection_per_second"] > 0 and figures["projection_lag_at_end"] >= 0
     assert figures["checkpoints"]["written"] >= 1  # the clean stop's, at least
+    calls = figures["daemon_neo4j_calls"]  # every batch read the graph, once
+    assert calls["batch_features"]["calls"] >= 1 and calls["batch_features"]["seconds"] > 0
+    assert calls["projection_progress"]["calls"] >= 1
+    assert "daemon's Neo4j calls" in result.stdout
     assert set(figures["cpu_seconds"]) >= {"detector daemon", "projector", "kafka", "neo4j",
                                            "postgres"}
     assert set(figures["latency_ms"]) == {"p50", "p95", "p99"}

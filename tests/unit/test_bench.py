@@ -116,6 +116,7 @@ class _FakeRun:
                             stage_seconds={"decide": 1.5}, first_batch_at=1.0,
                             last_commit_at=6.0, checkpoints=2, checkpoint_pause=0.004,
                             checkpoint_cpu=30.0,
+                            neo4j_calls={"batch_features": (4, 0.25)},
                             decisions={"t1": "allow", "t2": "review", "t3": "allow"})
         stats.latencies_ms.extend([3.0, 4.0])
         return stats
@@ -212,6 +213,7 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
     figures = result.as_json()
     assert figures["outcomes"] == {"allow": 90, "review": 8, "block": 2}
     assert figures["checkpoints"] == {"written": 2, "longest_pause_ms": 4.0}
+    assert figures["daemon_neo4j_calls"] == {"batch_features": {"calls": 4, "seconds": 0.25}}
     assert figures["quix_peer"]["ratio"] == 0.8 and figures["one_at_a_time"]["ratio"] == 1.0
 
 
