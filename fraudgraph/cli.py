@@ -168,6 +168,7 @@ def _register_subcommands() -> None:
         model_cli,
         project_cli,
         query_cli,
+        scale_out_cli,
     )
 
     cli.add_command(ingest_cli.generate)
@@ -178,6 +179,7 @@ def _register_subcommands() -> None:
     cli.add_command(project_cli.bench_projection)
     cli.add_command(detector_cli.run)
     cli.add_command(bench_cli.bench)
+    cli.add_command(scale_out_cli.bench_scale_out)
     cli.add_command(model_cli.model)
     cli.add_command(evaluate_cli.evaluate)
     cli.add_command(backtest_cli.backtest)

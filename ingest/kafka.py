@@ -37,6 +37,7 @@ __all__ = [
     "delete_topics",
     "describe_security",
     "ensure_topics",
+    "group_assignment",
     "producer",
     "read_all",
     "read_at",
@@ -234,6 +235,17 @@ def delete_topics(bootstrap: str, names: Iterable[str], timeout: float = 30.0) -
         for future in admin.delete_topics(doomed, request_timeout=timeout).values():
             future.result()
     return doomed
+
+
+def group_assignment(bootstrap: str, group: str, timeout: float = 10.0) -> list[int]:
+    """Partitions per member of a consumer group that is stable (empty: not stable, or
+    unknown): what a caller waits for before it measures a group just started."""
+    admin = _admin(bootstrap, log_level=3)
+    description = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result()
+    if str(description.state).rsplit(".", 1)[-1] != "STABLE":
+        return []
+    return [len(member.assignment.topic_partitions) if member.assignment else 0
+            for member in description.members]
 
 
 def topic_names(bootstrap: str, timeout: float = 30.0) -> list[str]:

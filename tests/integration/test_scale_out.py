@@ -1,0 +1,64 @@
+"""`fraudgraph bench-scale-out` end to end: one daemon and one projector, then two of
+each in their consumer groups, over the same stream at a steady offered rate.
+
+What must hold whatever the state design: each layout decides every transaction of the
+stream (none lost to a rebalance), two projectors in one group write each transaction
+into the graph exactly once, and the run leaves no topic and no schema behind.  How
+many decisions are identical is measured and reported (`fraudgraph bench-scale-out`),
+not asserted: per-user, per-device and per-IP rule state still lives in the process
+that owns a card's partition (README, "Scaling out")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fraudgraph import connect
+from fraudgraph.settings import Settings
+from ingest import kafka
+from tests.integration.cli_helpers import run_cli
+
+COUNT = 1500
+
+
+def test_two_daemons_and_two_projectors_decide_and_project_every_transaction_once(
+        stack: Settings, tmp_path: Path) -> None:
+    before, schemas = set(kafka.topic_names(stack.kafka.bootstrap)), _schemas(stack)
+    out = tmp_path / "scale-out.json"
+    result = run_cli("bench-scale-out", "-n", str(COUNT), "--rate", "300", "--yes",
+                     "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    layouts = {x["layout"]: x for x in figures["layouts"]}
+    assert list(layouts) == ["1+1", "2+2"]
+    for layout in layouts.values():
+        assert layout["decided"] == COUNT  # every transaction, by one daemon or the other
+        assert layout["records"] >= COUNT and layout["decisions_per_second"] > 0
+    (comparison,) = figures["comparisons"]
+    assert comparison["layout"] == "2+2" and comparison["compared"] == COUNT
+    assert 0 <= comparison["identical"] <= COUNT
+    assert "identical to 1+1" in result.stdout
+    driver = connect.neo4j(stack)
+    try:  # the last layout's graph: two projectors, each transaction written once
+        records, _, _ = driver.execute_query(
+            "MATCH (t:Transaction) RETURN count(t) AS details, count(DISTINCT t.id) AS ids")
+        cursors, _, _ = driver.execute_query(
+            "MATCH (p:ProjectionCursor) WHERE p.id STARTS WITH 'scale-projection-' "
+            "RETURN count(p) AS partitions")
+    finally:
+        driver.close()
+    assert (records[0]["details"], records[0]["ids"]) == (COUNT, COUNT)
+    assert cursors[0]["partitions"] == stack.kafka.partitions
+    assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before
+    assert _schemas(stack) <= schemas  # each layout's blocklist schema dropped
+
+
+def _schemas(settings: Settings) -> set[str]:
+    store = connect.blocklist(settings)
+    try:
+        with store.conn.cursor() as cur:
+            cur.execute("SELECT schema_name FROM information_schema.schemata")
+            rows = cur.fetchall()
+    finally:
+        store.close()
+    return {row[0] for row in rows}
