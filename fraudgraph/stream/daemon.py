@@ -338,6 +338,7 @@ class _Services:
     def close(self, stats: DaemonStats) -> None:
         self.feedback.close()
         self.state.wait()  # a checkpoint writer in flight (a stop by an error) is reaped
+        self.state.release()
         stats.rings, stats.labels = self.view.rings.rings, self.feedback.labels_applied
         stats.graph_wait_seconds, stats.graph_behind = self.view.waited_seconds, self.view.behind
         stats.model_seconds, stats.model_version = self.model.seconds(), self.model.version

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import gc
 import logging
 import os
@@ -31,6 +32,7 @@ from detectors.features import FeatureState
 from detectors.pipeline import Detector
 from detectors.rules import RuleEngine
 from fraudgraph import metrics
+from fraudgraph.errors import ConfigError
 from fraudgraph.settings import Settings
 from ingest.source import TransactionSource
 
@@ -58,6 +60,7 @@ class RuleState:
         """``every``: seconds between checkpoints; None: none (a ``--from-beginning``
         run, which rebuilds the state from the start).  ``background``: write in a
         forked child (see the module docstring)."""
+        self.group = group
         self.path = checkpoint.path_for(settings.data_dir, group, settings.topics.transactions)
         self.every = every
         self.detector = detector
@@ -67,16 +70,47 @@ class RuleState:
         self.longest_pause = 0.0  # seconds: the longest the loop stopped for a checkpoint
         self.written = 0  # checkpoints completed
         self.writer_cpu = 0.0  # CPU seconds of the collected writers (not in the loop's time)
+        self._lock: Any = None  # the open lock file while this process owns the path
+
+    def own(self) -> bool:
+        """Take the checkpoint's path until :meth:`release` (or exit); False: another
+        process of the group, on this data folder, holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path.with_suffix(".lock"), "a")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return False
+        self._lock = lock
+        return True
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def restore(self, source: TransactionSource) -> None:
         """Load the checkpoint into the rules and have ``source`` resume at its offsets.
         A ``--from-beginning`` run removes it (it rebuilds the state from the start);
-        a checkpoint whose offsets the topic no longer has is ignored."""
-        checkpoint.remove_stale(self.path)
+        a checkpoint whose offsets the topic no longer has is ignored.
+
+        Two daemons of one group on one data folder would write one file, each over the
+        other's state: with checkpoints on, the second is refused at start; with them
+        off, a daemon leaves alone the checkpoint another one holds."""
         if self.every is None:
-            if self.path.exists():
-                self.path.unlink()
+            if self.own():  # nobody else writes it: stale, gone
+                self.path.unlink(missing_ok=True)
+                checkpoint.remove_stale(self.path)
+                self.release()
             return
+        if not self.own():
+            raise ConfigError(
+                f"another daemon of consumer group {self.group!r} runs on this data folder "
+                f"and writes its rule-state checkpoint ({self.path}); two would overwrite "
+                f"each other's state. Give each daemon its own FRAUDGRAPH_DATA_DIR, run "
+                f"this one with --checkpoint-every 0, or stop the other first")
+        checkpoint.remove_stale(self.path)
         saved = checkpoint.load(self.path, self.detector.version)
         if saved is None:
             return
@@ -165,6 +199,7 @@ def _write_and_exit(state: RuleState, positions: Offsets, parent: int) -> None:
     try:
         gc.disable()  # a collection would touch (copy) every page of the state
         _die_with_parent(parent)
+        state.release()  # the lock lives as long as the parent, not as this copy of it
         with contextlib.suppress(OSError):  # short of memory, the kernel kills the copy first
             Path("/proc/self/oom_score_adj").write_text("1000")
         state._save(positions)

@@ -175,3 +175,35 @@ def test_a_failed_write_leaves_no_temporary_file_and_stale_ones_are_removed(
     checkpoint.save(path, {("transactions", 0): 1}, {}, "v1")
     assert checkpoint.remove_stale(path) == 1
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_two_daemons_of_one_group_on_one_data_folder_do_not_share_a_checkpoint(
+        tmp_path: Path) -> None:
+    """The second with checkpoints on is refused at start (it would overwrite the first's
+    state); one with checkpoints off leaves the first's checkpoint alone; once the first
+    has stopped, the path is free again."""
+    import pytest
+
+    from detectors.pipeline import Detector
+    from fraudgraph.errors import ConfigError
+    from fraudgraph.settings import load_settings
+    from fraudgraph.stream.rule_state import RuleState
+
+    settings = load_settings({"FRAUDGRAPH_DATA_DIR": str(tmp_path),
+                              "FRAUDGRAPH_PROFILE": "dev"})
+    source: Any = None  # no checkpoint yet: restore never reaches the source
+    first = RuleState(settings, "group", 30.0, Detector(CONFIG))
+    first.restore(source)
+    first.checkpoint(_Positions({("transactions", 0): 10}), force=True)  # type: ignore[arg-type]
+    assert first.path.exists()
+    second = RuleState(settings, "group", 30.0, Detector(CONFIG))
+    with pytest.raises(ConfigError, match=r"FRAUDGRAPH_DATA_DIR.*--checkpoint-every 0"):
+        second.restore(source)
+    RuleState(settings, "other-group", 30.0, Detector(CONFIG)).restore(source)  # its own file
+    RuleState(settings, "group", None, Detector(CONFIG)).restore(source)  # checkpoints off
+    assert first.path.exists()  # left alone: the first still writes it
+    first.release()
+    RuleState(settings, "group", None, Detector(CONFIG)).restore(source)
+    assert not first.path.exists()  # nobody writes it: a stale checkpoint, removed
+    second.restore(source)  # free now
+    second.release()
