@@ -13,8 +13,8 @@ For each layout (``daemons + projectors``), in turn and alike:
    rate, or all at once first (``rate`` 0: a backlog);
 4. once every process has stopped by itself (idle), the decisions topic read back:
    per transaction its decision and reason codes, the latency from its Kafka
-   timestamp, and the layout's throughput (decisions over the span from the first
-   decision made to the last).
+   timestamp to its decision's, and the layout's throughput (decisions over the span
+   from the first decision published to the last).
 
 Then every layout after the first is compared with the first: the transactions whose
 decision or reason codes differ, and which reason codes account for the differences.
@@ -22,6 +22,7 @@ decision or reason codes differ, and which reason codes account for the differen
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -41,7 +42,7 @@ from graph.projection import clear_graph
 from ingest import kafka
 
 _DECISION = msgspec.json.Decoder(DecisionRecord)
-IDLE_S = 10.0  # a process stops after this long without input (the others may still run)
+IDLE_S = 20.0  # a process stops after this long without input (the others may still run)
 DEADLINE_S = 1800.0  # the longest a layout may take once its input is all offered
 JOIN_S = 120.0  # the longest the processes may take to join their groups
 
@@ -70,13 +71,13 @@ class LayoutRun:
     layout: Layout
     decisions: dict[str, Decided] = field(default_factory=dict)  # transaction id -> decision
     published: int = 0  # decision records read back (a redelivery publishes one twice)
-    first_decided_ms: int = 0  # wall clock of the first decision made
-    last_decided_ms: int = 0  # and of the last
+    first_decided_ms: int = 0  # when the first decision was published (Kafka timestamp)
+    last_decided_ms: int = 0  # and the last
 
     @property
     def seconds(self) -> float:
-        """From the first decision made to the last (the processes' start-up and group
-        joins left out)."""
+        """From the first decision published to the last (the processes' start-up and
+        group joins left out)."""
         return max(0.0, (self.last_decided_ms - self.first_decided_ms) / 1000)
 
     @property
@@ -140,55 +141,99 @@ def _layout(settings: Settings, layout: Layout, count: int, rate: float, seed: i
         driver.close()
     fresh = bench._fresh(settings, scratch)
     env = {**fresh.env, "FRAUDGRAPH_POSTGRES_SCHEMA": fresh.settings.postgres.schema}
-    processes: list[subprocess.Popen[bytes]] = []
+    processes = _Processes(scratch / f"scale-{fresh.run_id}", env)
     result = LayoutRun(layout)
     try:
         if rate <= 0:
             report(f"{layout.name}: producing {count:,} transactions")
-            if _generate(env, fresh, count, rate, seed).wait() != 0:
-                raise RuntimeError("the load generator failed")
+            processes.finish([processes.generator(count, rate, seed, fresh.labels_path)],
+                             time.monotonic() + DEADLINE_S)
         groups = {f"scale-projection-{fresh.run_id}": layout.projectors,
                   f"scale-detector-{fresh.run_id}": layout.daemons}
-        for group, members in groups.items():
+        members = []
+        for group, size in groups.items():
             command = ("project",) if "projection" in group else (
                 "run", "--config", config, "--checkpoint-every", "0", "--batch-timeout",
                 "0.01s")
-            processes += [_process(env, *command, "--group", group) for _ in range(members)]
+            members += [processes.member(*command, "--group", group) for _ in range(size)]
         if rate > 0:  # the load starts once every process has its partitions
             _joined(fresh.settings.kafka.bootstrap, groups, processes,
                     time.monotonic() + JOIN_S)
             report(f"{layout.name}: offering {count:,} transactions at {rate:,.0f}/s")
-            if _generate(env, fresh, count, rate, seed).wait() != 0:
-                raise RuntimeError("the load generator failed")
+            processes.finish([processes.generator(count, rate, seed, fresh.labels_path)],
+                             time.monotonic() + DEADLINE_S)
         report(f"{layout.name}: deciding")
-        _wait(processes, time.monotonic() + DEADLINE_S)
+        processes.finish(members, time.monotonic() + DEADLINE_S)
         _read_back(fresh.settings, result)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        processes.kill()
         bench._clean_up(fresh, None, None)
     report(f"{layout.name}: {len(result.decisions):,} decided, {result.per_second:,.0f}/s")
     return result
 
 
-def _process(env: dict[str, str], command: str, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "fraudgraph", command, "--until-idle", f"{IDLE_S:g}s",
-         "--metrics-port", "0", *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+class _Processes:
+    """A layout's processes (`fraudgraph project / run / generate`), each with its output
+    in a log file under ``folder`` (removed once all ended well), so a failure says why."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.folder, self.env = folder, env
+        self.running: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    def member(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+        return self._start(command, "--until-idle", f"{IDLE_S:g}s", "--metrics-port", "0",
+                           *args)
+
+    def generator(self, count: int, rate: float, seed: int,
+                  labels: Path) -> subprocess.Popen[bytes]:
+        return self._start("generate", "-n", str(count), "--rate", str(rate), "--seed",
+                           str(seed), "--labels", str(labels))
+
+    def _start(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        log = self.folder / f"{len(self.running)}-{command}.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "fraudgraph", command, *args],
+                                       env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        self.running.append((process, log))
+        return process
+
+    def check(self) -> list[subprocess.Popen[bytes]]:
+        """The processes that have ended; one that failed is an error quoting its log."""
+        ended = []
+        for process, log in self.running:
+            code = process.poll()
+            if code is None:
+                continue
+            if code != 0:
+                command = " ".join(str(a) for a in list(process.args)[3:5])  # type: ignore[arg-type]
+                tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError(f"`fraudgraph {command}` exited with {code}: "
+                                   + (" | ".join(tail) or "no output"))
+            ended.append(process)
+        return ended
+
+    def finish(self, processes: list[subprocess.Popen[bytes]], deadline: float) -> None:
+        """Until ``processes`` have stopped by themselves (any failure: an error)."""
+        while not set(processes) <= set(self.check()):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the processes did not stop within {DEADLINE_S:g} s")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """Stop what still runs; the logs go when every process ended well."""
+        clean = True
+        for process, _ in self.running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+                clean = False
+            clean = clean and process.returncode == 0
+        if clean:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _generate(env: dict[str, str], fresh: bench._Fresh, count: int, rate: float,
-              seed: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count), "--rate", str(rate),
-         "--seed", str(seed), "--labels", str(fresh.labels_path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _joined(bootstrap: str, groups: dict[str, int], processes: list[subprocess.Popen[bytes]],
+def _joined(bootstrap: str, groups: dict[str, int], processes: _Processes,
             deadline: float) -> None:
     """Until each group is stable with its members, each holding partitions."""
     waiting = dict(groups)
@@ -197,34 +242,28 @@ def _joined(bootstrap: str, groups: dict[str, int], processes: list[subprocess.P
             shares = kafka.group_assignment(bootstrap, group)
             if len(shares) == members and min(shares) > 0:
                 del waiting[group]
-        if any(process.poll() is not None for process in processes):
-            _wait(processes, deadline)  # one stopped already: say which and why
+        if processes.check():  # one stopped already, idle before any input came
+            raise RuntimeError(f"a process stopped (idle for {IDLE_S:g} s) before the "
+                               f"consumer groups were stable: {', '.join(waiting)}")
         if waiting and time.monotonic() > deadline:
             raise RuntimeError(f"consumer groups not stable after {JOIN_S:g} s: "
                                f"{', '.join(waiting)}")
         time.sleep(0.5)
 
 
-def _wait(processes: list[subprocess.Popen[bytes]], deadline: float) -> None:
-    """Until every process has stopped by itself; one that failed is an error."""
-    for process in processes:
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-        if code != 0:
-            command = " ".join(str(arg) for arg in list(process.args)[1:])  # type: ignore[arg-type]
-            raise RuntimeError(f"`{command}` exited with {code} (run it by hand to see why)")
-
-
 def _read_back(settings: Settings, result: LayoutRun) -> None:
+    """Each transaction's decision; the time it was published (the decision record's
+    Kafka timestamp) gives the latency from its input's and the layout's span."""
     for message in kafka.read_all(settings.kafka.bootstrap, settings.topics.decisions):
         record = _DECISION.decode(message.value() or b"{}")
+        published = message.timestamp()[1]
         result.published += 1
         latency = (None if record.produced_ms is None
-                   else float(record.decided_ms - record.produced_ms))
+                   else float(published - record.produced_ms))
         result.decisions[record.transaction_id] = Decided(
             record.decision, tuple(r.code for r in record.reasons), latency)
-        result.last_decided_ms = max(result.last_decided_ms, record.decided_ms)
-        result.first_decided_ms = min(result.first_decided_ms or record.decided_ms,
-                                      record.decided_ms)
+        result.last_decided_ms = max(result.last_decided_ms, published)
+        result.first_decided_ms = min(result.first_decided_ms or published, published)
 
 
 def as_json(count: int, rate: float, runs: Sequence[LayoutRun],

@@ -63,11 +63,19 @@ def bench_scale_out(ctx: click.Context, count: int, rate: float, duration: int |
     if duration is not None:
         if rate <= 0:
             raise click.UsageError("--duration needs --rate (transactions per second)")
-        count = round(rate * duration / 1000)
+        count = max(100, round(rate * duration / 1000))
+    settings = settings_from(ctx)
+    partitions = settings.kafka.partitions
+    crowded = [layout.name for layout in parsed
+               if max(layout.daemons, layout.projectors) > partitions]
+    if crowded:
+        raise click.BadParameter(
+            f"{', '.join(crowded)}: more processes in a group than the topics' {partitions} "
+            f"partitions (one would get none); use at most {partitions} of each, or more "
+            f"partitions (FRAUDGRAPH_KAFKA_PARTITIONS)", param_hint="--layout")
     if not yes:
         click.confirm("This empties the Neo4j graph of the local stack before each layout. "
                       "Continue?", abort=True)
-    settings = settings_from(ctx)
     runs, comparisons = scale_out.run(settings, parsed, count, rate, seed,
                                       settings.data_dir / "bench", report, config_ref)
     out.print(table(f"{count:,} transactions, " + (f"offered at {rate:,.0f}/s" if rate > 0

@@ -224,6 +224,21 @@ class _Services:
     @classmethod
     def open(cls, settings: Settings, config: DetectorConfig, options: DaemonOptions,
              decoder: DecoderConfig, health: Health) -> _Services:
+        detector = Detector(config)
+        state = RuleState(settings, options.group,
+                          None if options.from_beginning else options.checkpoint_every,
+                          detector)
+        state.claim()  # first: a refused daemon joins no group and opens nothing
+        try:
+            return cls._open(settings, config, options, decoder, health, detector, state)
+        except BaseException:
+            state.release()
+            raise
+
+    @classmethod
+    def _open(cls, settings: Settings, config: DetectorConfig, options: DaemonOptions,
+              decoder: DecoderConfig, health: Health, detector: Detector,
+              state: RuleState) -> _Services:
         # the driver retries transient failures for 3 s; longer outages are the
         # loop's (Health.retrying), which reports them on /healthz and backs off
         driver = connect.neo4j(settings, retry_seconds=3.0)
@@ -233,7 +248,6 @@ class _Services:
         cache = BlocklistCache(store.changed_since, config.blocklist.refresh_ms / 1000,
                                changed=listener.changed)
         kafka.ensure_topics(settings.kafka.bootstrap, topics.all(), settings.kafka.partitions)
-        detector = Detector(config)
         # small fetches per partition keep partitions close in event time (rule state
         # and labels follow event time)
         consumer: dict[str, Any] = {"max.partition.fetch.bytes": 128 * 1024,
@@ -242,9 +256,6 @@ class _Services:
             settings.kafka.bootstrap, options.group, topics.transactions, topics.dlq, decoder,
             batch_size=options.batch_size, batch_timeout=options.batch_timeout,
             from_beginning=options.from_beginning, **consumer)
-        state = RuleState(settings, options.group,
-                          None if options.from_beginning else options.checkpoint_every,
-                          detector)
         state.restore(source)
         out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
         feedback, annotator = _worker(settings, config, options, decoder, driver, health)

@@ -90,16 +90,14 @@ class RuleState:
             self._lock.close()
             self._lock = None
 
-    def restore(self, source: TransactionSource) -> None:
-        """Load the checkpoint into the rules and have ``source`` resume at its offsets.
-        A ``--from-beginning`` run removes it (it rebuilds the state from the start);
-        a checkpoint whose offsets the topic no longer has is ignored.
-
-        Two daemons of one group on one data folder would write one file, each over the
-        other's state: with checkpoints on, the second is refused at start; with them
-        off, a daemon leaves alone the checkpoint another one holds."""
+    def claim(self) -> None:
+        """Before the daemon joins its group: two daemons of one group on one data folder
+        would write one file, each over the other's state.  With checkpoints on, take
+        the path (a lock held until :meth:`release` or exit) or refuse to start; with
+        them off (a ``--from-beginning`` run rebuilds the state from the start), remove
+        a stale checkpoint unless another daemon holds it."""
         if self.every is None:
-            if self.own():  # nobody else writes it: stale, gone
+            if self.path.exists() and self.own():  # nobody else writes it: stale, gone
                 self.path.unlink(missing_ok=True)
                 checkpoint.remove_stale(self.path)
                 self.release()
@@ -111,6 +109,13 @@ class RuleState:
                 f"each other's state. Give each daemon its own FRAUDGRAPH_DATA_DIR, run "
                 f"this one with --checkpoint-every 0, or stop the other first")
         checkpoint.remove_stale(self.path)
+
+    def restore(self, source: TransactionSource) -> None:
+        """Load the checkpoint (after :meth:`claim`) into the rules and have ``source``
+        resume at its offsets; a checkpoint whose offsets the topic no longer has is
+        ignored.  Nothing with checkpoints off."""
+        if self.every is None:
+            return
         saved = checkpoint.load(self.path, self.detector.version)
         if saved is None:
             return

@@ -38,16 +38,22 @@ def test_two_daemons_and_two_projectors_decide_and_project_every_transaction_onc
     assert comparison["layout"] == "2+2" and comparison["compared"] == COUNT
     assert 0 <= comparison["identical"] <= COUNT
     assert "identical to 1+1" in result.stdout
+    crowded = run_cli("bench-scale-out", "--layout", "5+1", "--yes")
+    assert crowded.returncode == 2 and "more processes in a group than" in crowded.stderr
     driver = connect.neo4j(stack)
     try:  # the last layout's graph: two projectors, each transaction written once
         records, _, _ = driver.execute_query(
-            "MATCH (t:Transaction) RETURN count(t) AS details, count(DISTINCT t.id) AS ids")
+            "MATCH (t:Transaction) RETURN count(t) AS details, count(DISTINCT t.id) AS ids, "
+            "COUNT { (:Card) } AS cards")
+        holds, _, _ = driver.execute_query(  # a transaction written twice would count twice
+            "MATCH ()-[h:HOLDS]->() RETURN sum(h.count) AS counted")
         cursors, _, _ = driver.execute_query(
             "MATCH (p:ProjectionCursor) WHERE p.id STARTS WITH 'scale-projection-' "
             "RETURN count(p) AS partitions")
     finally:
         driver.close()
     assert (records[0]["details"], records[0]["ids"]) == (COUNT, COUNT)
+    assert holds[0]["counted"] == COUNT and records[0]["cards"] > 0
     assert cursors[0]["partitions"] == stack.kafka.partitions
     assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before
     assert _schemas(stack) <= schemas  # each layout's blocklist schema dropped

@@ -193,17 +193,21 @@ def test_two_daemons_of_one_group_on_one_data_folder_do_not_share_a_checkpoint(
                               "FRAUDGRAPH_PROFILE": "dev"})
     source: Any = None  # no checkpoint yet: restore never reaches the source
     first = RuleState(settings, "group", 30.0, Detector(CONFIG))
+    first.claim()
     first.restore(source)
     first.checkpoint(_Positions({("transactions", 0): 10}), force=True)  # type: ignore[arg-type]
     assert first.path.exists()
     second = RuleState(settings, "group", 30.0, Detector(CONFIG))
     with pytest.raises(ConfigError, match=r"FRAUDGRAPH_DATA_DIR.*--checkpoint-every 0"):
-        second.restore(source)
-    RuleState(settings, "other-group", 30.0, Detector(CONFIG)).restore(source)  # its own file
-    RuleState(settings, "group", None, Detector(CONFIG)).restore(source)  # checkpoints off
+        second.claim()
+    RuleState(settings, "other-group", 30.0, Detector(CONFIG)).claim()  # its own file
+    RuleState(settings, "group", None, Detector(CONFIG)).claim()  # checkpoints off
     assert first.path.exists()  # left alone: the first still writes it
     first.release()
-    RuleState(settings, "group", None, Detector(CONFIG)).restore(source)
+    RuleState(settings, "group", None, Detector(CONFIG)).claim()
     assert not first.path.exists()  # nobody writes it: a stale checkpoint, removed
-    second.restore(source)  # free now
+    second.claim()  # free now
     second.release()
+    # with checkpoints off and nothing to remove, no lock file is left behind either
+    RuleState(settings, "off-group", None, Detector(CONFIG)).claim()
+    assert not any("off-group" in p.name for p in first.path.parent.iterdir())
