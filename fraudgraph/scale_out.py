@@ -122,10 +122,16 @@ def compare(first: LayoutRun, other: LayoutRun, examples: int = 5) -> Comparison
 
 
 def run(settings: Settings, layouts: Sequence[Layout], count: int, rate: float, seed: int,
-        scratch: Path, report: Callable[[str], None],
-        config: str = "default") -> tuple[list[LayoutRun], list[Comparison]]:
+        scratch: Path, report: Callable[[str], None], config: str = "default",
+        warm_up: int = 0) -> tuple[list[LayoutRun], list[Comparison]]:
     """Each layout over the same stream (EMPTIES the graph before each), then each
-    compared with the first."""
+    compared with the first.  ``warm_up``: first, that many transactions of another
+    seed through the first layout, not measured (a freshly started Neo4j is slower for
+    its first minute, which would count against the first layout alone)."""
+    if warm_up:
+        report(f"warming up: {warm_up:,} transactions through {layouts[0].name}")
+        _layout(settings, layouts[0], warm_up, rate, seed + 1, scratch, lambda _m: None,
+                config)
     runs = [_layout(settings, layout, count, rate, seed, scratch, report, config)
             for layout in layouts]
     return runs, [compare(runs[0], other) for other in runs[1:]]

@@ -34,14 +34,17 @@ def _layout(value: str) -> tuple[int, int]:
 @click.option("--config", "config_ref", default="default", show_default=True,
               help="Detector config of the daemons: a preset or a TOML file.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--warm-up", type=click.IntRange(min=0), default=5000, show_default=True,
+              metavar="N", help="First run N transactions of another seed through the first "
+                                "layout, unmeasured (a fresh Neo4j is slow at first); 0: none.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("reports/scale-out.json"), show_default=True,
               help="Where to write the figures as JSON.")
 @click.option("--yes", is_flag=True, help="Do not ask before emptying the graph.")
 @click.pass_context
 def bench_scale_out(ctx: click.Context, count: int, rate: float, duration: int | None,
-                    layouts: tuple[str, ...], config_ref: str, seed: int, json_path: Path,
-                    yes: bool) -> None:
+                    layouts: tuple[str, ...], config_ref: str, seed: int, warm_up: int,
+                    json_path: Path, yes: bool) -> None:
     """Do several daemons and projectors decide like one of each?
 
     The same generated stream goes through each layout in turn (processes in
@@ -77,7 +80,8 @@ def bench_scale_out(ctx: click.Context, count: int, rate: float, duration: int |
         click.confirm("This empties the Neo4j graph of the local stack before each layout. "
                       "Continue?", abort=True)
     runs, comparisons = scale_out.run(settings, parsed, count, rate, seed,
-                                      settings.data_dir / "bench", report, config_ref)
+                                      settings.data_dir / "bench", report, config_ref,
+                                      min(warm_up, count))
     out.print(table(f"{count:,} transactions, " + (f"offered at {rate:,.0f}/s" if rate > 0
                                                    else "from a backlog"),
                     ["layout", "decided", "records", "decisions/s", "p50 ms", "p99 ms",

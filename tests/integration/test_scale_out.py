@@ -25,8 +25,8 @@ def test_two_daemons_and_two_projectors_decide_and_project_every_transaction_onc
         stack: Settings, tmp_path: Path) -> None:
     before, schemas = set(kafka.topic_names(stack.kafka.bootstrap)), _schemas(stack)
     out = tmp_path / "scale-out.json"
-    result = run_cli("bench-scale-out", "-n", str(COUNT), "--rate", "300", "--yes",
-                     "--json", str(out))
+    result = run_cli("bench-scale-out", "-n", str(COUNT), "--rate", "300", "--warm-up", "0",
+                     "--yes", "--json", str(out))
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     layouts = {x["layout"]: x for x in figures["layouts"]}
