@@ -7,8 +7,8 @@ For each layout (``daemons + projectors``), in turn and alike:
 1. an emptied graph (the layouts reuse the stream's ids, which a projection would skip
    as already written) and the run's own topics and blocklist schema;
 2. the projectors (`fraudgraph project`) and the daemons (`fraudgraph run`, rule-state
-   checkpoints off: several daemons of one group would share one checkpoint file) as
-   processes, as a deployment runs them;
+   checkpoints off: daemons of one group on one data folder may not share a checkpoint)
+   as processes, as a deployment runs them (on one host);
 3. the stream (`fraudgraph generate`, the same seed for every layout) at the offered
    rate, or all at once first (``rate`` 0: a backlog);
 4. once every process has stopped by itself (idle), the decisions topic read back:
