@@ -182,7 +182,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     if model_count and not config.model.enabled:
         raise ConfigError(f"--model needs a config whose [model] is enabled ({config.name} "
                           "turns it off: its daemon logs no feature vectors to train on)")
-    fresh = _fresh(settings, scratch)
+    fresh = fresh_run(settings, scratch)
     result = BenchResult(count, rate, projection)
     ready = threading.Event()  # set by the daemon once it has joined its consumer group
     producer: threading.Thread | None = None
@@ -222,12 +222,12 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
             result.peer = _quix_peer(fresh, scratch, count, decisions)
     finally:
         ready.set()  # a producer still waiting for a daemon that failed goes on at once
-        _clean_up(fresh, producer, projector)
+        clean_up(fresh, producer, projector)
     return result
 
 
 @dataclass(frozen=True)
-class _Fresh:
+class Fresh:
     """A run's own resources: fresh topics and blocklist schema, and the labels file."""
 
     run_id: str
@@ -237,7 +237,7 @@ class _Fresh:
     labels_path: Path
 
 
-def _fresh(settings: Settings, scratch: Path) -> _Fresh:
+def fresh_run(settings: Settings, scratch: Path) -> Fresh:
     """Create the run's topics (and the scratch folder); the schema comes with the first
     connection to the blocklist."""
     run_id = uuid.uuid4().hex[:8]
@@ -249,17 +249,22 @@ def _fresh(settings: Settings, scratch: Path) -> _Fresh:
     kafka.ensure_topics(bench.kafka.bootstrap, bench.topics.all(), bench.kafka.partitions)
     scratch.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **{f"FRAUDGRAPH_TOPIC_{k.upper()}": v for k, v in names.items()}}
-    return _Fresh(run_id, names, bench, env, scratch / f"{run_id}.jsonl")
+    return Fresh(run_id, names, bench, env, scratch / f"{run_id}.jsonl")
 
 
-def _generate(fresh: _Fresh, count: int, rate: float, seed: int,
+def generate_command(fresh: Fresh, count: int, rate: float, seed: int) -> list[str]:
+    """`fraudgraph generate` of ``count`` transactions of ``seed`` at ``rate`` (0: at once)
+    into the run's topics (``fresh.env``), its labels to the run's labels file."""
+    return [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count),
+            "--rate", str(max(rate, 0)), "--seed", str(seed), "--labels", str(fresh.labels_path)]
+
+
+def _generate(fresh: Fresh, count: int, rate: float, seed: int,
               report: Callable[[str], None]) -> float:
     """Generate the input in its own process (`fraudgraph generate`), so the daemon's
     memory samples and CPU time are the daemon's alone; returns its CPU seconds."""
-    generator = subprocess.Popen(
-        [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count),
-         "--rate", str(max(rate, 0)), "--seed", str(seed), "--labels", str(fresh.labels_path)],
-        env=fresh.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    generator = subprocess.Popen(generate_command(fresh, count, rate, seed), env=fresh.env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _pid, status, usage = os.wait4(generator.pid, 0)
     generator.returncode = os.waitstatus_to_exitcode(status)
     if generator.returncode != 0:
@@ -292,7 +297,7 @@ class _Projector:
     IDLE_S = 5.0
     CATCH_UP_S = 1800.0  # the longest the bench waits for it once the daemon is done
 
-    def __init__(self, fresh: _Fresh) -> None:
+    def __init__(self, fresh: Fresh) -> None:
         self.group = f"bench-projection-{fresh.run_id}"
         self.bootstrap, self.topic = fresh.settings.kafka.bootstrap, fresh.topics["transactions"]
         self.started = time.monotonic()
@@ -323,7 +328,7 @@ class _Projector:
             self.process.kill()
 
 
-def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: float,
+def _decide(fresh: Fresh, config: DetectorConfig, count: int, batch_timeout: float,
             projection: bool, trace_memory: bool, ready: threading.Event,
             result: BenchResult, keep: bool = False,
             until_idle: float = 5.0) -> dict[str, str]:
@@ -365,13 +370,13 @@ def _decide(fresh: _Fresh, config: DetectorConfig, count: int, batch_timeout: fl
     return stats.decisions
 
 
-def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, scratch: Path,
+def _warm_model(fresh: Fresh, config: DetectorConfig, count: int, seed: int, scratch: Path,
                 report: Callable[[str], None], promote: bool = True) -> str:
     """A model for the measured run: ``count`` transactions of another seed decided by
     the rules (projection first, then the daemon: their vectors logged), trained with
     the generator's labels and promoted in the run's own registry.  The warm-up's
     topics and schema are removed; its version is returned."""
-    warm = _fresh(fresh.settings, scratch)
+    warm = fresh_run(fresh.settings, scratch)
     try:
         report(f"model warm-up: {count:,} transactions of seed {seed}, decided by the rules")
         _generate(warm, count, 0, seed, report)
@@ -406,7 +411,7 @@ def _warm_model(fresh: _Fresh, config: DetectorConfig, count: int, seed: int, sc
         _drop_schema(warm.settings)
 
 
-def _one_at_a_time(fresh: _Fresh, config: DetectorConfig, count: int) -> Reference:
+def _one_at_a_time(fresh: Fresh, config: DetectorConfig, count: int) -> Reference:
     """The same daemon over the first ``count`` messages with batches of one (its own
     group; the graph holds everything by now, so no read waits for it)."""
     cpu_started = time.process_time()
@@ -418,7 +423,7 @@ def _one_at_a_time(fresh: _Fresh, config: DetectorConfig, count: int) -> Referen
                      time.process_time() - cpu_started)
 
 
-def _quix_peer(fresh: _Fresh, scratch: Path, count: int, ours: dict[str, str]) -> Reference:
+def _quix_peer(fresh: Fresh, scratch: Path, count: int, ours: dict[str, str]) -> Reference:
     """The Quix Streams peer over the same topic (its decisions to a topic of the run),
     and the share of its decisions equal to the daemon's."""
     out = f"bench-{fresh.run_id}-peer-decisions"
@@ -439,7 +444,7 @@ def _quix_peer(fresh: _Fresh, scratch: Path, count: int, ours: dict[str, str]) -
                      same / len(common) if common else None)
 
 
-def _clean_up(fresh: _Fresh, producer: threading.Thread | None,
+def clean_up(fresh: Fresh, producer: threading.Thread | None,
               projector: _Projector | None) -> None:
     """Whatever happened: wait for the load generator, stop the projector, delete the
     run's topics (the peer's too: their names hold the run's id), its blocklist schema

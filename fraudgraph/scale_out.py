@@ -145,14 +145,15 @@ def _layout(settings: Settings, layout: Layout, count: int, rate: float, seed: i
         clear_graph(driver)
     finally:
         driver.close()
-    fresh = bench._fresh(settings, scratch)
+    fresh = bench.fresh_run(settings, scratch)
     env = {**fresh.env, "FRAUDGRAPH_POSTGRES_SCHEMA": fresh.settings.postgres.schema}
     processes = _Processes(scratch / f"scale-{fresh.run_id}", env)
+    generate = bench.generate_command(fresh, count, rate, seed)
     result = LayoutRun(layout)
     try:
         if rate <= 0:
             report(f"{layout.name}: producing {count:,} transactions")
-            processes.finish([processes.generator(count, rate, seed, fresh.labels_path)],
+            processes.finish([processes.start(generate)],
                              time.monotonic() + DEADLINE_S)
         groups = {f"scale-projection-{fresh.run_id}": layout.projectors,
                   f"scale-detector-{fresh.run_id}": layout.daemons}
@@ -166,14 +167,14 @@ def _layout(settings: Settings, layout: Layout, count: int, rate: float, seed: i
             _joined(fresh.settings.kafka.bootstrap, groups, processes,
                     time.monotonic() + JOIN_S)
             report(f"{layout.name}: offering {count:,} transactions at {rate:,.0f}/s")
-            processes.finish([processes.generator(count, rate, seed, fresh.labels_path)],
+            processes.finish([processes.start(generate)],
                              time.monotonic() + DEADLINE_S)
         report(f"{layout.name}: deciding")
         processes.finish(members, time.monotonic() + DEADLINE_S)
         _read_back(fresh.settings, result)
     finally:
         processes.kill()
-        bench._clean_up(fresh, None, None)
+        bench.clean_up(fresh, None, None)
     report(f"{layout.name}: {len(result.decisions):,} decided, {result.per_second:,.0f}/s")
     return result
 
@@ -187,20 +188,15 @@ class _Processes:
         self.running: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def member(self, command: str, *args: str) -> subprocess.Popen[bytes]:
-        return self._start(command, "--until-idle", f"{IDLE_S:g}s", "--metrics-port", "0",
-                           *args)
+        return self.start([sys.executable, "-m", "fraudgraph", command, "--until-idle",
+                           f"{IDLE_S:g}s", "--metrics-port", "0", *args])
 
-    def generator(self, count: int, rate: float, seed: int,
-                  labels: Path) -> subprocess.Popen[bytes]:
-        return self._start("generate", "-n", str(count), "--rate", str(rate), "--seed",
-                           str(seed), "--labels", str(labels))
-
-    def _start(self, command: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
         self.folder.mkdir(parents=True, exist_ok=True)
-        log = self.folder / f"{len(self.running)}-{command}.log"
+        log = self.folder / f"{len(self.running)}-{argv[3]}.log"
         with open(log, "wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "fraudgraph", command, *args],
-                                       env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(argv, env=self.env, stdout=out,
+                                       stderr=subprocess.STDOUT)
         self.running.append((process, log))
         return process
 
