@@ -1,6 +1,6 @@
 // name: label_fraud
-// purpose: apply confirmed-fraud labels once each (a FraudLabel node per transaction makes a replay a no-op): mark the transaction, its card, user and device as confirmed fraud (fraud_confirmed_ms: the event time of the latest fraud; fraud_reported_ms: the earliest report time, from which the fraud counts as known), count the fraud at the site and on the card-site relationship, and keep the label's report time, event time and site on its FraudLabel node (the compromised-site check reads them as of each transaction's time); resolves entities from the transaction detail in the graph, else from the label's own ids
-// params: rows: list<map{transaction_id: string, card_id: string|null, user_id: string|null, site_id: string|null, event_ms: integer|null, reported_ms: integer, source: string}>
+// purpose: apply confirmed-fraud labels once each (a FraudLabel node per transaction makes a replay a no-op): mark the transaction, its card, user and device as confirmed fraud (fraud_confirmed_ms: the event time of the latest fraud; fraud_reported_ms: the earliest report time, from which the fraud counts as known), count the fraud at the site and on the card-site relationship, and keep the label's report time, event time and site on its FraudLabel node (the compromised-site check reads them as of each transaction's time); resolves entities from the transaction detail in the graph, else from the label's own ids (with FRAUDGRAPH_GRAPH_DETAIL=flagged an allowed transaction has no detail)
+// params: rows: list<map{transaction_id: string, card_id: string|null, user_id: string|null, site_id: string|null, device_id: string|null, event_ms: integer|null, reported_ms: integer, source: string}>
 // returns: transaction_id: string, card_id: string|null, user_id: string|null, site_id: string|null, device_id: string|null, event_ms: integer|null
 UNWIND $rows AS r
 OPTIONAL MATCH (seen:FraudLabel {id: r.transaction_id})
@@ -18,6 +18,8 @@ WITH r, card_id, user_id, site_id, td, event_ms
 OPTIONAL MATCH (c:Card {id: card_id})
 OPTIONAL MATCH (u:User {id: user_id})
 OPTIONAL MATCH (ts:Site {id: site_id})
+OPTIONAL MATCH (ld:Device {id: r.device_id})
+WITH r, c, u, ts, coalesce(td, ld) AS td, card_id, user_id, event_ms
 SET c:ConfirmedFraud, u:ConfirmedFraud, td:ConfirmedFraud,
     c.fraud_confirmed_ms = CASE WHEN c.fraud_confirmed_ms > event_ms THEN c.fraud_confirmed_ms ELSE event_ms END,
     u.fraud_confirmed_ms = CASE WHEN u.fraud_confirmed_ms > event_ms THEN u.fraud_confirmed_ms ELSE event_ms END,

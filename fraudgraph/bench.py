@@ -69,6 +69,7 @@ class BenchResult:
     count: int
     offered_rate: float
     projection: bool
+    graph_detail: str = "all"  # FRAUDGRAPH_GRAPH_DETAIL of the run
     decisions: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)  # decision → how many
     busy_seconds: float = 0.0
@@ -125,7 +126,8 @@ class BenchResult:
     def as_json(self) -> dict[str, Any]:
         return {
             "transactions": self.count, "offered_rate": self.offered_rate or "backlog",
-            "projection_alongside": self.projection, "decisions": self.decisions,
+            "projection_alongside": self.projection, "graph_detail": self.graph_detail,
+            "decisions": self.decisions,
             "outcomes": dict(self.outcomes),
             "decisions_per_second": round(self.decisions_per_second, 1),
             "latency_ms": {f"p{q}": round(self.latency(q), 2) for q in (50, 95, 99)},
@@ -183,7 +185,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         raise ConfigError(f"--model needs a config whose [model] is enabled ({config.name} "
                           "turns it off: its daemon logs no feature vectors to train on)")
     fresh = fresh_run(settings, scratch)
-    result = BenchResult(count, rate, projection)
+    result = BenchResult(count, rate, projection, settings.neo4j.detail)
     ready = threading.Event()  # set by the daemon once it has joined its consumer group
     producer: threading.Thread | None = None
     projector: _Projector | None = None

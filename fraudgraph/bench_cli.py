@@ -116,7 +116,8 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
          f"{result.model_share:.1%} of batch time"],
         ["projection", "off" if not projection else
          f"{result.projection_per_second or 0:,.0f} tx/s, lag "
-         f"{result.projection_lag_at_end or 0:,} when the daemon finished"],
+         f"{result.projection_lag_at_end or 0:,} when the daemon finished, detail for "
+         f"{result.graph_detail} transactions"],
         *[[f"CPU s: {k}", f"{v:,.1f}"] for k, v in result.cpu_seconds.items()],
         ["daemon's Neo4j calls (wall s, calls)", ", ".join(
             f"{name} {seconds:,.1f} ({calls:,})" for name, (calls, seconds)

@@ -131,4 +131,5 @@ def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int
                      leave_out)
     emit([[r.batch_size, r.transactions, r.seconds, r.tx_per_second, r.upserts_per_second,
            r.write_seconds / r.seconds, r.part_us_per_tx] for r in rows], BENCH_COLUMNS, fmt,
-         f"projection of {count:,} transactions")
+         f"projection of {count:,} transactions, detail for {settings.neo4j.detail} "
+         "(FRAUDGRAPH_GRAPH_DETAIL)")

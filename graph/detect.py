@@ -204,13 +204,28 @@ def resolve_transactions(driver: Driver, ids: list[str],
 
 
 @_timed
+def record_flagged(driver: Driver, rows: list[dict[str, Any]],
+                   database: str = "neo4j") -> set[str]:
+    """Write flagged transactions' detail nodes with their decisions
+    (``FRAUDGRAPH_GRAPH_DETAIL=flagged``), at most ``WRITE_CHUNK`` per transaction;
+    returns the ids written (those whose card and site the graph holds)."""
+    return _chunked(driver, "record_flagged", rows, database)
+
+
+@_timed
 def set_decisions(driver: Driver, rows: list[dict[str, Any]],
                   database: str = "neo4j") -> set[str]:
     """Write decisions onto their Transaction nodes, at most ``WRITE_CHUNK`` per
     transaction (bounded Neo4j heap however many waited); returns the ids found."""
+    return _chunked(driver, "set_decisions", rows, database)
+
+
+def _chunked(driver: Driver, query: str, rows: list[dict[str, Any]],
+             database: str) -> set[str]:
+    """Run ``query`` on ``rows``, ``WRITE_CHUNK`` per transaction; the ids it returns."""
     found: set[str] = set()
     for start in range(0, len(rows), WRITE_CHUNK):
-        records, _, _ = driver.execute_query(cypher.load("set_decisions"),
+        records, _, _ = driver.execute_query(cypher.load(query),
                                              rows=rows[start:start + WRITE_CHUNK],
                                              database_=database)
         found.update(r["id"] for r in records)

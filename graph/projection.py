@@ -9,20 +9,26 @@ The graph (SPEC §4):
   ``(Card)-[:USED_ON]->(Device)``, ``(User)-[:USES]->(Device)``,
   ``(User)-[:FROM_IP]->(IP)``;
 * transaction detail for the retention window:
-  ``(Card)-[:MADE]->(Transaction)-[:AT]->(Site)``, ``(Transaction)-[:ON]->(Device)``.
+  ``(Card)-[:MADE]->(Transaction)-[:AT]->(Site)``, ``(Transaction)-[:ON]->(Device)``:
+  for every transaction (``FRAUDGRAPH_GRAPH_DETAIL=all``), or only for those the
+  daemon reviews or blocks (``flagged``: the daemon writes them with the decision,
+  ``graph.detect.record_flagged``; the projection writes no detail, about half its
+  Neo4j cost).
 
 Idempotency, because delivery is at-least-once: every batch is written in one
 Neo4j transaction that (1) drops transaction ids already in the graph, (2)
 MERGEs entities and adds the batch's aggregates, (3) creates the detail nodes
 and (4) records the highest offset per partition (``ProjectionCursor``).  A
 replayed message is skipped by its offset (cursor) or, if it arrives again
-under a new offset, by its ``transaction_id`` while its detail is retained.
+under a new offset, by its ``transaction_id`` while its detail is retained (with
+``flagged`` detail: while it is among the writer's :data:`RECENT_IDS` latest ids).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +45,9 @@ RELATIONSHIPS: dict[str, tuple[str, str]] = {
     "uses": ("user_id", "device_id"),
     "from_ip": ("user_id", "ip_address"),
 }
+#: without detail in the graph, the transaction ids a writer remembers to drop a message
+#: published twice (under two offsets); about 100 bytes each
+RECENT_IDS = 500_000
 ENTITY_FIELDS = {"users": "user_id", "cards": "card_id", "devices": "device_id",
                  "ips": "ip_address", "sites": "site_id"}
 
@@ -50,21 +59,35 @@ class BatchPlan:
     entities: dict[str, list[Any]] = field(default_factory=dict)
     relationships: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     transactions: list[dict[str, Any]] = field(default_factory=list)
+    #: the ids of the transactions the batch projects (detail or not)
+    projected: list[str] = field(default_factory=list)
 
     @property
     def relationship_rows(self) -> int:
         return sum(len(rows) for rows in self.relationships.values())
 
 
-def plan_batch(transactions: Iterable[Transaction], known: dict[str, set[str]]) -> BatchPlan:
+def detail_row(tx: Transaction) -> dict[str, Any]:
+    """A transaction's detail node, as ``project_transactions`` and ``record_flagged``
+    write it."""
+    return {"id": tx.transaction_id, "card_id": tx.card_id, "site_id": tx.site_id,
+            "device_id": tx.device_id, "user_id": tx.user_id, "event_ms": tx.event_ms,
+            "amount_minor": tx.amount_minor, "currency": tx.currency, "country": tx.country,
+            "ip_address": tx.ip_address, "merchant_category": tx.merchant_category,
+            "card_present": tx.card_present}
+
+
+def plan_batch(transactions: Iterable[Transaction], known: dict[str, set[str]],
+               with_detail: bool = True) -> BatchPlan:
     """Collapse a batch into entity, pair and detail rows (pure; ``known`` is not changed).
 
     ``transactions`` must be new and unique by id.  Entities in ``known`` (the
-    writer's cache of ids already in the graph) are not MERGEd again.
+    writer's cache of ids already in the graph) are not MERGEd again.  Without
+    detail (``FRAUDGRAPH_GRAPH_DETAIL=flagged``) the plan has no detail rows.
     """
     pairs: dict[str, dict[tuple[str, str], list[int]]] = {name: {} for name in RELATIONSHIPS}
     new: dict[str, dict[str, Any]] = {name: {} for name in ENTITY_FIELDS}
-    detail = []
+    detail, projected = [], []
     for tx in transactions:
         for name, attr in ENTITY_FIELDS.items():
             value = getattr(tx, attr)
@@ -86,18 +109,15 @@ def plan_batch(transactions: Iterable[Transaction], known: dict[str, set[str]]) 
                     agg[2] = tx.event_ms
                 if tx.event_ms > agg[3]:
                     agg[3] = tx.event_ms
-        detail.append({
-            "id": tx.transaction_id, "card_id": tx.card_id, "site_id": tx.site_id,
-            "device_id": tx.device_id, "user_id": tx.user_id, "event_ms": tx.event_ms,
-            "amount_minor": tx.amount_minor, "currency": tx.currency, "country": tx.country,
-            "ip_address": tx.ip_address, "merchant_category": tx.merchant_category,
-            "card_present": tx.card_present})
+        projected.append(tx.transaction_id)
+        if with_detail:
+            detail.append(detail_row(tx))
     return BatchPlan(
         entities={name: list(values.values()) for name, values in new.items()},
         relationships={name: [{"a": a, "b": b, "count": v[0], "amount_minor": v[1],
                                "first_ms": v[2], "last_ms": v[3]} for (a, b), v in rows.items()]
                        for name, rows in pairs.items()},
-        transactions=detail)
+        transactions=detail, projected=projected)
 
 
 @dataclass(frozen=True)
@@ -139,13 +159,19 @@ class GraphWriter:
     """
 
     def __init__(self, driver: Driver, database: str = "neo4j",
-                 cache_limit: int = 2_000_000, leave_out: Iterable[str] = ()) -> None:
-        """``leave_out``: parts of the write (:data:`PARTS`: ``detail``, ``rel_holds``, …)
-        not written at all, for ``fraudgraph bench-projection --leave-out`` only: it
-        measures what a part costs, and the graph it leaves is incomplete."""
+                 cache_limit: int = 2_000_000, leave_out: Iterable[str] = (),
+                 detail: bool = True) -> None:
+        """``detail``: write a Transaction node per transaction (False: the daemon
+        writes the flagged ones, ``FRAUDGRAPH_GRAPH_DETAIL=flagged``).  ``leave_out``:
+        parts of the write (:data:`PARTS`: ``detail``, ``rel_holds``, …) not written at
+        all, for ``fraudgraph bench-projection --leave-out`` only: it measures what a
+        part costs, and the graph it leaves is incomplete."""
         self.driver = driver
         self.database = database
         self.cache_limit = cache_limit
+        self.detail = detail
+        #: without detail: ids projected lately, oldest first
+        self.recent: OrderedDict[str, None] = OrderedDict()
         self.leave_out = frozenset(leave_out)
         unknown = self.leave_out - set(OPTIONAL_PARTS)
         if unknown:
@@ -190,11 +216,14 @@ class GraphWriter:
 
         def work(tx: Any) -> tuple[BatchPlan, int]:
             seconds.clear()  # a retried transaction: only the attempt that commits counts
-            known_ids = {r["id"] for r in timed("known", tx, "project_known_transactions",
-                                                ids=[t.transaction_id for t in unique])}
+            if self.detail:
+                known_ids = {r["id"] for r in timed("known", tx, "project_known_transactions",
+                                                    ids=[t.transaction_id for t in unique])}
+            else:  # the daemon's flagged nodes are no sign of projection: ask memory
+                known_ids = {t.transaction_id for t in unique if t.transaction_id in self.recent}
             planning = time.perf_counter()
             fresh = [t for t in unique if t.transaction_id not in known_ids]
-            plan = plan_batch(fresh, self.known)
+            plan = plan_batch(fresh, self.known, self.detail)
             seconds["plan"] = time.perf_counter() - planning
             if any(plan.entities.values()):
                 timed("entities", tx, "project_entities", **plan.entities)
@@ -216,10 +245,15 @@ class GraphWriter:
         self._remember(plan)
         written = sum(len(rows) for name, rows in plan.relationships.items()
                       if f"rel_{name}" not in self.leave_out)
-        return ProjectResult(len(plan.transactions), duplicates + len(transactions) - len(unique),
-                             written, dict(seconds))
+        return ProjectResult(len(plan.projected),
+                             duplicates + len(transactions) - len(unique), written,
+                             dict(seconds))
 
     def _remember(self, plan: BatchPlan) -> None:
+        if not self.detail:
+            self.recent.update(dict.fromkeys(plan.projected))
+            for _ in range(len(self.recent) - RECENT_IDS):
+                self.recent.popitem(last=False)
         if sum(len(ids) for ids in self.known.values()) > self.cache_limit:
             for ids in self.known.values():
                 ids.clear()

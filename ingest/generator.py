@@ -82,6 +82,8 @@ class Label(msgspec.Struct, frozen=True):
     event_time: str
     card_id: str
     user_id: str
+    site_id: str
+    device_id: str | None
 
 
 def report_ms(tx: Transaction, delay_ms: int) -> int:
@@ -101,7 +103,8 @@ def label_for(tx: Transaction, scenario: str, delay_ms: int) -> Label:
     """The ``fraud-labels`` record of a fraudulent ``tx``, reported at :func:`report_ms`."""
     return Label(transaction_id=tx.transaction_id, label="fraud", scenario=scenario,
                  source="generator", reported_at=iso_from_ms(report_ms(tx, delay_ms)),
-                 event_time=tx.timestamp, card_id=tx.card_id, user_id=tx.user_id)
+                 event_time=tx.timestamp, card_id=tx.card_id, user_id=tx.user_id,
+                 site_id=tx.site_id, device_id=tx.device_id)
 
 
 class Generator:

@@ -2,8 +2,9 @@
 
 SPEC §3.2: ``transaction_id``, ``label`` (fraud|genuine), ``source``,
 ``reported_at``; the generator's labels also carry ``card_id``, ``user_id``,
-``event_time`` and ``scenario``, which help when the transaction's detail is no
-longer in the graph.  Unknown extra fields are ignored.
+``site_id``, ``device_id``, ``event_time`` and ``scenario``, which help when the
+transaction's detail is not in the graph (past the retention window, or an allowed
+transaction with ``FRAUDGRAPH_GRAPH_DETAIL=flagged``).  Unknown extra fields are ignored.
 
 Labels are validated like transactions (:mod:`ingest.transaction`), and a label
 that fails is a :class:`DecodeError` with a stable reason (→ DLQ):
@@ -12,7 +13,8 @@ that fails is a :class:`DecodeError` with a stable reason (→ DLQ):
   :data:`~ingest.transaction.MAX_DEPTH` deep (``too_deep``), a JSON object
   (``invalid_json``, ``not_utf8``, ``not_an_object``, ``missing_field``,
   ``wrong_type``);
-* ``transaction_id``, ``card_id``, ``user_id``: the transaction's id rules
+* ``transaction_id``, ``card_id``, ``user_id``, ``site_id``, ``device_id``: the
+  transaction's id rules
   (printable, 1-128 characters, no surrounding blanks; JSON integers become their
   decimal text), else ``invalid_id``;
 * ``label``: ``fraud`` or ``genuine`` (``invalid_label``); ``source`` and
@@ -63,6 +65,8 @@ class LabelMessage(msgspec.Struct, frozen=True, kw_only=True):
     reported_ms: int
     card_id: str | None = None
     user_id: str | None = None
+    site_id: str | None = None
+    device_id: str | None = None
     event_time: str | None = None
     event_ms: int | None = None
     scenario: str | None = None
@@ -77,6 +81,8 @@ class _Wire(msgspec.Struct):
     reported_at: str | int | float
     card_id: str | int | None = None
     user_id: str | int | None = None
+    site_id: str | int | None = None
+    device_id: str | int | None = None
     event_time: str | int | float | None = None
     scenario: str | None = None
 
@@ -107,6 +113,9 @@ def decode_label(raw: bytes, *, max_future_ms: int | None = MAX_FUTURE_MS,
             reported_ms=reported_ms,
             card_id=None if wire.card_id is None else valid_id(wire.card_id, "card_id"),
             user_id=None if wire.user_id is None else valid_id(wire.user_id, "user_id"),
+            site_id=None if wire.site_id is None else valid_id(wire.site_id, "site_id"),
+            device_id=(None if wire.device_id is None
+                       else valid_id(wire.device_id, "device_id")),
             event_time=None if event_ms is None else iso_from_ms(event_ms),
             event_ms=event_ms,
             scenario=(None if wire.scenario is None

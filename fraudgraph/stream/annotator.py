@@ -2,12 +2,14 @@
 
 The loop hands over, between batches: ``blocked`` marks of the entities it
 blocklisted (PostgreSQL has them already), its review/block decisions (onto their
-Transaction nodes) and the rings its sweep found (``ring_id`` / ``ring_size`` on
-the members; new members blocklisted).  :meth:`GraphAnnotator.flush` writes them,
-in the daemon's worker thread: these writes may wait on the projection's locks, and
-the stream must not.
+Transaction nodes; with ``FRAUDGRAPH_GRAPH_DETAIL=flagged`` the nodes themselves,
+which the projection then does not write) and the rings its sweep found
+(``ring_id`` / ``ring_size`` on the members; new members blocklisted).
+:meth:`GraphAnnotator.flush` writes them, in the daemon's worker thread: these
+writes may wait on the projection's locks, and the stream must not.
 
-A decision whose Transaction node is not projected yet is tried again every
+A decision whose Transaction node (or, with flagged detail, card or site) is not
+projected yet is tried again every
 :data:`RETRY_EVERY` flushes, :data:`DECISION_TRIES` times (the decision itself is on
 the topic and in PostgreSQL either way).
 """
@@ -38,8 +40,10 @@ class GraphAnnotator:
     """Queues filled by the loop (thread-safe), written by :meth:`flush`."""
 
     def __init__(self, driver: Any, blocker: Blocker, health: Health,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, with_detail: bool = False) -> None:
+        """``with_detail``: write each decision's Transaction node too (flagged detail)."""
         self.driver, self.blocker, self.health, self.stop = driver, blocker, health, stop
+        self.write_decisions = detect.record_flagged if with_detail else detect.set_decisions
         self.to_mark: queue.Queue[list[NewEntry]] = queue.Queue()
         self.to_record: queue.Queue[list[dict[str, Any]]] = queue.Queue()
         self.to_ring: queue.Queue[tuple[list[dict[str, Any]], list[NewEntry]]] = queue.Queue()
@@ -51,7 +55,8 @@ class GraphAnnotator:
         self.to_mark.put(entries)
 
     def record_decisions(self, rows: list[dict[str, Any]]) -> None:
-        """Put review/block decisions (id, decision, score, reasons) on their nodes."""
+        """Put review/block decisions (the transaction's detail row with decision,
+        score and reasons) on their nodes."""
         self.to_record.put(rows)
 
     def record_rings(self, members: list[dict[str, Any]], entries: list[NewEntry]) -> None:
@@ -80,7 +85,7 @@ class GraphAnnotator:
             return
         found: set[str] = set()
         self._write("neo4j", rows, lambda part: found.update(
-            detect.set_decisions(self.driver, part)))
+            self.write_decisions(self.driver, part)))
         for row in fresh:  # not projected yet: tried again every RETRY_EVERY flushes
             if row["id"] not in found and len(self.undecided) < MAX_UNDECIDED:
                 self.undecided.setdefault(row["id"], (row, 0))

@@ -75,7 +75,7 @@ from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
 from graph import detect
 from graph.driver import Neo4jError
-from graph.projection import GraphWriter
+from graph.projection import GraphWriter, detail_row
 from ingest import kafka
 from ingest.dlq import dlq_record
 from ingest.label_source import INFINITY, LabelSource
@@ -319,8 +319,9 @@ class _Services:
         flagged = [flagged_row(d) for d in decided]
         self.store.record_flagged(flagged)
         self.annotator.record_decisions([
-            {"id": f.transaction_id, "decision": f.decision, "score": f.score,
-             "reasons": [r["code"] for r in f.reasons]} for f in flagged])
+            {**detail_row(d.transaction), "decision": f.decision, "score": f.score,
+             "reasons": [r["code"] for r in f.reasons]}
+            for d, f in zip(decided, flagged, strict=True)])
 
     def _dead_letter(self, d: Decided, where: tuple[str, int, int],
                      exc: BaseException) -> None:
@@ -368,7 +369,8 @@ def _worker(settings: Settings, config: DetectorConfig, options: DaemonOptions,
     """The worker thread and what it schedules, with its own PostgreSQL connection."""
     stop = threading.Event()  # the worker's own: it outlives the loop's last commit
     blocker = Blocker(connect.blocklist(settings), driver)
-    annotator = GraphAnnotator(driver, blocker, health, stop)
+    annotator = GraphAnnotator(driver, blocker, health, stop,
+                               with_detail=settings.neo4j.detail == "flagged")
     labels = None
     if options.labels:
         labels = LabelSource(settings.kafka.bootstrap, f"{options.group}-labels",

@@ -80,7 +80,7 @@ def _known(p: PendingLabel, resolved: dict[str, Any] | None, lag_ms: int) -> Kno
         return KnownFraud(p.label.transaction_id, known_ms, event_ms, resolved["card_id"],
                           resolved["user_id"], resolved["site_id"], resolved["device_id"])
     return KnownFraud(p.label.transaction_id, known_ms, event_ms, p.label.card_id,
-                      p.label.user_id, None, None)
+                      p.label.user_id, p.label.site_id, p.label.device_id)
 
 
 def _row(p: PendingLabel) -> LabelRow:
@@ -93,5 +93,5 @@ def _fraud_row(p: PendingLabel) -> dict[str, Any]:
     assert p.label is not None
     m = p.label
     return {"transaction_id": m.transaction_id, "card_id": m.card_id, "user_id": m.user_id,
-            "site_id": None, "event_ms": p.event_ms, "reported_ms": p.reported_ms,
-            "source": m.source}
+            "site_id": m.site_id, "device_id": m.device_id, "event_ms": p.event_ms,
+            "reported_ms": p.reported_ms, "source": m.source}

@@ -9,8 +9,9 @@ commit, timed from outside.
    skipped (the detector daemon owns their dead-letter records);
 2. write: drop messages at or below the partition's projection cursor (already in
    the graph), then write the batch in ONE Neo4j transaction: drop known
-   transaction ids, MERGE entities, add aggregates, create detail, advance the
-   cursor (``GraphWriter.project``);
+   transaction ids, MERGE entities, add aggregates, create detail (unless
+   ``FRAUDGRAPH_GRAPH_DETAIL=flagged``: the daemon writes it), advance the cursor
+   (``GraphWriter.project``);
 3. commit: commit the Kafka offsets
    (:class:`fraudgraph.stream.batch.BatchCommit`).
 
@@ -72,7 +73,8 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
     stop = stop or stop_on_signals()
     metrics.serve(options.metrics_port)
     driver = connect.neo4j(settings)
-    writer = GraphWriter(driver, leave_out=options.leave_out)
+    writer = GraphWriter(driver, leave_out=options.leave_out,
+                         detail=settings.neo4j.detail == "all")
     writer.apply_schema()
     topic = settings.topics.transactions
     prefix = f"{options.group}:"
@@ -106,7 +108,8 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
             with timer("commit"):
                 commit.commit()
             stats.committed()
-            cursors.update((c.id, c.offset) for c in advanced)
+            for c in advanced:  # a replay's batch must not move a cursor back
+                cursors[c.id] = max(c.offset, cursors.get(c.id, -1))
             _account(stats, batch.consumed, batch.rejected, result.projected,
                      result.duplicates + len(batch.transactions) - len(fresh),
                      result.relationship_rows, timer.take()["write"], batch.reasons)

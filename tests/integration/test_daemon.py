@@ -26,6 +26,8 @@ from fraudgraph import connect
 from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
 from fraudgraph.stream import daemon, projector
+from graph import detect
+from graph.projection import detail_row
 from ingest import kafka
 from ingest.dlq import DLQ_DECODER
 from ingest.publish import Publisher
@@ -356,3 +358,69 @@ def _health(port: int) -> dict[str, Any]:
             return dict(json.loads(answer.read()))
     except urllib.error.HTTPError as error:  # 503 while degraded, with the same body
         return dict(json.loads(error.read()))
+
+
+def test_with_flagged_detail_only_flagged_transactions_get_a_node_and_labels_place_the_rest(
+        stack: Settings, unique: str) -> None:
+    """``FRAUDGRAPH_GRAPH_DETAIL=flagged``: the projection writes aggregates only; the
+    daemon writes the blocked transaction's node with its decision, and the label of an
+    allowed one (no node) marks the card and device its own ids name."""
+    settings = scratch(stack, unique, partitions=1)
+    settings = dataclasses.replace(settings, neo4j=dataclasses.replace(settings.neo4j,
+                                                                       detail="flagged"))
+    txs = [tx(unique, i, i * 30, card="ok") for i in range(5)]
+    txs += [tx(unique, 10, 1, card="stolen"), tx(unique, 20, 5 * 24 * 60, card="late")]
+    missed, stolen = txs[0], txs[5]
+    label = {"transaction_id": missed.transaction_id, "label": "fraud", "source": "chargeback",
+             "reported_at": "2026-01-03T00:00:00Z", "card_id": missed.card_id,
+             "user_id": missed.user_id, "site_id": missed.site_id,
+             "device_id": missed.device_id}
+    driver = connect.neo4j(settings)
+    store = connect.blocklist(settings)
+    try:
+        store.upsert([NewEntry("card", stolen.card_id, "reported stolen", "manual", 1.0, {},
+                               3600)], actor="test")
+        produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
+        produce(settings, [encode(t) for t in txs])
+        stats = run_daemon(settings, unique, None)  # until idle: the label applies too
+        assert stats.labels == 1
+        got = decisions(settings)
+        assert Counter(d.decision for d in got.values()) == Counter(allow=6, block=1)
+        assert got[stolen.transaction_id].decision == "block"
+        # one Transaction node: the blocked one, with its decision, card, site and device
+        nodes = "MATCH (t:Transaction) WHERE t.id STARTS WITH $prefix "
+        records, _, _ = driver.execute_query(
+            nodes + "OPTIONAL MATCH (c:Card)-[:MADE]->(t) OPTIONAL MATCH (t)-[:AT]->(s:Site) "
+            "OPTIONAL MATCH (t)-[:ON]->(d:Device) RETURN t.id AS id, t.decision AS decision, "
+            "t.reasons AS reasons, t.amount_minor AS amount, collect(c.id) AS cards, "
+            "collect(s.id) AS sites, collect(d.id) AS devices", prefix=f"{unique}-")
+        assert [dict(r) for r in records] == [{
+            "id": stolen.transaction_id, "decision": "block", "reasons": ["blocklist_card"],
+            "amount": 2500, "cards": [stolen.card_id], "sites": [stolen.site_id],
+            "devices": [stolen.device_id]}]
+        # the aggregates hold all seven
+        records, _, _ = driver.execute_query(
+            "MATCH (u:User)-[h:HOLDS]->(:Card) WHERE u.id STARTS WITH $prefix "
+            "RETURN sum(h.count) AS n", prefix=f"{unique}-")
+        assert records[0]["n"] == len(txs)
+        # the missed fraud, placed by the label's own ids
+        records, _, _ = driver.execute_query(
+            "MATCH (l:FraudLabel {id: $tx}) MATCH (c:Card {id: $card}) "
+            "MATCH (d:Device {id: $device}) RETURN l.site_id AS site, "
+            "c:ConfirmedFraud AS card, d:ConfirmedFraud AS device",
+            tx=missed.transaction_id, card=missed.card_id, device=missed.device_id)
+        assert dict(records[0]) == {"site": missed.site_id, "card": True, "device": True}
+        # a replayed decision write changes nothing; one whose card is not in the graph
+        # yet is not written (the annotator tries it again later)
+        row = {**detail_row(stolen), "decision": "block", "score": 1.0,
+               "reasons": ["blocklist_card"]}
+        assert detect.record_flagged(driver, [row]) == {stolen.transaction_id}
+        ghost = {**row, "id": f"{unique}-ghost", "card_id": f"{unique}-no-such-card"}
+        assert detect.record_flagged(driver, [ghost]) == set()
+        records, _, _ = driver.execute_query(
+            nodes + "RETURN count(t) AS nodes, COUNT { (t)<-[:MADE]-() } AS made, "
+            "COUNT { (t)-[:AT|ON]->() } AS links", prefix=f"{unique}-")
+        assert dict(records[0]) == {"nodes": 1, "made": 1, "links": 2}
+    finally:
+        store.close()
+        driver.close()

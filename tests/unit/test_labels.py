@@ -45,6 +45,9 @@ def test_the_spec_minimum_and_legacy_forms() -> None:
     assert (legacy.transaction_id, legacy.card_id, legacy.user_id) == ("74191676", "4242", "42")
     extra, _ = decode_label(label(note={"deep": [1, [2]]}))
     assert extra.transaction_id == "tx-1"
+    # where it happened, for a transaction whose detail the graph does not hold
+    placed, _ = decode_label(label(site_id="site-9", device_id=77))
+    assert (placed.site_id, placed.device_id) == ("site-9", "77")
 
 
 HOSTILE: list[tuple[str, bytes, str]] = [
@@ -62,6 +65,8 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ("NUL in transaction_id", label(transaction_id="tx\u00001"), "invalid_id"),
     ("newline in card_id", label(card_id="card\n-1"), "invalid_id"),
     ("blanks round user_id", label(user_id=" user-1"), "invalid_id"),
+    ("NUL in site_id", label(site_id="site\u00001"), "invalid_id"),
+    ("empty device_id", label(device_id=""), "invalid_id"),
     ("NUL in source", label(source="charge\u0000back"), "invalid_source"),
     ("escape in source", label(source="\u001b[31mred"), "invalid_source"),
     ("empty source", label(source=""), "invalid_source"),

@@ -33,13 +33,16 @@ def test_defaults(tmp_path: Path) -> None:
     assert s.topics.all() == ("transactions", "decisions", "fraud-alerts", "training",
                               "fraud-labels", "transactions-dlq")
     assert s.neo4j.password is None
+    assert s.neo4j.detail == "all"
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
     s = load_settings(env_for(
         tmp_path, FRAUDGRAPH_KAFKA_PORT="19092", FRAUDGRAPH_NEO4J_BOLT_PORT="17687",
         FRAUDGRAPH_KAFKA_PARTITIONS="8", FRAUDGRAPH_TOPIC_DLQ="dead-letters",
-        FRAUDGRAPH_NEO4J_PASSWORD="s3cret-pass-1", FRAUDGRAPH_POSTGRES_DSN="host=db dbname=x"))
+        FRAUDGRAPH_NEO4J_PASSWORD="s3cret-pass-1", FRAUDGRAPH_POSTGRES_DSN="host=db dbname=x",
+        FRAUDGRAPH_GRAPH_DETAIL="flagged"))
+    assert s.neo4j.detail == "flagged"
     assert s.kafka.bootstrap == "127.0.0.1:19092" and s.kafka.partitions == 8
     assert s.neo4j.uri == "bolt://127.0.0.1:17687"
     assert s.topics.dlq == "dead-letters"
@@ -51,6 +54,7 @@ def test_environment_overrides(tmp_path: Path) -> None:
     ("FRAUDGRAPH_KAFKA_PORT", "ninety", "is not an integer"),
     ("FRAUDGRAPH_KAFKA_PARTITIONS", "0", "must be positive"),
     ("FRAUDGRAPH_PROFILE", "staging", "expected one of dev, prod"),
+    ("FRAUDGRAPH_GRAPH_DETAIL", "some", "expected one of all, flagged"),
     ("FRAUDGRAPH_NEO4J_PASSWORD", "neo4j", "default or empty password"),
     ("FRAUDGRAPH_POSTGRES_PASSWORD", "postgres", "default or empty password"),
 ])
