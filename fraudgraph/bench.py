@@ -34,6 +34,7 @@ import tracemalloc
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: input is all there; an offered load starts once the daemon has its partitions, and a
 #: freshly started Kafka can keep the load generator's producer waiting for seconds
 BACKLOG_IDLE_S, OFFERED_IDLE_S = 5.0, 30.0
+#: the default generator's transactions per day of event time (100,000 span about 14 days)
+WARM_TX_PER_DAY = 7_000
 SAMPLE_EVERY = 10.0  # seconds between memory / lag samples (soak runs)
 
 
@@ -200,7 +203,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         if rate <= 0:
             report(f"producing {count:,} transactions to {fresh.topics['transactions']}")
             _generate(fresh, count, rate, seed, report)
-        before = _CpuBefore.take(settings)
+        before = CpuBefore.take(settings)
         projector = _Projector(fresh) if projection else None
         if rate > 0:
             report(f"offering {count:,} transactions at {rate:,.0f}/s")
@@ -254,18 +257,22 @@ def fresh_run(settings: Settings, scratch: Path) -> Fresh:
     return Fresh(run_id, names, bench, env, scratch / f"{run_id}.jsonl")
 
 
-def generate_command(fresh: Fresh, count: int, rate: float, seed: int) -> list[str]:
+def generate_command(fresh: Fresh, count: int, rate: float, seed: int,
+                     *extra: str) -> list[str]:
     """`fraudgraph generate` of ``count`` transactions of ``seed`` at ``rate`` (0: at once)
-    into the run's topics (``fresh.env``), its labels to the run's labels file."""
+    into the run's topics (``fresh.env``), its labels to the run's labels file; ``extra``:
+    more of its options."""
     return [sys.executable, "-m", "fraudgraph", "generate", "-n", str(count),
-            "--rate", str(max(rate, 0)), "--seed", str(seed), "--labels", str(fresh.labels_path)]
+            "--rate", str(max(rate, 0)), "--seed", str(seed), "--labels", str(fresh.labels_path),
+            *extra]
 
 
 def _generate(fresh: Fresh, count: int, rate: float, seed: int,
-              report: Callable[[str], None]) -> float:
+              report: Callable[[str], None], *extra: str) -> float:
     """Generate the input in its own process (`fraudgraph generate`), so the daemon's
     memory samples and CPU time are the daemon's alone; returns its CPU seconds."""
-    generator = subprocess.Popen(generate_command(fresh, count, rate, seed), env=fresh.env,
+    generator = subprocess.Popen(generate_command(fresh, count, rate, seed, *extra),
+                                 env=fresh.env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _pid, status, usage = os.wait4(generator.pid, 0)
     generator.returncode = os.waitstatus_to_exitcode(status)
@@ -275,15 +282,15 @@ def _generate(fresh: Fresh, count: int, rate: float, seed: int,
 
 
 @dataclass(frozen=True)
-class _CpuBefore:
+class CpuBefore:
     """CPU seconds used so far by the local stack's services, to subtract from the
-    figures at the end of the run."""
+    figures at the end of a run (this bench's and ``bench-projection``'s)."""
 
     services: dict[str, list[int]]  # service → its pids
     service_seconds: dict[str, float]
 
     @classmethod
-    def take(cls, settings: Settings) -> _CpuBefore:
+    def take(cls, settings: Settings) -> CpuBefore:
         services = _service_pids(settings)
         return cls(services, {name: _cpu(pids) for name, pids in services.items()})
 
@@ -377,11 +384,19 @@ def _warm_model(fresh: Fresh, config: DetectorConfig, count: int, seed: int, scr
     """A model for the measured run: ``count`` transactions of another seed decided by
     the rules (projection first, then the daemon: their vectors logged), trained with
     the generator's labels and promoted in the run's own registry.  The warm-up's
-    topics and schema are removed; its version is returned."""
+    topics and schema are removed; its version is returned.
+
+    The warm-up's population is its own (``--id-prefix w``: another seed numbers its
+    users, cards and devices from 0 too, and sharing the ids would merge two strangers
+    into one: shared cards and devices everywhere, rings, most of the measured run
+    blocked), and its traffic ends where the measured run's begins."""
     warm = fresh_run(fresh.settings, scratch)
+    days = -(-count // WARM_TX_PER_DAY)
+    start = datetime.fromtimestamp(GeneratorConfig().start_ms / 1000 - days * 86_400, UTC)
     try:
         report(f"model warm-up: {count:,} transactions of seed {seed}, decided by the rules")
-        _generate(warm, count, 0, seed, report)
+        _generate(warm, count, 0, seed, report, "--id-prefix", "w", "--start",
+                  start.isoformat().replace("+00:00", "Z"))
         projector.run(warm.settings, projector.ProjectorOptions(
             group=f"bench-warm-projection-{warm.run_id}", until_idle=3.0), DecoderConfig())
         # the warm-up's registry (its own schema) has no model yet: the rules decide,

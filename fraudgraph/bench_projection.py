@@ -6,8 +6,9 @@ per second (wall time from first to last batch, Kafka consume + decode + Neo4j
 write) and relationship upserts per second, and where the Neo4j writes' time
 goes: wall microseconds per transaction of each part of a batch's transaction
 (``graph.projection.PARTS``: the known-ids check, entities, each aggregate
-relationship, the detail nodes, the cursors, the commit).  The graph is left
-holding the last run.
+relationship, the detail nodes, the cursors, the commit), and the CPU time the
+local stack's Neo4j spent per transaction meanwhile (all its threads: what the
+writes cost the machine).  The graph is left holding the last run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudgraph import connect
+from fraudgraph.bench import CpuBefore
 from fraudgraph.settings import Settings
 from fraudgraph.stream import projector
 from graph.projection import PARTS, clear_graph
@@ -37,6 +39,14 @@ class BenchRow:
     write_seconds: float
     relationship_rows: int
     part_seconds: dict[str, float]
+    #: CPU seconds the stack's Neo4j used while projecting (None: not the local stack)
+    neo4j_cpu_seconds: float | None = None
+
+    @property
+    def neo4j_cpu_us_per_tx(self) -> float | None:
+        if self.neo4j_cpu_seconds is None:
+            return None
+        return round(self.neo4j_cpu_seconds * 1e6 / max(self.transactions, 1), 1)
 
     @property
     def tx_per_second(self) -> float:
@@ -80,10 +90,11 @@ def run(settings: Settings, count: int, batch_sizes: list[int], seed: int, label
             options = projector.ProjectorOptions(
                 group=f"bench-{run_id}", batch_size=batch_size, until_idle=2.0,
                 max_messages=count, prune_every=10**9, leave_out=leave_out)
+            cpu = CpuBefore.take(settings)
             stats = projector.run(bench_settings, options, DecoderConfig())
             rows.append(BenchRow(batch_size, stats.projected, stats.busy_seconds,
                                  stats.write_seconds, stats.relationship_rows,
-                                 stats.part_seconds))
+                                 stats.part_seconds, cpu.services_since().get("neo4j")))
             report(f"batch size {batch_size}: {rows[-1].tx_per_second:,.0f} tx/s")
     finally:
         driver.close()

@@ -75,6 +75,9 @@ def decoder_config(settings: Settings) -> DecoderConfig:
 @click.option("--sites", type=click.IntRange(min=20), default=1_000, show_default=True)
 @click.option("--start", default=DEFAULT_START, show_default=True,
               help="Event time of the first transaction (ISO-8601 with zone).")
+@click.option("--id-prefix", default="", metavar="TEXT",
+              help="Put before every user, card and device id (1-8 letters or digits): a "
+                   "second population beside the first in one graph.")
 @click.option("--label-delay", type=DURATION, default="3d", show_default=True,
               help="How long after a fraud its label is reported (event time).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -85,7 +88,8 @@ def decoder_config(settings: Settings) -> DecoderConfig:
 @click.pass_context
 def generate(ctx: click.Context, count: int | None, duration: int | None, rate: float,
              seed: int, fraud_rate: float, mix: str | None, users: int, sites: int, start: str,
-             label_delay: int, out_path: Path | None, labels_path: Path | None) -> None:
+             id_prefix: str, label_delay: int, out_path: Path | None,
+             labels_path: Path | None) -> None:
     """Generate realistic card traffic with labelled fraud scenarios.
 
     Scenarios: card_testing, account_takeover, fraud_ring, device_farm,
@@ -100,7 +104,7 @@ def generate(ctx: click.Context, count: int | None, duration: int | None, rate: 
     try:
         config = GeneratorConfig(seed=seed, users=users, sites=sites, start=start,
                                  fraud_rate=fraud_rate, mix=parse_mix(mix),
-                                 label_delay_ms=label_delay)
+                                 label_delay_ms=label_delay, id_prefix=id_prefix)
         config.start_ms  # noqa: B018 - validates --start
     except ValueError as exc:
         raise ConfigError(f"generate: {exc}") from None

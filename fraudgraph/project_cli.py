@@ -87,6 +87,8 @@ BENCH_COLUMNS = [
     Column("tx_per_second", _rate, "right", "tx/s"),
     Column("upserts_per_second", _rate, "right", "relationship upserts/s"),
     Column("write_share", lambda share: f"{share:.0%}", "right", "Neo4j write share"),
+    Column("neo4j_cpu_us_per_tx", lambda us: "-" if us is None else f"{us:,.0f}", "right",
+           "Neo4j CPU µs/tx"),
     Column("part_us_per_tx", lambda parts: ", ".join(f"{k} {v:,.0f}" for k, v in parts.items()),
            "left", "µs per transaction, by part of the write"),
 ]
@@ -111,7 +113,8 @@ def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int
     Produces COUNT generated transactions to a fresh topic per batch size and
     projects them; prints transactions/s, relationship upserts/s and the wall
     µs per transaction of each part of the Neo4j writes (known-ids check,
-    entities, each aggregate relationship, detail, cursors, commit).
+    entities, each aggregate relationship, detail, cursors, commit), and the
+    CPU µs per transaction the stack's Neo4j spent meanwhile.
     """
     from fraudgraph import bench_projection as bench
 
@@ -130,6 +133,7 @@ def bench_projection(ctx: click.Context, count: int, batch_sizes: str, seed: int
     rows = bench.run(settings, count, sizes, seed, settings.data_dir / "labels", reporter(fmt),
                      leave_out)
     emit([[r.batch_size, r.transactions, r.seconds, r.tx_per_second, r.upserts_per_second,
-           r.write_seconds / r.seconds, r.part_us_per_tx] for r in rows], BENCH_COLUMNS, fmt,
+           r.write_seconds / r.seconds, r.neo4j_cpu_us_per_tx, r.part_us_per_tx]
+          for r in rows], BENCH_COLUMNS, fmt,
          f"projection of {count:,} transactions, detail for {settings.neo4j.detail} "
          "(FRAUDGRAPH_GRAPH_DETAIL)")

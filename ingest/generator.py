@@ -52,6 +52,9 @@ class GeneratorConfig:
     fraud_rate: float = 0.01
     mix: Mapping[str, float] = field(default_factory=lambda: dict(scenarios.DEFAULT_MIX))
     label_delay_ms: int = 3 * DAY_MS
+    #: before every user, card and device id: a second population beside the first
+    #: (sites and addresses are shared, as merchants and networks are)
+    id_prefix: str = ""
 
     def __post_init__(self) -> None:
         unknown = set(self.mix) - set(scenarios.SCENARIOS)
@@ -65,6 +68,9 @@ class GeneratorConfig:
             raise ValueError("scenario shares must be non-negative and not all zero")
         if self.users < 50 or self.sites < 20:
             raise ValueError("need at least 50 users and 20 sites")
+        if self.id_prefix and not (self.id_prefix.isascii() and self.id_prefix.isalnum()
+                                   and len(self.id_prefix) <= 8):
+            raise ValueError(f"id prefix {self.id_prefix[:20]!r} must be 1-8 letters or digits")
 
     @property
     def start_ms(self) -> int:
@@ -119,7 +125,8 @@ class Generator:
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
         self.rng = random.Random(config.seed)
-        self.population = Population(self.rng, config.users, config.sites, config.start_ms)
+        self.population = Population(self.rng, config.users, config.sites, config.start_ms,
+                                     id_prefix=config.id_prefix)
         total = sum(config.mix.values()) or 1.0
         weights = {s: w / total / scenarios.MEAN_SIZE[s] for s, w in config.mix.items() if w}
         self.scenario_names = list(weights)

@@ -229,19 +229,21 @@ class Ids:
     """The one allocator of user, card and device ids, all in one format each: genuine
     sign-ups, reissued cards, new phones and fraudsters' accounts take the next number."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        """``prefix``: put before every id, so two populations never share one."""
+        self.prefix = prefix
         self._users = itertools.count()
         self._cards = itertools.count()
         self._devices = itertools.count()
 
     def user(self) -> str:
-        return f"u{next(self._users):07d}"
+        return f"{self.prefix}u{next(self._users):07d}"
 
     def card(self) -> str:
-        return f"c{next(self._cards):08d}"
+        return f"{self.prefix}c{next(self._cards):08d}"
 
     def device(self) -> str:
-        return f"d{next(self._devices):08d}"
+        return f"{self.prefix}d{next(self._devices):08d}"
 
 
 class AddressSpace:
@@ -295,9 +297,9 @@ class Population:
     (:meth:`next_purchase`, :meth:`follow_ups`) and what the scenarios borrow from it."""
 
     def __init__(self, rng: random.Random, users: int, sites: int, start_ms: int,
-                 daily_rate: float = 1.2) -> None:
+                 daily_rate: float = 1.2, id_prefix: str = "") -> None:
         self.rng = rng
-        self.ids = Ids()
+        self.ids = Ids(id_prefix)
         countries = dict(COUNTRY_WEIGHTS) | {c: 1 for c in TRAVEL_WEIGHTS
                                              if c not in COUNTRY_WEIGHTS}
         self.net = AddressSpace(rng, countries)

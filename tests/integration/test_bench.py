@@ -57,6 +57,7 @@ def test_bench_projection_projects_every_transaction_and_leaves_no_topic(
     assert all(r["tx_per_second"] > 0 for r in rows)
     assert [list(r["part_us_per_tx"]) for r in rows] == [list(PARTS)] * 2  # every part, in order
     assert all(v >= 0 for r in rows for v in r["part_us_per_tx"].values())
+    assert all(r["neo4j_cpu_us_per_tx"] > 0 for r in rows)  # the stack's Neo4j worked
     assert set(kafka.topic_names(stack.kafka.bootstrap)) <= before
 
 

@@ -429,7 +429,21 @@ def test_new_users_sign_up_over_time(stream) -> None:  # type: ignore[no-untyped
     assert len(newcomers & seen) >= 0.9 * len(newcomers)
 
 
+def test_an_id_prefix_gives_a_second_population_and_changes_nothing_else() -> None:
+    plain = [tx for tx, _ in itertools.islice(Generator(GeneratorConfig(seed=7)), 3000)]
+    other = [tx for tx, _ in itertools.islice(
+        Generator(GeneratorConfig(seed=7, id_prefix="w2")), 3000)]
+    for a, b in zip(plain, other, strict=True):
+        assert (b.user_id, b.card_id) == ("w2" + a.user_id, "w2" + a.card_id)
+        assert b.device_id == (None if a.device_id is None else "w2" + a.device_id)
+        assert (b.site_id, b.ip_address, b.amount_minor, b.event_ms) == (
+            a.site_id, a.ip_address, a.amount_minor, a.event_ms)
+
+
 def test_bad_configuration_is_refused() -> None:
+    for prefix in ("w-", "w" * 9, "ü"):
+        with pytest.raises(ValueError, match="id prefix"):
+            GeneratorConfig(id_prefix=prefix)
     with pytest.raises(ValueError, match="unknown scenario"):
         GeneratorConfig(mix={"phishing": 1.0})
     with pytest.raises(ValueError, match="fraud rate"):
