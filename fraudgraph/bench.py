@@ -86,6 +86,8 @@ class BenchResult:
     cpu_seconds: dict[str, float] = field(default_factory=dict)
     checkpoints: int = 0  # rule-state checkpoints written during the run
     checkpoint_pause: float = 0.0  # seconds: the longest the loop stopped for one
+    #: seconds the daemon's batches waited for the projection and for the label worker
+    graph_wait_on: dict[str, float] = field(default_factory=dict)
     #: the daemon's Neo4j calls (graph.detect): function -> (calls, wall seconds)
     neo4j_calls: dict[str, tuple[int, float]] = field(default_factory=dict)
     one_at_a_time: Reference | None = None
@@ -135,6 +137,7 @@ class BenchResult:
             "decisions_per_second": round(self.decisions_per_second, 1),
             "latency_ms": {f"p{q}": round(self.latency(q), 2) for q in (50, 95, 99)},
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+            "graph_wait_seconds": {k: round(v, 3) for k, v in self.graph_wait_on.items()},
             "model": None if self.model_version is None else {
                 "version": self.model_version, "seconds": round(self.model_seconds, 3),
                 "share_of_batch_time": round(self.model_share, 4)},
@@ -374,6 +377,7 @@ def _decide(fresh: Fresh, config: DetectorConfig, count: int, batch_timeout: flo
     result.latency_stride = stats.latency_stride
     result.model_seconds = stats.model_seconds
     result.neo4j_calls = stats.neo4j_calls
+    result.graph_wait_on = stats.graph_wait_on
     result.model_version = stats.model_version  # the model the daemon scored with, if any
     result.checkpoints, result.checkpoint_pause = stats.checkpoints, stats.checkpoint_pause
     return stats.decisions
@@ -416,7 +420,7 @@ def _warm_model(fresh: Fresh, config: DetectorConfig, count: int, seed: int, scr
                                            promote=promote))
         except NotEnoughLabels as exc:
             raise ConfigError(f"{exc}: --model {count:,} is too little traffic to train on "
-                              "(labels come days late): give it 50000 or more") from None
+                              "(labels come days late): give it 80000 or more") from None
         finally:
             store.close()
         report(f"model {trained.version}: validation AP {trained.metrics['ap']:.3f}"

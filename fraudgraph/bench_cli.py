@@ -71,7 +71,7 @@ def bench(ctx: click.Context, count: int, rate: float, duration: int | None, pro
     fraudgraph bench                                   # the full engine, from a backlog
     fraudgraph bench --config legacy --no-projection --peer quix
     fraudgraph bench --rate 5000 --duration 100s       # latency at an offered load
-    fraudgraph bench --model 50000 --no-promote        # then --model 50000: the model's cost
+    fraudgraph bench --model 80000 --no-promote        # then --model 80000: the model's cost
     """
     import json
 
@@ -111,6 +111,8 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
         ["throughput", f"{result.decisions_per_second:,.0f} decisions/s"],
         *[[f"latency p{q}", f"{result.latency(q):,.1f} ms"] for q in (50, 95, 99)],
         ["stage seconds", ", ".join(f"{k} {v:,.1f}" for k, v in result.stage_seconds.items())],
+        ["of graph: waiting for", ", ".join(f"{k} {v:,.1f} s" for k, v in
+                                            result.graph_wait_on.items()) or "-"],
         ["learned model", "- (the rules decide)" if result.model_version is None else
          f"{result.model_version}: {result.model_seconds:,.1f} s, "
          f"{result.model_share:.1%} of batch time"],

@@ -126,6 +126,9 @@ DETECTOR_GRAPH_BEHIND = Gauge("fraudgraph_detector_graph_behind",
                               "labels) holds their time")
 DETECTOR_GRAPH_WAIT = Counter("fraudgraph_detector_graph_wait_seconds_total",
                               "Time batches waited for the graph to hold their time")
+DETECTOR_GRAPH_WAIT_ON = Counter("fraudgraph_detector_graph_wait_on_seconds_total",
+                                 "Of that, time waiting for the projection or for the label "
+                                 "worker", ["on"])
 DETECTOR_DEGRADED = Gauge("fraudgraph_detector_degraded",
                           "1 while a dependency is failing, by service", ["service"])
 MODEL_INFO = Gauge("fraudgraph_model_info", "1 for the learned model the daemon scores with",

@@ -124,6 +124,8 @@ class DaemonStats(LoopStats):
     stage_seconds: dict[str, float] = field(default_factory=dict)
     decisions: dict[str, str] = field(default_factory=dict)
     graph_wait_seconds: float = 0.0  # waiting for the graph to hold the batch's time
+    #: of which for the projection and for the label worker
+    graph_wait_on: dict[str, float] = field(default_factory=dict)
     graph_behind: int = 0  # batches decided before it did (the wait ran out)
     model_seconds: float = 0.0  # of the decide stage: the learned model's predict calls
     model_version: str | None = None  # the promoted model deciding at the end
@@ -353,6 +355,7 @@ class _Services:
         self.state.release()
         stats.rings, stats.labels = self.view.rings.rings, self.feedback.labels_applied
         stats.graph_wait_seconds, stats.graph_behind = self.view.waited_seconds, self.view.behind
+        stats.graph_wait_on = dict(self.view.waited_on)
         stats.model_seconds, stats.model_version = self.model.seconds(), self.model.version
         stats.checkpoints, stats.checkpoint_pause = self.state.written, self.state.longest_pause
         stats.checkpoint_cpu = self.state.writer_cpu

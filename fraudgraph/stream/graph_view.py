@@ -63,6 +63,8 @@ class GraphView:
         self._ends_at = -ENDS_EVERY_SECONDS
         self._idle_at = -ENDS_EVERY_SECONDS
         self.waited_seconds = 0.0
+        #: of which waiting for the projection, and for the label worker
+        self.waited_on = {"projection": 0.0, "labels": 0.0}
         self.behind = 0  # batches decided before the graph had caught up
         self.behind_since: float | None = None  # a wait ran out; not caught up since
 
@@ -97,14 +99,20 @@ class GraphView:
         are, False if the wait ran out (or the daemon is stopping).  Once a wait has run
         out, later batches look once without waiting until the graph has caught up: a
         stopped projector slows one batch, not every batch."""
-        started = time.monotonic()
+        started = mark = time.monotonic()
+        waiting_on: str | None = None
         while True:
             graph_ms = self.complete_ms()
             self.feedback.graph_ms = graph_ms
             self.feedback.wake.set()
             labels_ms = self.feedback.labels_known_ms
             self.feedback.drain(cache)  # label entries applied so far, before deciding
-            waited = time.monotonic() - started
+            now = time.monotonic()
+            if waiting_on is not None:  # the last look's wait, to what it waited for
+                self.waited_on[waiting_on] += now - mark
+                metrics.DETECTOR_GRAPH_WAIT_ON.labels(waiting_on).inc(now - mark)
+            mark, waiting_on = now, "projection" if graph_ms < at_ms else "labels"
+            waited = now - started
             if graph_ms >= at_ms and labels_ms >= at_ms:
                 self._waited(waited)
                 if self.behind_since is not None:

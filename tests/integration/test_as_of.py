@@ -104,6 +104,8 @@ def test_decisions_are_the_same_with_the_projection_alongside_or_finished_first(
     assert stats_a.labels == stats_b.labels > 0
     assert stats_a.graph_behind == stats_b.graph_behind == 0
     assert stats_a.graph_wait_seconds > 0  # (a) really had to wait for the projection
+    assert stats_a.graph_wait_on["projection"] > 0
+    assert sum(stats_a.graph_wait_on.values()) <= stats_a.graph_wait_seconds + 1e-6
     fired = Counter(code for _, _, reasons in a.values() for code, _ in reasons)
     assert set(fired) >= GRAPH_CODES, fired  # the graph really took part
     assert fired["blocklist_card"] > 0  # and so did the labels (cards blocklisted by them)
