@@ -1,13 +1,15 @@
 """The daemon's worker thread: what it does beside its micro-batches, scheduled.
 
 Every pass (at least every :data:`LABELS_EVERY` seconds, at once when the loop
-moves ``graph_ms``): write what the loop queued for the graph
-(:class:`fraudgraph.stream.annotator.GraphAnnotator`), at the first pass and every
-:data:`RECONCILE_EVERY` seconds reconcile the graph's blocked marks with the
-blocklist (``fraudgraph.blocking.Blocker.reconcile``), then take the labels whose
-transaction the graph holds (:class:`ingest.label_source.LabelSource`), apply them
-(:class:`fraudgraph.stream.label_applier.LabelApplier`) and commit their offsets, and
-publish up to which report time labels are applied (``labels_known_ms``).
+moves ``graph_ms``): take the labels whose transaction the graph holds
+(:class:`ingest.label_source.LabelSource`), apply them
+(:class:`fraudgraph.stream.label_applier.LabelApplier`), commit their offsets and
+publish up to which report time labels are applied (``labels_known_ms``): first,
+as a batch of the loop may be waiting for exactly that; then write what the loop
+queued for the graph (:class:`fraudgraph.stream.annotator.GraphAnnotator`: those
+writes may wait on the projection's locks, and nothing waits for them), and at the
+first pass and every :data:`RECONCILE_EVERY` seconds reconcile the graph's blocked
+marks with the blocklist (``fraudgraph.blocking.Blocker.reconcile``).
 
 The thread has its own PostgreSQL connection, so a write waiting on the
 projection's locks never stalls the stream; what it blocklisted reaches the
@@ -79,12 +81,12 @@ class Feedback:
                 self.wake.clear()
                 if self._stop.is_set():
                     break
-                self.annotator.flush()
-                self._reconcile()
-                if self.labels is not None:
+                if self.labels is not None:  # first: the loop may be waiting for them
                     self.labels_applied += self._apply_due(self.graph_ms)
                     self.joined = self.labels.joined()
                     self.labels_known_ms = self.labels.known_ms()
+                self.annotator.flush()
+                self._reconcile()
         except BaseException as exc:
             if not self._stop.is_set():
                 log.exception("feedback worker failed")
