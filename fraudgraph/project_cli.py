@@ -68,6 +68,8 @@ def project(ctx: click.Context, group: str, batch_size: int, from_beginning: boo
         ["relationship upserts", f"{stats.relationship_rows:,}"],
         ["batches", f"{stats.batches:,}"],
         ["detail pruned", f"{stats.pruned:,}"],
+        ["transaction detail written", "every transaction" if settings.neo4j.detail == "all"
+         else "none (FRAUDGRAPH_GRAPH_DETAIL=flagged: the daemon writes flagged ones)"],
         ["Neo4j write rate", f"{rate:,.0f} tx/s"],
     ]))
 
