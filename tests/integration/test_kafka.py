@@ -61,3 +61,34 @@ def test_produce_then_consume_round_trip(stack: Settings, unique: str) -> None:
     assert set(consume_all(stack.kafka.bootstrap, topic, group, expected=25)) == sent
     # Offsets were committed: the same group sees nothing new.
     assert consume_all(stack.kafka.bootstrap, topic, group, expected=0, timeout=20) == []
+
+
+def test_end_offsets_cover_every_partition_and_join_no_group(stack: Settings,
+                                                             unique: str) -> None:
+    """The daemon's look at how far the topic goes (``TransactionSource.end_offsets``):
+    every partition, the assigned and the empty alike, asked through a client of its
+    own that never joins a consumer group."""
+    from ingest.source import TransactionSource
+
+    topic, group = f"test-ends-{unique}", f"test-ends-{unique}"
+    kafka.ensure_topics(stack.kafka.bootstrap, [topic, f"{topic}-dlq"], partitions=3)
+    producer = kafka.producer(stack.kafka.bootstrap)
+    for partition, count in ((0, 4), (2, 7)):
+        for _ in range(count):
+            producer.produce(topic, key=b"k", value=b"{}", partition=partition)
+    assert producer.flush(10) == 0
+    source = TransactionSource(stack.kafka.bootstrap, group, topic, f"{topic}-dlq",
+                               batch_timeout=0.5, dead_letters=False)
+    try:
+        deadline = time.monotonic() + 30
+        consumed = 0
+        while consumed < 11 and time.monotonic() < deadline:
+            consumed += source.poll_batch().consumed
+        assert consumed == 11  # the group has its partitions and is long-polling now
+        assert source.end_offsets() == {0: 4, 1: 0, 2: 7}
+        assert source._offsets is not None and source._offsets is not source.consumer
+        assert kafka.group_assignment(stack.kafka.bootstrap, group) == [3]
+        assert kafka.group_assignment(stack.kafka.bootstrap, f"{group}-end-offsets") == []
+    finally:
+        source.close()
+        kafka.delete_topics(stack.kafka.bootstrap, [topic, f"{topic}-dlq"])
