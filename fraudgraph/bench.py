@@ -88,6 +88,9 @@ class BenchResult:
     checkpoint_pause: float = 0.0  # seconds: the longest the loop stopped for one
     #: seconds the daemon's batches waited for the projection and for the label worker
     graph_wait_on: dict[str, float] = field(default_factory=dict)
+    #: batches decided before the graph held their time (the wait ran out): their graph
+    #: checks saw less than as of their time, and the rate is not the as-of rate
+    graph_behind: int = 0
     #: the daemon's Neo4j calls (graph.detect): function -> (calls, wall seconds)
     neo4j_calls: dict[str, tuple[int, float]] = field(default_factory=dict)
     one_at_a_time: Reference | None = None
@@ -138,6 +141,7 @@ class BenchResult:
             "latency_ms": {f"p{q}": round(self.latency(q), 2) for q in (50, 95, 99)},
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "graph_wait_seconds": {k: round(v, 3) for k, v in self.graph_wait_on.items()},
+            "batches_decided_before_the_graph": self.graph_behind,
             "model": None if self.model_version is None else {
                 "version": self.model_version, "seconds": round(self.model_seconds, 3),
                 "share_of_batch_time": round(self.model_share, 4)},
@@ -378,6 +382,7 @@ def _decide(fresh: Fresh, config: DetectorConfig, count: int, batch_timeout: flo
     result.model_seconds = stats.model_seconds
     result.neo4j_calls = stats.neo4j_calls
     result.graph_wait_on = stats.graph_wait_on
+    result.graph_behind = stats.graph_behind
     result.model_version = stats.model_version  # the model the daemon scored with, if any
     result.checkpoints, result.checkpoint_pause = stats.checkpoints, stats.checkpoint_pause
     return stats.decisions

@@ -113,6 +113,10 @@ def _rows(result: Any, count: int, rate: float, projection: bool) -> list[list[s
         ["stage seconds", ", ".join(f"{k} {v:,.1f}" for k, v in result.stage_seconds.items())],
         ["of graph: waiting for", ", ".join(f"{k} {v:,.1f} s" for k, v in
                                             result.graph_wait_on.items()) or "-"],
+        ["batches decided before the graph held their time",
+         f"{result.graph_behind:,}" + (" (the wait ran out: fewer graph checks, a faster "
+                                       "rate than as of each time)" if result.graph_behind
+                                       else "")],
         ["learned model", "- (the rules decide)" if result.model_version is None else
          f"{result.model_version}: {result.model_seconds:,.1f} s, "
          f"{result.model_share:.1%} of batch time"],
