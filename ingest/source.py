@@ -221,6 +221,8 @@ class TransactionSource:
                 raise
 
     def close(self) -> None:
-        self.consumer.close()
-        if self._offsets is not None:
-            self._offsets.close()
+        try:
+            self.consumer.close()
+        finally:
+            if self._offsets is not None:
+                self._offsets.close()

@@ -6,6 +6,7 @@ Nothing here skips: if a service cannot be started the tests error, in CI and lo
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -16,6 +17,10 @@ from fraudgraph.settings import Settings, load_settings
 from fraudgraph.stack import manager
 from ingest import kafka
 from storage import postgres as pg
+
+# The tests choose the graph's detail mode themselves (the default, or `flagged` where a
+# test says so), whatever a benchmark session exported; subprocesses inherit this.
+os.environ.pop("FRAUDGRAPH_GRAPH_DETAIL", None)
 
 log = logging.getLogger("tests.stack")
 

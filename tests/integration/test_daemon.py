@@ -380,10 +380,15 @@ def test_with_flagged_detail_only_flagged_transactions_get_a_node_and_labels_pla
     try:
         store.upsert([NewEntry("card", stolen.card_id, "reported stolen", "manual", 1.0, {},
                                3600)], actor="test")
-        produce(settings, [msgspec.json.encode(label)], settings.topics.labels)
+        # the blocked one is confirmed fraud too: its node says so, whichever came first
+        confirmed = {**label, "transaction_id": stolen.transaction_id,
+                     "card_id": stolen.card_id, "user_id": stolen.user_id,
+                     "site_id": stolen.site_id, "device_id": stolen.device_id}
+        produce(settings, [msgspec.json.encode(x) for x in (label, confirmed)],
+                settings.topics.labels)
         produce(settings, [encode(t) for t in txs])
-        stats = run_daemon(settings, unique, None)  # until idle: the label applies too
-        assert stats.labels == 1
+        stats = run_daemon(settings, unique, None)  # until idle: the labels apply too
+        assert stats.labels == 2
         got = decisions(settings)
         assert Counter(d.decision for d in got.values()) == Counter(allow=6, block=1)
         assert got[stolen.transaction_id].decision == "block"
@@ -392,12 +397,13 @@ def test_with_flagged_detail_only_flagged_transactions_get_a_node_and_labels_pla
         records, _, _ = driver.execute_query(
             nodes + "OPTIONAL MATCH (c:Card)-[:MADE]->(t) OPTIONAL MATCH (t)-[:AT]->(s:Site) "
             "OPTIONAL MATCH (t)-[:ON]->(d:Device) RETURN t.id AS id, t.decision AS decision, "
-            "t.reasons AS reasons, t.amount_minor AS amount, collect(c.id) AS cards, "
-            "collect(s.id) AS sites, collect(d.id) AS devices", prefix=f"{unique}-")
+            "t.reasons AS reasons, t.amount_minor AS amount, t.label AS label, "
+            "collect(c.id) AS cards, collect(s.id) AS sites, collect(d.id) AS devices",
+            prefix=f"{unique}-")
         assert [dict(r) for r in records] == [{
             "id": stolen.transaction_id, "decision": "block", "reasons": ["blocklist_card"],
-            "amount": 2500, "cards": [stolen.card_id], "sites": [stolen.site_id],
-            "devices": [stolen.device_id]}]
+            "amount": 2500, "label": "fraud", "cards": [stolen.card_id],
+            "sites": [stolen.site_id], "devices": [stolen.device_id]}]
         # the aggregates hold all seven
         records, _, _ = driver.execute_query(
             "MATCH (u:User)-[h:HOLDS]->(:Card) WHERE u.id STARTS WITH $prefix "
@@ -418,9 +424,12 @@ def test_with_flagged_detail_only_flagged_transactions_get_a_node_and_labels_pla
         ghost = {**row, "id": f"{unique}-ghost", "card_id": f"{unique}-no-such-card"}
         assert detect.record_flagged(driver, [ghost]) == set()
         records, _, _ = driver.execute_query(
-            nodes + "RETURN count(t) AS nodes, COUNT { (t)<-[:MADE]-() } AS made, "
-            "COUNT { (t)-[:AT|ON]->() } AS links", prefix=f"{unique}-")
-        assert dict(records[0]) == {"nodes": 1, "made": 1, "links": 2}
+            nodes + "RETURN count(t) AS nodes, sum(COUNT { (t)<-[:MADE]-() }) AS made, "
+            "sum(COUNT { (t)-[:AT|ON]->() }) AS links", prefix=f"{unique}-")
+        assert [dict(r) for r in records] == [{"nodes": 1, "made": 1, "links": 2}]
+        # a device not projected yet keeps the row waiting (no node without its link)
+        early = {**row, "id": f"{unique}-early", "device_id": f"{unique}-no-such-device"}
+        assert detect.record_flagged(driver, [early]) == set()
     finally:
         store.close()
         driver.close()
