@@ -6,13 +6,20 @@ times that make this possible: when each card or user was first seen on a device
 when each holder was first seen on a card, when a confirmed fraud became known
 near a card (its label's *report* time, and when the path to it appeared), the
 report and event times of the confirmed frauds at a site, and the event time a
-GNN score is as of.  The facts come from :func:`graph.detect.batch_features` (three
+GNN score is as of.  The facts come from :func:`graph.detect.batch_features` (four
 queries per batch, read only once the graph holds everything up to the batch's
 newest ``t - as_of_lag``), so the same transaction gets the same reasons whether
 the projection ran alongside or had finished the whole stream.
 
 Ring membership comes from the ring sweep (:mod:`detectors.rings`) as of the last
 sweep boundary at or before ``t - as_of_lag``, for the same reason.
+
+The streaming rules that count who shares a device or an IP (``shared_device``,
+``shared_ip``) read their members here too when the graph is on
+(:func:`device_members`, :func:`ip_users`): the graph's members as of ``t -
+as_of_lag`` plus the transaction's own card and user.  In-process sets would hold
+only the cards of the partitions one daemon owns, so two daemons of a group would
+count differently from one.
 """
 
 from __future__ import annotations
@@ -56,6 +63,15 @@ class SiteFacts:
 
 
 @dataclass(frozen=True)
+class Members:
+    """Who was seen on a device or an IP: (card id, first seen there) and (user id, first
+    seen there), as of the batch's newest known time."""
+
+    cards: tuple[tuple[str, int], ...] = ()
+    users: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class BatchFacts:
     """Graph facts about the entities of one batch, keyed by entity id; an entity
     missing has nothing to report."""
@@ -66,11 +82,35 @@ class BatchFacts:
     #: ring members among the holders -> the first sweep boundary that shows them in a
     #: ring: a transaction whose known time reaches it sees the ring
     ring_visible_ms: Mapping[str, int] = field(default_factory=dict)
+    #: the members of the batch's devices and IPs that may reach a shared-device or
+    #: shared-IP rule's limit (an entity missing has too few to matter)
+    device_members: Mapping[str, Members] = field(default_factory=dict)
+    ip_members: Mapping[str, Members] = field(default_factory=dict)
 
 
 def known_ms(tx: Transaction, config: GraphConfig) -> int:
     """The newest event time the graph checks of ``tx`` may see."""
     return tx.event_ms - config.as_of_lag_ms
+
+
+def device_members(tx: Transaction, facts: BatchFacts, config: GraphConfig) -> tuple[int, int]:
+    """Distinct cards and users on ``tx``'s device as of ``known_ms(tx)``, ``tx``'s own
+    card and user included."""
+    members = facts.device_members.get(tx.device_id) if tx.device_id else None
+    if members is None:
+        return 1, 1
+    at = known_ms(tx, config)
+    return (_count(members.cards, at, tx.card_id), _count(members.users, at, tx.user_id))
+
+
+def ip_users(tx: Transaction, facts: BatchFacts, config: GraphConfig) -> int:
+    """Distinct users on ``tx``'s IP address as of ``known_ms(tx)``, ``tx``'s user included."""
+    members = facts.ip_members.get(tx.ip_address) if tx.ip_address else None
+    return 1 if members is None else _count(members.users, known_ms(tx, config), tx.user_id)
+
+
+def _count(seen: tuple[tuple[str, int], ...], at: int, own: str) -> int:
+    return len({member for member, ms in seen if ms <= at} | {own})
 
 
 def reasons_for(tx: Transaction, facts: BatchFacts, config: GraphConfig) -> list[Reason]:

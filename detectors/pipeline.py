@@ -111,11 +111,12 @@ class Detector:
         verdicts, rows = [], []
         vectors = config.model.enabled  # off: a rules engine, nothing to learn from
         self.engine.clock.observe(tx.event_ms for tx in transactions)
+        graph = facts if facts is not None and config.graph.enabled else None
         for tx in transactions:
             blocked = _as_of(blocklist, tx.event_ms)
-            reasons = self.engine.evaluate(tx, blocked)
-            if facts is not None and config.graph.enabled:
-                reasons += graph_checks.reasons_for(tx, facts, config.graph)
+            reasons = self.engine.evaluate(tx, blocked, graph)
+            if graph is not None:
+                reasons += graph_checks.reasons_for(tx, graph, config.graph)
             verdict = decide(reasons, config.decision)
             if vectors:
                 rows.append(self.features.vector(tx, reasons, facts, config.graph))

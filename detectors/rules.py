@@ -8,9 +8,13 @@ and a moderately late event is compared with what happened around its own
 time.  Every state table is a bounded LRU: the least recently seen keys go
 first, so memory stays flat however many cards pass through.
 
-Per-user and per-device state is exact when one process sees all of an
-entity's transactions; with several daemons sharing partitions (keyed by
-card) each sees a part of a user's or device's history.
+The members of a device or an IP (``shared_device``, ``shared_ip``) come from the
+graph as of the transaction's time when the caller has its batch's graph facts
+(:func:`detectors.graph_checks.device_members`), so every daemon of a group counts
+alike; without the graph (the ``legacy`` preset, unit tests) from in-process sets.
+Per-user state is exact when one process sees all of a user's transactions; with
+several daemons sharing partitions (keyed by card) each sees a part of a user's
+history.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from detectors import graph_checks
 from detectors.config import DetectorConfig
 from detectors.decision import CYPHER, GNN, RULE, Reason
 from ingest.event_clock import EventClock
@@ -149,10 +154,12 @@ class RuleEngine:
         return {"cards": len(self.cards), "users": len(self.users),
                 "devices": len(self.device_cards), "ips": len(self.ip_users)}
 
-    def evaluate(self, tx: Transaction, blocked: BlockedLookup) -> list[Reason]:
+    def evaluate(self, tx: Transaction, blocked: BlockedLookup,
+                 facts: graph_checks.BatchFacts | None = None) -> list[Reason]:
         """The reasons ``tx`` triggers; then ``tx`` joins the activity state (card
-        history, device and IP members).  Called once per transaction, in stream order,
-        followed by :meth:`learn` once the transaction is decided."""
+        history; device and IP members unless ``facts``, the batch's graph facts, hold
+        them).  Called once per transaction, in stream order, followed by :meth:`learn`
+        once the transaction is decided."""
         rules = self.config.rules
         reasons: list[Reason] = []
         usd = to_usd(tx.amount_minor, tx.currency)
@@ -186,12 +193,13 @@ class RuleEngine:
                 reasons.append(Reason("new_device_high_amount", RULE,
                                       f"first use of this device by the user, {usd:.2f} USD",
                                       new_device.weight, new_device.flag))
-        self._remember_activity(tx, usd, card)
+        self._remember_activity(tx, usd, card, members=facts is None)
         if rules.shared_device.enabled and tx.device_id:
-            reasons.extend(self._shared_device(tx.device_id))
+            reasons.extend(self._shared_device(tx, facts))
         if rules.shared_ip.enabled and tx.ip_address:
             shared_ip = rules.shared_ip
-            users = len(self.ip_users.get(tx.ip_address))
+            users = (len(self.ip_users.get(tx.ip_address)) if facts is None
+                     else graph_checks.ip_users(tx, facts, self.config.graph))
             if users > shared_ip.max_users:
                 reasons.append(Reason("shared_ip", RULE, f"IP used by {users} users",
                                       shared_ip.weight, shared_ip.flag))
@@ -255,9 +263,13 @@ class RuleEngine:
         return [Reason("country_hop", RULE, f"{previous.country} → {tx.country} within "
                        f"{minutes} min", r.weight, r.flag)]
 
-    def _shared_device(self, device_id: str) -> list[Reason]:
+    def _shared_device(self, tx: Transaction,
+                       facts: graph_checks.BatchFacts | None) -> list[Reason]:
         r = self.config.rules.shared_device
-        cards, users = len(self.device_cards.get(device_id)), len(self.device_users.get(device_id))
+        device_id = tx.device_id or ""
+        cards, users = ((len(self.device_cards.get(device_id)),
+                         len(self.device_users.get(device_id))) if facts is None
+                        else graph_checks.device_members(tx, facts, self.config.graph))
         if cards > r.max_cards or users > r.max_users:
             return [Reason("shared_device", RULE, f"device used by {cards} cards of {users} users",
                            r.weight, r.flag)]
@@ -282,7 +294,7 @@ class RuleEngine:
             user.devices.add(tx.device_id)
 
     def _remember_activity(self, tx: Transaction, usd: float | None,
-                           card: deque[CardPayment]) -> None:
+                           card: deque[CardPayment], members: bool) -> None:
         card.append(CardPayment(tx.event_ms, tx.amount_minor,
                                 usd if usd is not None else float("inf"), tx.site_id))
         # older than every window, as of the clock (an outlier's own time would empty it)
@@ -291,6 +303,8 @@ class RuleEngine:
         while card[0].event_ms < now_ms - self.horizon_ms:
             card.popleft()
         self._forget_idle_cards(now_ms)
+        if not members:
+            return  # the graph holds who was on the device and the IP
         rules = self.config.rules  # members only for a rule that reads them
         if tx.device_id and rules.shared_device.enabled:
             _add_capped(self.device_cards.get(tx.device_id), tx.card_id)

@@ -1,7 +1,7 @@
 """Neo4j reads and writes of the detectors: per-batch entity checks, the ring sweep's
 links and marks, blocklist marks and fraud labels.  Queries come from ``cypher/``.
 
-Per micro-batch the daemon calls :func:`batch_features` once: three queries in
+Per micro-batch the daemon calls :func:`batch_features` once: four queries in
 one read transaction, whatever the batch size (never one per transaction), as of
 the batch's transactions' times (:mod:`detectors.graph_checks`), once
 :func:`projection_progress` says the graph holds everything up to them.
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import cypher
 from detectors.entities import ENTITY_TYPE
-from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, SiteFacts
+from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, Members, SiteFacts
 from graph.driver import Driver
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,34 +73,54 @@ def _timed(function: F) -> F:
     return timed  # type: ignore[return-value]
 
 
+NEVER = 2**31  # a member limit no entity reaches: the rule is off
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """Below these an entity has nothing to report and is not sent back (rows cost)."""
 
-    device_cards: int
+    device_cards: int  # the graph's shared-device check: more than these
     device_users: int
     site_frauds: int
     site_window_ms: int
     min_risk: float = 0.5  # GNN risk score worth a reason (graph.gnn_threshold)
+    #: the shared-device and shared-IP rules: more than these with the transaction's own
+    #: card or user, so the graph's members matter from this many on
+    rule_device_cards: int = NEVER
+    rule_device_users: int = NEVER
+    rule_ip_users: int = NEVER
 
 
 @_timed
 def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: list[str],
                    known_ms: int, oldest_ms: int, thresholds: Thresholds,
-                   database: str = "neo4j") -> BatchFacts:
+                   ips: list[str] | None = None, database: str = "neo4j") -> BatchFacts:
     """Facts for the entities worth reporting as of ``known_ms`` (the newest time any
     transaction of the batch may see; each is then checked as of its own time);
     ``oldest_ms``: the oldest such time in the batch.  An entity missing from the
     result has nothing to report.  Read the graph only once it is complete up to
-    ``known_ms`` (:func:`projection_progress`)."""
+    ``known_ms`` (:func:`projection_progress`).  Four queries, the IPs' only when the
+    shared-IP rule is on."""
+    t = thresholds
+
     def work(tx: Any) -> BatchFacts:
+        found = tx.run(cypher.load("detect_devices"), ids=devices, known_ms=known_ms,
+                       min_cards=min(t.device_cards + 1, t.rule_device_cards),
+                       min_users=min(t.device_users + 1, t.rule_device_users),
+                       min_risk=t.min_risk).data()
+        members = {r["id"]: Members(_pairs(r["cards"]), _pairs(r["users"])) for r in found}
+        ip_members = {} if not ips or t.rule_ip_users >= NEVER else {
+            r["id"]: Members(users=_pairs(r["users"]))
+            for r in tx.run(cypher.load("detect_ips"), ids=ips, known_ms=known_ms,
+                            min_users=t.rule_ip_users)}
         return BatchFacts(
-            devices={r["id"]: DeviceFacts(tuple(sorted(r["card_ms"])), tuple(sorted(r["user_ms"])),
+            devices={r["id"]: DeviceFacts(tuple(ms for _, ms in members[r["id"]].cards),
+                                          tuple(ms for _, ms in members[r["id"]].users),
                                           r["risk_score"], r["risk_scored_ms"])
-                     for r in tx.run(cypher.load("detect_devices"), ids=devices,
-                                     known_ms=known_ms, max_cards=thresholds.device_cards,
-                                     max_users=thresholds.device_users,
-                                     min_risk=thresholds.min_risk)},
+                     for r in found  # what the graph's check reports
+                     if len(r["cards"]) > t.device_cards or len(r["users"]) > t.device_users
+                     or r["risk_score"] is not None},
             cards={r["id"]: CardFacts(tuple((h["id"], h["ms"]) for h in r["holders"]),
                                       r["near_fraud"], r["near_fraud_ms"], r["risk_score"],
                                       r["risk_scored_ms"])
@@ -109,11 +129,17 @@ def batch_features(driver: Driver, cards: list[str], devices: list[str], sites: 
             sites={r["id"]: SiteFacts(tuple((f[0], f[1]) for f in r["frauds"]))
                    for r in tx.run(cypher.load("detect_sites"), ids=sites, known_ms=known_ms,
                                    from_ms=oldest_ms - thresholds.site_window_ms,
-                                   min_frauds=thresholds.site_frauds)})
+                                   min_frauds=thresholds.site_frauds)},
+            device_members=members, ip_members=ip_members)
 
     with driver.session(database=database) as session:
         result: BatchFacts = session.execute_read(work)
         return result
+
+
+def _pairs(rows: list[list[Any]]) -> tuple[tuple[str, int], ...]:
+    """(member id, first seen) rows, oldest first."""
+    return tuple(sorted(((str(m), int(ms)) for m, ms in rows), key=lambda p: (p[1], p[0])))
 
 
 @dataclass(frozen=True)

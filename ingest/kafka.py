@@ -241,7 +241,13 @@ def group_assignment(bootstrap: str, group: str, timeout: float = 10.0) -> list[
     """Partitions per member of a consumer group that is stable (empty: not stable, or
     unknown): what a caller waits for before it measures a group just started."""
     admin = _admin(bootstrap, log_level=3)
-    description = admin.describe_consumer_groups([group], request_timeout=timeout)[group].result()
+    try:
+        description = admin.describe_consumer_groups([group],
+                                                     request_timeout=timeout)[group].result()
+    except KafkaException as error:
+        if error.args and isinstance(error.args[0], KafkaError) and error.args[0].retriable():
+            return []  # e.g. the coordinator still loading on a broker just started
+        raise
     if str(description.state).rsplit(".", 1)[-1] != "STABLE":
         return []
     return [len(member.assignment.topic_partitions) if member.assignment else 0

@@ -20,11 +20,12 @@ backtests); after that it decides on what the graph holds, logs it and sets
 graph has caught up: a stopped projector slows the stream once, it does not stop
 it (a lagging graph is stale data, not an outage: /healthz stays ok).  In a sparse
 stream a batch may wait for the projector to write the batch's own transactions
-(up to its batch timeout).  Then it reads the batch's facts (three queries).
+(up to its batch timeout).  Then it reads the batch's facts (four queries).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -54,11 +55,15 @@ class GraphView:
                  wait_seconds: float | None) -> None:
         self.driver, self.source, self.feedback, self.rings = driver, source, feedback, rings
         self.config, self.topic, self.wait_seconds = config, topic, wait_seconds
-        graph = config.graph
+        graph, rules = config.graph, config.rules
+        device, ip = rules.shared_device, rules.shared_ip
         self.thresholds = detect.Thresholds(
             graph.shared_device_cards, graph.shared_device_users,
             graph.compromised_site_min_frauds, graph.compromised_site_window_ms,
-            graph.gnn_threshold if graph.gnn_enabled else 2.0)  # 2: never
+            graph.gnn_threshold if graph.gnn_enabled else 2.0,  # 2: never
+            device.max_cards if device.enabled else detect.NEVER,
+            device.max_users if device.enabled else detect.NEVER,
+            ip.max_users if ip.enabled else detect.NEVER)
         self._ends: dict[int, int] = {}
         self._ends_at = -ENDS_EVERY_SECONDS
         self._idle_at = -ENDS_EVERY_SECONDS
@@ -75,16 +80,17 @@ class GraphView:
         graph = self.config.graph
         newest = max(known_ms(tx, graph) for tx in txs)
         oldest = min(known_ms(tx, graph) for tx in txs)
-        if self.wait_until(newest, cache, stop):
+        if self.wait_until(newest, cache, stop, time.monotonic()):
             self.rings.sweep(newest, cache)  # only on a graph that holds the boundary's time
         facts = detect.batch_features(self.driver, list({t.card_id for t in txs}),
                                       list({t.device_id for t in txs if t.device_id}),
                                       list({t.site_id for t in txs}), newest, oldest,
-                                      self.thresholds)
+                                      self.thresholds,
+                                      list({t.ip_address for t in txs if t.ip_address}))
         users = {user for card in facts.cards.values() for user, _ in card.holders}
         users.update(tx.user_id for tx in txs)  # a ring member paying with a card of its own
         visible = {u: self.rings.visible_ms[u] for u in users if u in self.rings.visible_ms}
-        return BatchFacts(facts.devices, facts.cards, facts.sites, visible)
+        return dataclasses.replace(facts, ring_visible_ms=visible)
 
     def idle(self) -> None:
         """Between batches when the stream is idle: tell the label worker how far the
@@ -94,15 +100,17 @@ class GraphView:
             self.feedback.graph_ms = self.complete_ms()
             self.feedback.wake.set()
 
-    def wait_until(self, at_ms: int, cache: BlocklistCache, stop: threading.Event) -> bool:
+    def wait_until(self, at_ms: int, cache: BlocklistCache, stop: threading.Event,
+                   consumed: float) -> bool:
         """Wait until the graph and the labels are complete up to ``at_ms``; True if they
-        are, False if the wait ran out (or the daemon is stopping).  Once a wait has run
-        out, later batches look once without waiting until the graph has caught up: a
-        stopped projector slows one batch, not every batch."""
+        are, False if the wait ran out (or the daemon is stopping).  ``consumed``: a
+        monotonic time after the batch was consumed (see :meth:`complete_ms`).  Once a
+        wait has run out, later batches look once without waiting until the graph has
+        caught up: a stopped projector slows one batch, not every batch."""
         started = mark = time.monotonic()
         waiting_on: str | None = None
         while True:
-            graph_ms = self.complete_ms()
+            graph_ms = self.complete_ms(consumed)
             self.feedback.graph_ms = graph_ms
             self.feedback.wake.set()
             labels_ms = self.feedback.labels_known_ms
@@ -137,22 +145,39 @@ class GraphView:
         self.waited_seconds += seconds
         metrics.DETECTOR_GRAPH_WAIT.inc(seconds)
 
-    def complete_ms(self) -> float:
+    def complete_ms(self, consumed: float | None = None) -> float:
         """The event time up to which the graph holds every transaction of the topic
-        (inf: all of it)."""
+        (inf: all of it).
+
+        A partition counts up to the newest event time projected from it, or whole if
+        the projection has reached its end.  Its end is looked up at most once a second,
+        except that with ``consumed`` (a monotonic time after the batch in hand was
+        consumed) a partition counts whole only by a look taken after it: an older end
+        may lie before the batch's own transactions, and before those published beside
+        them in other partitions."""
         progress = detect.projection_progress(self.driver, self.topic)
         if time.monotonic() - self._ends_at >= ENDS_EVERY_SECONDS:
-            self._ends, self._ends_at = self.source.end_offsets(), time.monotonic()
+            self._look_at_ends()
         complete = INFINITY
-        for partition, end in self._ends.items():
-            if end <= 0:
-                continue  # nothing in it
+        for partition in sorted(self._ends):
             done = progress.get(partition)
+            whole = self._whole(partition, done)
+            if whole and consumed is not None and self._ends_at < consumed:
+                self._look_at_ends()  # is it still?
+                whole = self._whole(partition, done)
+            if whole:
+                continue
             if done is None:
                 return -INFINITY
-            if done.offset >= end - 1:
-                continue  # all of it (as of the last look at its end)
             # another transaction of the same time may still be on its way: one ms less
             complete = min(complete, done.event_ms - 1 if done.event_ms is not None
                            else -INFINITY)
         return complete
+
+    def _look_at_ends(self) -> None:
+        self._ends, self._ends_at = self.source.end_offsets(), time.monotonic()
+
+    def _whole(self, partition: int, done: detect.PartitionProgress | None) -> bool:
+        """The projection holds all of ``partition`` as of the last look at its end."""
+        end = self._ends.get(partition, 0)
+        return end <= 0 or (done is not None and done.offset >= end - 1)

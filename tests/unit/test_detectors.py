@@ -12,7 +12,14 @@ import pytest
 from detectors import config as cfg
 from detectors.blocklist import Entry, NewEntry
 from detectors.decision import BLOCK, REVIEW, Reason, decide
-from detectors.graph_checks import BatchFacts, CardFacts, DeviceFacts, SiteFacts, reasons_for
+from detectors.graph_checks import (
+    BatchFacts,
+    CardFacts,
+    DeviceFacts,
+    Members,
+    SiteFacts,
+    reasons_for,
+)
 from detectors.pipeline import SINCE, Detector
 from detectors.quality import (
     Scored,
@@ -202,6 +209,42 @@ def test_shared_device_and_shared_ip_count_distinct_members() -> None:
     engine = RuleEngine(only("shared_ip", max_users=2))
     assert [codes(engine, tx(i, i, user=f"u{i}", card=f"c{i}", ip="203.0.113.9"))
             for i in range(3)] == [[], [], ["shared_ip"]]
+
+
+def test_shared_device_and_shared_ip_read_the_graphs_members_as_of_the_transaction() -> None:
+    """With the batch's graph facts the members come from the graph as of t - as_of_lag,
+    the transaction's own card and user added: what this process saw before does not
+    count, so daemons owning different partitions count alike."""
+    config = only("shared_device", max_cards=3, max_users=9)
+    shared_ip = dataclasses.replace(config.rules.shared_ip, enabled=True, max_users=2)
+    config = dataclasses.replace(config, rules=dataclasses.replace(config.rules,
+                                                                   shared_ip=shared_ip))
+    at = T0 - config.graph.as_of_lag_ms  # what a transaction at minute 0 may know
+    facts = BatchFacts(
+        device_members={"farm": Members((("c1", at - 9), ("c2", at - 8), ("c3", at)),
+                                        (("u1", at - 9), ("u2", at)))},
+        ip_members={"203.0.113.9": Members(users=(("u1", at - 5), ("u2", at)))})
+    engine = RuleEngine(config)
+    blocked = lambda _kind, _key: None  # noqa: E731
+
+    def found(t: Transaction) -> dict[str, str]:
+        return {r.code: r.detail for r in engine.evaluate(t, blocked, facts)}
+
+    assert found(tx(1, 0, card="c9", user="u9", device="farm", ip="203.0.113.9")) == {
+        "shared_device": "device used by 4 cards of 3 users", "shared_ip": "IP used by 3 users"}
+    # a card and a user the graph knows on them already are not counted twice
+    assert found(tx(2, 0, card="c3", user="u2", device="farm", ip="203.0.113.9")) == {}
+    # a millisecond earlier c3 and u2 are not there yet; an unknown device or IP has one
+    assert found(tx(3, -1 / MIN, card="c9", user="u9", device="farm", ip="203.0.113.9")) == {}
+    assert found(tx(4, 0, card="c9", user="u9", device="d7", ip="198.51.100.1")) == {}
+    assert len(engine.device_cards) == len(engine.ip_users) == 0  # nothing kept in-process
+    # the detector hands its graph facts to the rules (the in-process sets stay empty)
+    detector = Detector(config)
+    decided, _ = detector.decide_batch(
+        [tx(5, 0, card="c9", user="u9", device="farm", ip="203.0.113.9")], facts, _NoBlocklist(),
+        T0)
+    assert [r.code for r in decided[0].verdict.reasons] == ["shared_device", "shared_ip"]
+    assert len(detector.engine.device_users) == 0
 
 
 def test_blocklist_hit_uses_the_weight_of_the_entity_type() -> None:
