@@ -1,5 +1,5 @@
 // name: project_cursors_save
-// purpose: remember the highest projected offset and the newest projected event time per consumer group, topic and partition (written in the batch's transaction); readers of the graph learn from them how far it is complete (projection_progress)
+// purpose: remember the highest projected offset and the newest projected event time per consumer group, topic and partition (written in the batch's transaction, which holds their lock: project_cursors_lock); readers of the graph learn from them how far it is complete (projection_progress)
 // params: cursors: list<map{id: string, topic: string, partition: integer, offset: integer, event_ms: integer|null}>
 // returns: nothing
 UNWIND $cursors AS c

@@ -16,12 +16,16 @@ The graph (SPEC §4):
   Neo4j cost).
 
 Idempotency, because delivery is at-least-once: every batch is written in one
-Neo4j transaction that (1) drops transaction ids already in the graph, (2)
-MERGEs entities and adds the batch's aggregates, (3) creates the detail nodes
-and (4) records the highest offset per partition (``ProjectionCursor``).  A
-replayed message is skipped by its offset (cursor) or, if it arrives again
-under a new offset, by its ``transaction_id`` while its detail is retained (with
-``flagged`` detail: while it is among the writer's :data:`RECENT_IDS` latest ids).
+Neo4j transaction that (1) locks the batch's partitions' cursors
+(``ProjectionCursor``) and drops the messages at or below the highest offset any
+group has projected, (2) drops transaction ids already in the graph, (3) MERGEs
+entities and adds the batch's aggregates, (4) creates the detail nodes and (5)
+records the highest offset per partition.  A replayed message is skipped by its
+offset, read inside the transaction that would write it (so a batch redelivered
+to another projector of the group after a rebalance, or re-read by a second group,
+adds nothing twice), or, if it arrives again under a new offset, by its
+``transaction_id`` while its detail is retained (with ``flagged`` detail: while it
+is among the writer's :data:`RECENT_IDS` latest ids).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,16 +198,12 @@ class GraphWriter:
                         time.sleep(0.2 * (attempt + 1))
         return len(statements)
 
-    def load_cursors(self, prefix: str) -> dict[str, int]:
-        records, _, _ = self.driver.execute_query(cypher.load("project_cursors_load"),
-                                                  prefix=prefix, database_=self.database)
-        return {r["id"]: r["offset"] for r in records}
-
-    def project(self, transactions: list[Transaction],
-                cursors: Sequence[Cursor] = ()) -> ProjectResult:
+    def project(self, transactions: list[Transaction], cursors: Sequence[Cursor] = (),
+                positions: Sequence[tuple[str, int, int]] | None = None) -> ProjectResult:
         """Write one batch in one transaction (retried by the driver on transient errors),
-        with the cursors it advances (so the graph says how far it is complete)."""
-        unique = list({tx.transaction_id: tx for tx in transactions}.values())
+        with the cursors it advances (so the graph says how far it is complete).
+        ``positions[i]``: topic, partition and offset of ``transactions[i]``; a
+        transaction at or below its partition's projected offset is dropped."""
         seconds: dict[str, float] = {}
 
         def timed(part: str, tx: Any, query: str, **params: Any) -> list[Any]:
@@ -216,6 +216,9 @@ class GraphWriter:
 
         def work(tx: Any) -> tuple[BatchPlan, int]:
             seconds.clear()  # a retried transaction: only the attempt that commits counts
+            unique = self._unprojected(transactions, cursors, positions,
+                                       lambda rows: timed("cursors", tx, "project_cursors_lock",
+                                                          cursors=rows))
             if self.detail:
                 known_ids = {r["id"] for r in timed("known", tx, "project_known_transactions",
                                                     ids=[t.transaction_id for t in unique])}
@@ -235,7 +238,7 @@ class GraphWriter:
             if cursors:
                 timed("cursors", tx, "project_cursors_save",
                       cursors=[dataclasses.asdict(c) for c in cursors])
-            return plan, len(unique) - len(fresh)
+            return plan, len(transactions) - len(fresh)
 
         started = time.perf_counter()
         with self.driver.session(database=self.database) as session:
@@ -245,9 +248,22 @@ class GraphWriter:
         self._remember(plan)
         written = sum(len(rows) for name, rows in plan.relationships.items()
                       if f"rel_{name}" not in self.leave_out)
-        return ProjectResult(len(plan.projected),
-                             duplicates + len(transactions) - len(unique), written,
-                             dict(seconds))
+        return ProjectResult(len(plan.projected), duplicates, written, dict(seconds))
+
+    @staticmethod
+    def _unprojected(transactions: list[Transaction], cursors: Sequence[Cursor],
+                     positions: Sequence[tuple[str, int, int]] | None,
+                     lock: Callable[[list[dict[str, Any]]], list[Any]]) -> list[Transaction]:
+        """The batch's transactions, unique by id, less those at or below their partition's
+        projected offset (read by ``lock`` inside the write transaction, which then holds
+        the cursors' locks)."""
+        if positions is not None and cursors:
+            done = {(r["topic"], r["partition"]): r["offset"] for r in lock(
+                [{"id": c.id, "topic": c.topic, "partition": c.partition} for c in cursors])}
+            transactions = [t for t, (topic, partition, offset)
+                            in zip(transactions, positions, strict=True)
+                            if offset > done.get((topic, partition), -1)]
+        return list({t.transaction_id: t for t in transactions}.values())
 
     def _remember(self, plan: BatchPlan) -> None:
         if not self.detail:

@@ -7,11 +7,11 @@ commit, timed from outside.
 
 1. consume up to ``batch_size`` messages and decode them; bad ones are counted and
    skipped (the detector daemon owns their dead-letter records);
-2. write: drop messages at or below the partition's projection cursor (already in
-   the graph), then write the batch in ONE Neo4j transaction: drop known
-   transaction ids, MERGE entities, add aggregates, create detail (unless
-   ``FRAUDGRAPH_GRAPH_DETAIL=flagged``: the daemon writes it), advance the cursor
-   (``GraphWriter.project``);
+2. write the batch in ONE Neo4j transaction (``GraphWriter.project``): lock the
+   partitions' projection cursors and drop the messages at or below them (already in
+   the graph, whoever wrote them), drop known transaction ids, MERGE entities, add
+   aggregates, create detail (unless ``FRAUDGRAPH_GRAPH_DETAIL=flagged``: the daemon
+   writes it), advance the cursors;
 3. commit: commit the Kafka offsets
    (:class:`fraudgraph.stream.batch.BatchCommit`).
 
@@ -78,7 +78,6 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
     writer.apply_schema()
     topic = settings.topics.transactions
     prefix = f"{options.group}:"
-    cursors = writer.load_cursors(prefix)
     source = TransactionSource(settings.kafka.bootstrap, options.group, topic,
                                settings.topics.dlq, decoder, batch_size=options.batch_size,
                                batch_timeout=options.batch_timeout,
@@ -99,20 +98,15 @@ def run(settings: Settings, options: ProjectorOptions, decoder: DecoderConfig,
                 continue
             idle.busy()
             stats.batch_started()
-            fresh = [tx for tx, (t, p, offset) in zip(batch.transactions, batch.positions,
-                                                      strict=True)
-                     if offset > cursors.get(f"{prefix}{t}:{p}", -1)]
-            advanced = _cursors(prefix, batch)
             with timer("write"):
-                result = writer.project(fresh, advanced)
+                result = writer.project(batch.transactions, _cursors(prefix, batch),
+                                        batch.positions)
             with timer("commit"):
                 commit.commit()
             stats.committed()
-            for c in advanced:  # a replay's batch must not move a cursor back
-                cursors[c.id] = max(c.offset, cursors.get(c.id, -1))
             _account(stats, batch.consumed, batch.rejected, result.projected,
-                     result.duplicates + len(batch.transactions) - len(fresh),
-                     result.relationship_rows, timer.take()["write"], batch.reasons)
+                     result.duplicates, result.relationship_rows, timer.take()["write"],
+                     batch.reasons)
             for part, seconds in result.seconds.items():
                 stats.part_seconds[part] = stats.part_seconds.get(part, 0.0) + seconds
                 metrics.PROJECTION_PART_SECONDS.labels(part).inc(seconds)
