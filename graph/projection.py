@@ -16,16 +16,18 @@ The graph (SPEC §4):
   Neo4j cost).
 
 Idempotency, because delivery is at-least-once: every batch is written in one
-Neo4j transaction that (1) locks the batch's partitions' cursors
-(``ProjectionCursor``) and drops the messages at or below the highest offset any
-group has projected, (2) drops transaction ids already in the graph, (3) MERGEs
-entities and adds the batch's aggregates, (4) creates the detail nodes and (5)
-records the highest offset per partition.  A replayed message is skipped by its
-offset, read inside the transaction that would write it (so a batch redelivered
-to another projector of the group after a rebalance, or re-read by a second group,
-adds nothing twice), or, if it arrives again under a new offset, by its
-``transaction_id`` while its detail is retained (with ``flagged`` detail: while it
-is among the writer's :data:`RECENT_IDS` latest ids).
+Neo4j transaction that (1) drops transaction ids already in the graph, (2) MERGEs
+entities and adds the batch's aggregates, (3) creates the detail nodes and (4)
+records the highest offset per partition (``ProjectionCursor``).  Replays (a
+restart, a batch redelivered to another projector of the group after a rebalance,
+a second group re-reading the topic, a message produced twice) are thus dropped by
+their ``transaction_id`` while their detail is retained.  With ``flagged`` detail
+there is no detail to ask, so the transaction starts instead by locking the batch's
+partitions' cursors and dropping the messages at or below the highest offset any
+group has projected (read inside the transaction that would write them: a second
+writer of the partition waits, then reads what the first wrote), and a message
+produced twice under two offsets is dropped while it is among the writer's
+:data:`RECENT_IDS` latest ids.
 """
 
 from __future__ import annotations
@@ -250,14 +252,14 @@ class GraphWriter:
                       if f"rel_{name}" not in self.leave_out)
         return ProjectResult(len(plan.projected), duplicates, written, dict(seconds))
 
-    @staticmethod
-    def _unprojected(transactions: list[Transaction], cursors: Sequence[Cursor],
+    def _unprojected(self, transactions: list[Transaction], cursors: Sequence[Cursor],
                      positions: Sequence[tuple[str, int, int]] | None,
                      lock: Callable[[list[dict[str, Any]]], list[Any]]) -> list[Transaction]:
-        """The batch's transactions, unique by id, less those at or below their partition's
-        projected offset (read by ``lock`` inside the write transaction, which then holds
-        the cursors' locks)."""
-        if positions is not None and cursors:
+        """The batch's transactions, unique by id; without detail, less those at or below
+        their partition's projected offset (read by ``lock`` inside the write transaction,
+        which then holds the cursors' locks).  With detail the known-ids check inside the
+        same transaction drops them, whoever wrote them."""
+        if positions is not None and cursors and not self.detail:
             done = {(r["topic"], r["partition"]): r["offset"] for r in lock(
                 [{"id": c.id, "topic": c.topic, "partition": c.partition} for c in cursors])}
             transactions = [t for t, (topic, partition, offset)

@@ -7,11 +7,11 @@ commit, timed from outside.
 
 1. consume up to ``batch_size`` messages and decode them; bad ones are counted and
    skipped (the detector daemon owns their dead-letter records);
-2. write the batch in ONE Neo4j transaction (``GraphWriter.project``): lock the
-   partitions' projection cursors and drop the messages at or below them (already in
-   the graph, whoever wrote them), drop known transaction ids, MERGE entities, add
-   aggregates, create detail (unless ``FRAUDGRAPH_GRAPH_DETAIL=flagged``: the daemon
-   writes it), advance the cursors;
+2. write the batch in ONE Neo4j transaction (``GraphWriter.project``): drop what
+   the graph already holds (by transaction id; with ``FRAUDGRAPH_GRAPH_DETAIL=flagged``
+   by the partitions' projection cursors, locked, and recent ids), MERGE entities,
+   add aggregates, create detail (unless flagged: the daemon writes it), advance the
+   cursors;
 3. commit: commit the Kafka offsets
    (:class:`fraudgraph.stream.batch.BatchCommit`).
 

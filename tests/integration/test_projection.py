@@ -148,7 +148,7 @@ def test_projection_equals_the_oracle_and_replays_change_nothing(
     assert graph_state(driver) == expected
     assert detail_ids(driver) == {tx.transaction_id for tx in transactions}
 
-    # Same group from the beginning: skipped by the offset cursors.
+    # Same group from the beginning: skipped by transaction id (the detail is there).
     again = run_projector(settings, f"proj-{unique}", from_beginning=True)
     assert (again.consumed, again.projected, again.duplicates) == (COUNT, 0, COUNT)
     # Another group (as if a second deployment re-read the topic): skipped by transaction id.
