@@ -94,10 +94,12 @@ class GraphView:
 
     def idle(self) -> None:
         """Between batches when the stream is idle: tell the label worker how far the
-        graph is (at most once a second), so labels are applied meanwhile."""
+        graph is (at most once a second), so labels are applied meanwhile; a partition
+        counts whole by a look at its end taken now (a label is applied once the graph
+        holds its transaction)."""
         if time.monotonic() - self._idle_at >= ENDS_EVERY_SECONDS:
             self._idle_at = time.monotonic()
-            self.feedback.graph_ms = self.complete_ms()
+            self.feedback.graph_ms = self.complete_ms(self._idle_at)
             self.feedback.wake.set()
 
     def wait_until(self, at_ms: int, cache: BlocklistCache, stop: threading.Event,
