@@ -84,6 +84,10 @@ class LayoutRun:
     def per_second(self) -> float:
         return len(self.decisions) / self.seconds if self.seconds else 0.0
 
+    def reason_codes(self) -> Counter[str]:
+        """Transactions per reason code (what the layout's decisions rested on)."""
+        return Counter(code for d in self.decisions.values() for code in set(d.codes))
+
     def latency(self, q: float) -> float:
         return percentile([d.latency_ms for d in self.decisions.values()
                            if d.latency_ms is not None], q)
@@ -123,22 +127,27 @@ def compare(first: LayoutRun, other: LayoutRun, examples: int = 5) -> Comparison
 
 def run(settings: Settings, layouts: Sequence[Layout], count: int, rate: float, seed: int,
         scratch: Path, report: Callable[[str], None], config: str = "default",
-        warm_up: int = 0) -> tuple[list[LayoutRun], list[Comparison]]:
+        warm_up: int = 0, label_delay_ms: int | None = None
+        ) -> tuple[list[LayoutRun], list[Comparison]]:
     """Each layout over the same stream (EMPTIES the graph before each), then each
     compared with the first.  ``warm_up``: first, that many transactions of another
     seed through the first layout, not measured (a freshly started Neo4j is slower for
-    its first minute, which would count against the first layout alone)."""
+    its first minute, which would count against the first layout alone).
+    ``label_delay_ms``: the generator's label delay (None: its default, 3 days, which
+    a stream of under 3 days of event time never reaches)."""
+    extra = () if label_delay_ms is None else ("--label-delay", f"{label_delay_ms}ms")
     if warm_up:
         report(f"warming up: {warm_up:,} transactions through {layouts[0].name}")
         _layout(settings, layouts[0], warm_up, rate, seed + 1, scratch, lambda _m: None,
-                config)
-    runs = [_layout(settings, layout, count, rate, seed, scratch, report, config)
+                config, extra)
+    runs = [_layout(settings, layout, count, rate, seed, scratch, report, config, extra)
             for layout in layouts]
     return runs, [compare(runs[0], other) for other in runs[1:]]
 
 
 def _layout(settings: Settings, layout: Layout, count: int, rate: float, seed: int,
-            scratch: Path, report: Callable[[str], None], config: str) -> LayoutRun:
+            scratch: Path, report: Callable[[str], None], config: str,
+            generator_options: Sequence[str] = ()) -> LayoutRun:
     report(f"{layout.name}: emptying the graph")
     driver = connect.neo4j(settings)
     try:
@@ -148,7 +157,7 @@ def _layout(settings: Settings, layout: Layout, count: int, rate: float, seed: i
     fresh = bench.fresh_run(settings, scratch)
     env = {**fresh.env, "FRAUDGRAPH_POSTGRES_SCHEMA": fresh.settings.postgres.schema}
     processes = _Processes(scratch / f"scale-{fresh.run_id}", env)
-    generate = bench.generate_command(fresh, count, rate, seed)
+    generate = bench.generate_command(fresh, count, rate, seed, *generator_options)
     result = LayoutRun(layout)
     try:
         if rate <= 0:
@@ -269,13 +278,16 @@ def _read_back(settings: Settings, result: LayoutRun) -> None:
 
 
 def as_json(count: int, rate: float, runs: Sequence[LayoutRun],
-            comparisons: Sequence[Comparison]) -> dict[str, Any]:
+            comparisons: Sequence[Comparison],
+            label_delay_ms: int | None = None) -> dict[str, Any]:
     return {
         "transactions": count, "offered_rate": rate or "backlog",
+        "label_delay_ms": label_delay_ms,
         "layouts": [{"layout": r.layout.name, "daemons": r.layout.daemons,
                      "projectors": r.layout.projectors, "decided": len(r.decisions),
                      "records": r.published, "decisions_per_second": round(r.per_second, 1),
-                     "latency_ms": {f"p{q}": round(r.latency(q), 1) for q in (50, 95, 99)}}
+                     "latency_ms": {f"p{q}": round(r.latency(q), 1) for q in (50, 95, 99)},
+                     "reason_codes": dict(r.reason_codes().most_common())}
                     for r in runs],
         "comparisons": [{"layout": c.layout.name, "compared": c.compared,
                          "identical": c.identical, "share": round(c.share, 6),

@@ -37,6 +37,10 @@ def _layout(value: str) -> tuple[int, int]:
 @click.option("--warm-up", type=click.IntRange(min=0), default=5000, show_default=True,
               metavar="N", help="First run N transactions of another seed through the first "
                                 "layout, unmeasured (a fresh Neo4j is slow at first); 0: none.")
+@click.option("--label-delay", type=DURATION,
+              help="How long after a fraud its label is reported (the generator's "
+                   "option; default 3d, past the end of a stream of 20,000): shorter, "
+                   "and the labels reach the daemons within the stream.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("reports/scale-out.json"), show_default=True,
               help="Where to write the figures as JSON.")
@@ -44,7 +48,7 @@ def _layout(value: str) -> tuple[int, int]:
 @click.pass_context
 def bench_scale_out(ctx: click.Context, count: int, rate: float, duration: int | None,
                     layouts: tuple[str, ...], config_ref: str, seed: int, warm_up: int,
-                    json_path: Path, yes: bool) -> None:
+                    label_delay: int | None, json_path: Path, yes: bool) -> None:
     """Do several daemons and projectors decide like one of each?
 
     The same generated stream goes through each layout in turn (processes in
@@ -56,6 +60,7 @@ def bench_scale_out(ctx: click.Context, count: int, rate: float, duration: int |
     \b
     fraudgraph bench-scale-out --yes                      # 1+1 against 2+2 at 500/s
     fraudgraph bench-scale-out --rate 0 -n 100000 --yes   # from a backlog
+    fraudgraph bench-scale-out --label-delay 12h --yes    # labels within the stream
     """
     from fraudgraph import scale_out
     from fraudgraph.detector_cli import load_config
@@ -81,7 +86,7 @@ def bench_scale_out(ctx: click.Context, count: int, rate: float, duration: int |
                       "Continue?", abort=True)
     runs, comparisons = scale_out.run(settings, parsed, count, rate, seed,
                                       settings.data_dir / "bench", report, config_ref,
-                                      min(warm_up, count))
+                                      min(warm_up, count), label_delay)
     out.print(table(f"{count:,} transactions, " + (f"offered at {rate:,.0f}/s" if rate > 0
                                                    else "from a backlog"),
                     ["layout", "decided", "records", "decisions/s", "p50 ms", "p99 ms",
@@ -96,6 +101,6 @@ def bench_scale_out(ctx: click.Context, count: int, rate: float, duration: int |
                             f"{parsed[0].name}", ["reason code", "transactions"],
                             [[code, f"{n:,}"] for code, n in c.codes.most_common()]))
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(scale_out.as_json(count, rate, runs, comparisons),
-                                    indent=2) + "\n")
+    json_path.write_text(json.dumps(scale_out.as_json(count, rate, runs, comparisons,
+                                                      label_delay), indent=2) + "\n")
     out.print(f"wrote {json_path}")

@@ -33,15 +33,17 @@ def test_transactions_differ_by_decision_or_by_reason_codes_and_the_codes_are_co
     assert c.codes == {"shared_ip": 2}
     assert [tx for tx, _, _ in c.examples] == ["b", "c"]
     assert one.per_second == 5 / 2.0 and one.latency(50) == 6.0
+    assert one.reason_codes() == {"shared_ip": 2, "velocity": 1, "amount_spike": 1,
+                                  "country_hop": 1}
 
 
 def test_the_json_holds_each_layout_and_each_comparison() -> None:
     one = _run(Layout(1, 1), {"a": Decided("allow", (), 5.0)})
     two = _run(Layout(2, 2), {"a": Decided("review", ("shared_ip",), 4.0)})
-    figures = as_json(1000, 0.0, [one, two], [compare(one, two)])
-    assert figures["offered_rate"] == "backlog"
-    assert [(x["layout"], x["decided"], x["records"]) for x in figures["layouts"]] == [
-        ("1+1", 1, 2), ("2+2", 1, 2)]
+    figures = as_json(1000, 0.0, [one, two], [compare(one, two)], 43_200_000)
+    assert (figures["offered_rate"], figures["label_delay_ms"]) == ("backlog", 43_200_000)
+    assert [(x["layout"], x["decided"], x["records"], x["reason_codes"])
+            for x in figures["layouts"]] == [("1+1", 1, 2, {}), ("2+2", 1, 2, {"shared_ip": 1})]
     (comparison,) = figures["comparisons"]
     assert (comparison["compared"], comparison["identical"], comparison["share"]) == (1, 0, 0.0)
     assert comparison["differing_codes"] == {"shared_ip": 1}
