@@ -133,8 +133,8 @@ def run(settings: Settings, layouts: Sequence[Layout], count: int, rate: float, 
     compared with the first.  ``warm_up``: first, that many transactions of another
     seed through the first layout, not measured (a freshly started Neo4j is slower for
     its first minute, which would count against the first layout alone).
-    ``label_delay_ms``: the generator's label delay (None: its default, 3 days, which
-    a stream of under 3 days of event time never reaches)."""
+    ``label_delay_ms``: the generator's label delay (None: its default, 3 days; labels
+    come 0.5 to 3 times that late, so most come after a short stream ends)."""
     extra = () if label_delay_ms is None else ("--label-delay", f"{label_delay_ms}ms")
     if warm_up:
         report(f"warming up: {warm_up:,} transactions through {layouts[0].name}")

@@ -38,9 +38,9 @@ def _layout(value: str) -> tuple[int, int]:
               metavar="N", help="First run N transactions of another seed through the first "
                                 "layout, unmeasured (a fresh Neo4j is slow at first); 0: none.")
 @click.option("--label-delay", type=DURATION,
-              help="How long after a fraud its label is reported (the generator's "
-                   "option; default 3d, past the end of a stream of 20,000): shorter, "
-                   "and the labels reach the daemons within the stream.")
+              help="The generator's label delay (default 3d: most labels come after "
+                   "a stream of 20,000 ends); shorter, and more labels reach the daemons "
+                   "within the stream.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("reports/scale-out.json"), show_default=True,
               help="Where to write the figures as JSON.")
