@@ -204,8 +204,9 @@ class GraphWriter:
                 positions: Sequence[tuple[str, int, int]] | None = None) -> ProjectResult:
         """Write one batch in one transaction (retried by the driver on transient errors),
         with the cursors it advances (so the graph says how far it is complete).
-        ``positions[i]``: topic, partition and offset of ``transactions[i]``; a
-        transaction at or below its partition's projected offset is dropped."""
+        ``positions[i]``: topic, partition and offset of ``transactions[i]``; without
+        detail a transaction at or below its partition's projected offset is dropped
+        (with detail, one whose id the graph holds)."""
         seconds: dict[str, float] = {}
 
         def timed(part: str, tx: Any, query: str, **params: Any) -> list[Any]:
