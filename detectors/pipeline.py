@@ -247,10 +247,11 @@ def _as_of(blocklist: BlocklistView, event_ms: int) -> BlockedLookup:
 
 
 def flagged_row(d: Decided) -> FlaggedTransaction:
-    r = d.record
+    r, tx = d.record, d.transaction
     return FlaggedTransaction(
         transaction_id=r.transaction_id, decision=r.decision, score=r.score,
         reasons=[{"code": x.code, "detector": x.detector, "detail": x.detail} for x in r.reasons],
         card_id=r.card_id, user_id=r.user_id, site_id=r.site_id, device_id=r.device_id,
         amount_minor=r.amount_minor, currency=r.currency, event_ms=r.event_ms,
-        decided_ms=r.decided_ms)
+        decided_ms=r.decided_ms, country=tx.country, ip_address=tx.ip_address,
+        merchant_category=tx.merchant_category, card_present=tx.card_present)

@@ -164,20 +164,39 @@ _FLAGGED_SCRATCH = """
 CREATE TEMP TABLE IF NOT EXISTS flagged_incoming (
     transaction_id text, decision text, score double precision, reasons jsonb,
     card_id text, user_id text, site_id text, device_id text, amount_minor bigint,
-    currency text, event_ms bigint, decided_ms bigint
+    currency text, event_ms bigint, decided_ms bigint, country text, ip_address text,
+    merchant_category text, card_present boolean
 ) ON COMMIT DELETE ROWS
 """
 _FLAGGED_COPY = "COPY flagged_incoming FROM STDIN WITH (FORMAT csv)"
 _RECORD_FLAGGED = """
 INSERT INTO flagged_transactions (transaction_id, decision, score, reasons, card_id, user_id,
                                   site_id, device_id, amount_minor, currency, event_time,
-                                  decided_at)
+                                  decided_at, country, ip_address, merchant_category,
+                                  card_present)
 SELECT DISTINCT ON (transaction_id)
        transaction_id, decision, score, reasons, card_id, user_id, site_id, device_id,
-       amount_minor, currency, to_timestamp(event_ms / 1000.0), to_timestamp(decided_ms / 1000.0)
+       amount_minor, currency, to_timestamp(event_ms / 1000.0), to_timestamp(decided_ms / 1000.0),
+       country, ip_address, merchant_category, card_present
 FROM flagged_incoming
 ON CONFLICT (transaction_id) DO NOTHING
 RETURNING transaction_id
+"""
+# Flagged transactions whose decision has not reached the graph, decided within the
+# window (oldest first): what a daemon that stopped before its worker wrote them left.
+_UNGRAPHED = """
+SELECT transaction_id, decision, score, reasons, card_id, user_id, site_id, device_id,
+       amount_minor, currency, (extract(epoch FROM event_time) * 1000)::bigint,
+       (extract(epoch FROM decided_at) * 1000)::bigint, country, ip_address,
+       merchant_category, card_present
+FROM flagged_transactions
+WHERE graphed_at IS NULL AND decided_at > now() - %(window)s * interval '1 second'
+ORDER BY decided_at, transaction_id
+LIMIT %(limit)s
+"""
+_MARK_GRAPHED = """
+UPDATE flagged_transactions SET graphed_at = now()
+WHERE transaction_id = ANY(%(ids)s) AND graphed_at IS NULL
 """
 
 # Within one call the latest report per transaction wins; across calls an older
@@ -370,12 +389,31 @@ class BlocklistStore:
         data = io.StringIO("".join(
             _csv_line((r.transaction_id, r.decision, float(r.score), json.dumps(r.reasons),
                        r.card_id, r.user_id, r.site_id, r.device_id, r.amount_minor,
-                       r.currency, r.event_ms, r.decided_ms)) for r in rows))
+                       r.currency, r.event_ms, r.decided_ms, r.country, r.ip_address,
+                       r.merchant_category, r.card_present)) for r in rows))
         with self.conn, self.conn.cursor() as cur:
             cur.execute(_FLAGGED_SCRATCH)
             cur.copy_expert(_FLAGGED_COPY, data)
             cur.execute(_RECORD_FLAGGED)
             return len(cur.fetchall())
+
+    def ungraphed(self, window_seconds: float, limit: int
+                  ) -> builtins.list[FlaggedTransaction]:
+        """Flagged transactions decided in the last ``window_seconds`` whose decision
+        is not marked as on the graph (:meth:`mark_graphed`), oldest first, at most
+        ``limit``."""
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_UNGRAPHED, {"window": window_seconds, "limit": limit})
+            return [FlaggedTransaction(*_flagged(row)) for row in cur]
+
+    def mark_graphed(self, ids: builtins.list[str]) -> int:
+        """Note that these flagged transactions' decisions are on the graph; returns
+        how many were not noted before."""
+        if not ids:
+            return 0
+        with self.conn, self.conn.cursor() as cur:
+            cur.execute(_MARK_GRAPHED, {"ids": ids})
+            return cur.rowcount
 
     def record_labels(self, rows: builtins.list[LabelRow]) -> int:
         """Insert or update labels (label, source, reported_at; ids only fill gaps).
@@ -400,6 +438,11 @@ class BlocklistStore:
         assert row is not None
         names = ("blocklist", "blocklist_history", "flagged_transactions", "fraud_labels")
         return {name: int(count) for name, count in zip(names, row, strict=True)}
+
+
+def _flagged(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A row of ``_UNGRAPHED`` as :class:`FlaggedTransaction`'s fields (reasons NULL: [])."""
+    return (*row[:3], row[3] or [], *row[4:])
 
 
 def _csv_line(values: tuple[Any, ...]) -> str:

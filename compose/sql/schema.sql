@@ -69,6 +69,23 @@ CREATE TABLE IF NOT EXISTS flagged_transactions (
 CREATE INDEX IF NOT EXISTS flagged_transactions_event_time_idx
     ON flagged_transactions (event_time);
 
+-- The rest of the transaction's detail, so that its node can be written onto the graph
+-- from here (FRAUDGRAPH_GRAPH_DETAIL=flagged: the projection writes none), and when
+-- the decision reached the graph: a daemon's worker writes it after the offset commit,
+-- so one that stopped in between leaves graphed_at NULL, and the next one to start
+-- writes it (GraphAnnotator.resume).  Rows from before these columns were added count
+-- as written (the column's default while it is added), new rows start NULL.
+ALTER TABLE flagged_transactions
+    ADD COLUMN IF NOT EXISTS country           text        NULL,
+    ADD COLUMN IF NOT EXISTS ip_address        text        NULL,
+    ADD COLUMN IF NOT EXISTS merchant_category text        NULL,
+    ADD COLUMN IF NOT EXISTS card_present      boolean     NULL,
+    ADD COLUMN IF NOT EXISTS graphed_at        timestamptz NULL DEFAULT now();
+ALTER TABLE flagged_transactions ALTER COLUMN graphed_at DROP DEFAULT;
+
+CREATE INDEX IF NOT EXISTS flagged_transactions_ungraphed_idx
+    ON flagged_transactions (decided_at) WHERE graphed_at IS NULL;
+
 CREATE TABLE IF NOT EXISTS fraud_labels (
     transaction_id text        PRIMARY KEY,
     label          text        NOT NULL CHECK (label IN ('fraud', 'genuine')),

@@ -12,6 +12,13 @@ A decision whose Transaction node (or, with flagged detail, card or site) is not
 projected yet is tried again every
 :data:`RETRY_EVERY` flushes, :data:`DECISION_TRIES` times (the decision itself is on
 the topic and in PostgreSQL either way).
+
+The queues live in memory, and the loop commits its offsets once PostgreSQL holds
+the batch's flagged transactions, before the worker writes their decisions onto the
+graph.  So the worker notes in PostgreSQL which decisions reached the graph
+(``flagged_transactions.graphed_at``), and its first flush after a start writes
+those a stopped daemon left, decided within :data:`RESUME_WINDOW_SECONDS` (with
+flagged detail, the graph's only copy of those transactions).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ RETRY_EVERY = 10  # flushes between retries of decisions whose node is not there
 DECISION_TRIES = 24  # retries (~2 min) a decision waits for its transaction's detail node
 #: decisions waiting for their node, at most (beyond, the annotation is skipped)
 MAX_UNDECIDED = 50_000
+#: how far back (decided_at, wall clock) a start looks for decisions not on the graph
+RESUME_WINDOW_SECONDS = 24 * 3600
 
 
 class GraphAnnotator:
@@ -49,6 +58,7 @@ class GraphAnnotator:
         self.to_ring: queue.Queue[tuple[list[dict[str, Any]], list[NewEntry]]] = queue.Queue()
         self.undecided: dict[str, tuple[dict[str, Any], int]] = {}  # waiting for projection
         self.flushes = 0
+        self.resumed = 0  # decisions a stopped daemon left, written by this one
 
     def mark_blocked(self, entries: list[NewEntry]) -> None:
         """Set ``blocked`` on these entities' nodes (at the next flush)."""
@@ -67,7 +77,10 @@ class GraphAnnotator:
         """Write everything queued, retrying while a service is away (until stopped);
         rows a service refuses for good are isolated, logged and counted, the rest
         written.  A sweep's ring marks are written whole, even when it found none: the
-        write also clears the marks of users no longer in a ring."""
+        write also clears the marks of users no longer in a ring.  The first flush
+        first queues the decisions a stopped daemon left off the graph."""
+        if self.flushes == 0:
+            self._resume()
         while not self.to_ring.empty():
             members, listed = self.to_ring.get()
             self.health.retrying("neo4j", self.stop, detect.save_rings, self.driver, members)
@@ -75,6 +88,15 @@ class GraphAnnotator:
         self._write("neo4j", _drain(self.to_mark), self.blocker.mark)
         self.flushes += 1
         self._decisions(_drain(self.to_record), retry=self.flushes % RETRY_EVERY == 0)
+
+    def _resume(self) -> None:
+        left = self.health.retrying("postgres", self.stop, self.blocker.store.ungraphed,
+                                    RESUME_WINDOW_SECONDS, MAX_UNDECIDED)
+        if left:
+            log.info("%d flagged decisions from before this start are not on the graph "
+                     "yet: writing them", len(left))
+            self.to_record.put([f.graph_row() for f in left])
+            self.resumed = len(left)
 
     def _write(self, service: str, rows: list[Any], write: Callable[[list[Any]], Any]) -> None:
         self.health.retrying(service, self.stop, isolating, rows, write, _dropped)
@@ -86,6 +108,9 @@ class GraphAnnotator:
         found: set[str] = set()
         self._write("neo4j", rows, lambda part: found.update(
             self.write_decisions(self.driver, part)))
+        if found:  # a stop before this leaves them to the next start
+            self.health.retrying("postgres", self.stop, self.blocker.store.mark_graphed,
+                                 sorted(found))
         for row in fresh:  # not projected yet: tried again every RETRY_EVERY flushes
             if row["id"] not in found and len(self.undecided) < MAX_UNDECIDED:
                 self.undecided.setdefault(row["id"], (row, 0))

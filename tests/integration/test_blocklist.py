@@ -321,6 +321,27 @@ def test_record_flagged_ignores_duplicates(store: BlocklistStore, unique: str) -
          datetime(2024, 5, 1, 12, 0, 1, tzinfo=UTC))]
 
 
+def test_flagged_rows_come_back_whole_until_marked_as_on_the_graph(
+        store: BlocklistStore, unique: str) -> None:
+    """What a daemon's worker had not written onto the graph comes back as it was
+    stored (the node's detail included), within the window, until marked."""
+    now_ms = round(time.time() * 1000)
+    fresh = [dataclasses.replace(flagged(f"t{i}-{unique}"), decided_ms=now_ms + i,
+                                 country="GB", ip_address=f"10.0.0.{i}",
+                                 merchant_category="5411", card_present=i == 0)
+             for i in range(2)]
+    bare = dataclasses.replace(flagged(f"t2-{unique}"), decided_ms=now_ms + 2)
+    stale = dataclasses.replace(flagged(f"t3-{unique}"), decided_ms=now_ms - 7_200_000)
+    assert store.record_flagged([*fresh, bare, stale]) == 4
+    assert store.ungraphed(3600, 10) == [*fresh, bare]  # oldest first; not the stale one
+    assert store.ungraphed(3600, 1) == fresh[:1]
+    assert store.mark_graphed([fresh[0].transaction_id, bare.transaction_id]) == 2
+    assert store.mark_graphed([fresh[0].transaction_id]) == 0
+    assert store.mark_graphed([]) == 0
+    assert store.ungraphed(3600, 10) == [fresh[1]]
+    assert store.ungraphed(3 * 3600, 10) == [stale, fresh[1]]
+
+
 def test_record_flagged_keeps_any_text_exactly(store: BlocklistStore, unique: str) -> None:
     """The rows travel as CSV (COPY): quotes, commas, newlines, backslashes, tabs and
     non-ASCII arrive unchanged, an empty string stays empty and None is NULL."""

@@ -19,13 +19,15 @@ import msgspec
 import pytest
 
 from detectors import config as detector_config
-from detectors.blocklist import NewEntry
+from detectors.blocklist import FlaggedTransaction, NewEntry
 from detectors.decision import DecisionRecord
 from detectors.features import INDEX, NAMES, SCHEMA_VERSION, TrainingRecord
 from fraudgraph import connect
+from fraudgraph.blocking import Blocker
 from fraudgraph.metrics import DETECTOR_REJECTED as REGISTRY_REJECTED
 from fraudgraph.settings import Settings
-from fraudgraph.stream import daemon, projector
+from fraudgraph.stream import annotator, daemon, projector
+from fraudgraph.stream.health import Health
 from graph import detect
 from graph.projection import detail_row
 from ingest import kafka
@@ -352,6 +354,62 @@ def test_hostile_stream_never_stops_and_every_bad_message_reaches_the_dlq(
     assert {got[t.transaction_id].card_id for t in hostile} == {t.card_id for t in hostile}
 
 
+def test_a_start_writes_the_flagged_decisions_a_stopped_daemon_left_off_the_graph(
+        stack: Settings, unique: str) -> None:
+    """With flagged detail the loop commits once PostgreSQL holds a flagged
+    transaction, and its worker writes the node later: a daemon stopped in between
+    leaves the node unwritten.  The next start's first flush writes it from PostgreSQL's
+    row, notes it there, and leaves a row decided outside the window, or one whose
+    card is not in the graph, unnoted."""
+    settings = scratch(stack, unique, partitions=1)
+    settings = dataclasses.replace(settings, neo4j=dataclasses.replace(settings.neo4j,
+                                                                       detail="flagged"))
+    txs = [msgspec.structs.replace(tx(unique, i, i, card=f"c{i}"), merchant_category="5999",
+                                   card_present=i == 1) for i in range(3)]
+    produce(settings, [encode(t) for t in txs])
+    run_projector(settings, f"test-projection-{unique}")
+    now_ms = round(time.time() * 1000)
+    left = [flagged_row(t, "block", now_ms) for t in txs[:2]]
+    old = flagged_row(txs[2], "review", now_ms - 2 * annotator.RESUME_WINDOW_SECONDS * 1000)
+    ghost = flagged_row(msgspec.structs.replace(txs[0], transaction_id=f"{unique}-ghost",
+                                                card_id=f"{unique}-no-such-card"),
+                        "block", now_ms)
+    driver = connect.neo4j(settings)
+    store = connect.blocklist(settings)
+    try:
+        assert store.record_flagged([*left, old, ghost]) == 4
+        first = annotator.GraphAnnotator(driver, Blocker(store, driver), Health(),
+                                         threading.Event(), with_detail=True)
+        first.flush()
+        assert first.resumed == 3  # the two and the ghost; not the old one
+        records, _, _ = driver.execute_query(
+            "MATCH (c:Card)-[:MADE]->(t:Transaction)-[:AT]->(:Site) "
+            "WHERE t.id STARTS WITH $prefix RETURN t.id AS id, t.decision AS decision, "
+            "t.reasons AS reasons, t.country AS country, t.ip_address AS ip, "
+            "t.merchant_category AS category, t.card_present AS present, c.id AS card "
+            "ORDER BY id", prefix=f"{unique}-")
+        assert [dict(r) for r in records] == [
+            {"id": t.transaction_id, "decision": "block", "reasons": ["blocklist_card"],
+             "country": "US", "ip": t.ip_address, "category": "5999",
+             "present": t.card_present, "card": t.card_id} for t in txs[:2]]
+        assert [f.transaction_id for f in store.ungraphed(3600, 10)] == [ghost.transaction_id]
+        second = annotator.GraphAnnotator(driver, Blocker(store, driver), Health(),
+                                          threading.Event(), with_detail=True)
+        second.flush()
+        assert second.resumed == 1  # the ghost waits for its card
+    finally:
+        store.close()
+        driver.close()
+
+
+def flagged_row(t: Transaction, decision: str, decided_ms: int) -> FlaggedTransaction:
+    return FlaggedTransaction(
+        t.transaction_id, decision, 1.0, [{"code": "blocklist_card", "detector": "blocklist",
+                                           "detail": "manual: stolen"}],
+        t.card_id, t.user_id, t.site_id, t.device_id, t.amount_minor, t.currency, t.event_ms,
+        decided_ms, t.country, t.ip_address, t.merchant_category, t.card_present)
+
+
 def _health(port: int) -> dict[str, Any]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
@@ -392,6 +450,8 @@ def test_with_flagged_detail_only_flagged_transactions_get_a_node_and_labels_pla
         got = decisions(settings)
         assert Counter(d.decision for d in got.values()) == Counter(allow=6, block=1)
         assert got[stolen.transaction_id].decision == "block"
+        # the worker noted in PostgreSQL that the decision reached the graph
+        assert store.ungraphed(3600, 10) == []
         # one Transaction node: the blocked one, with its decision, card, site and device
         nodes = "MATCH (t:Transaction) WHERE t.id STARTS WITH $prefix "
         records, _, _ = driver.execute_query(
