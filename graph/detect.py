@@ -148,6 +148,8 @@ class PartitionProgress:
 
     offset: int  # the highest offset projected (-1: none)
     event_ms: int | None  # the newest event time projected
+    #: FRAUDGRAPH_GRAPH_DETAIL of the group furthest on (None: not recorded)
+    detail: str | None = None
 
 
 @_timed
@@ -156,7 +158,8 @@ def projection_progress(driver: Driver, topic: str,
     """Per partition of ``topic``, the furthest any projection group has written."""
     records, _, _ = driver.execute_query(cypher.load("projection_progress"), topic=topic,
                                          database_=database)
-    return {r["partition"]: PartitionProgress(r["offset"], r["event_ms"]) for r in records}
+    return {r["partition"]: PartitionProgress(r["offset"], r["event_ms"], r["detail"])
+            for r in records}
 
 
 @_timed

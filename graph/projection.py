@@ -240,7 +240,9 @@ class GraphWriter:
                 timed("detail", tx, "project_transactions", txs=plan.transactions)
             if cursors:
                 timed("cursors", tx, "project_cursors_save",
-                      cursors=[dataclasses.asdict(c) for c in cursors])
+                      cursors=[{**dataclasses.asdict(c),
+                                "detail": "all" if self.detail else "flagged"}
+                               for c in cursors])
             return plan, len(transactions) - len(fresh)
 
         started = time.perf_counter()

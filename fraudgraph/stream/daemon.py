@@ -262,7 +262,8 @@ class _Services:
         out = Publisher(settings.kafka.bootstrap, **{"linger.ms": 1})
         feedback, annotator = _worker(settings, config, options, decoder, driver, health)
         view = GraphView(driver, source, feedback, RingSweep(driver, config, annotator),
-                         config, topics.transactions, options.graph_wait)
+                         config, topics.transactions, options.graph_wait,
+                         settings.neo4j.detail)
         if not config.graph.enabled:  # nothing reads the graph: labels need not wait for it
             feedback.graph_ms = INFINITY
         feedback.take_frauds = lambda frauds: detector.features.learn_frauds(frauds)

@@ -14,6 +14,11 @@ whatever the projection, the label worker and the ring sweep happen to have done
    swept at multiples of ``rings.sweep_every`` in event time, so a transaction sees
    the rings of the boundary before its ``known``, whatever the batching).
 
+The projection's cursors also say which ``FRAUDGRAPH_GRAPH_DETAIL`` it writes with;
+a daemon whose own setting differs stops with an error that says so (with
+``flagged`` the daemon writes the flagged transactions' nodes, with ``all`` the
+projection: a mismatch leaves them unwritten, or writes them twice).
+
 It waits for 1 and 2 at most ``wait_seconds`` (None: as long as it takes, for
 backtests); after that it decides on what the graph holds, logs it and sets
 ``fraudgraph_detector_graph_behind``, and later batches do not wait until the
@@ -35,6 +40,7 @@ from detectors.blocklist import BlocklistCache
 from detectors.config import DetectorConfig
 from detectors.graph_checks import BatchFacts, known_ms
 from fraudgraph import metrics
+from fraudgraph.errors import ConfigError
 from fraudgraph.stream.feedback import Feedback
 from fraudgraph.stream.ring_sweep import RingSweep
 from graph import detect
@@ -52,9 +58,12 @@ class GraphView:
 
     def __init__(self, driver: Any, source: TransactionSource, feedback: Feedback,
                  rings: RingSweep, config: DetectorConfig, topic: str,
-                 wait_seconds: float | None) -> None:
+                 wait_seconds: float | None, detail: str = "all") -> None:
+        """``detail``: this daemon's ``FRAUDGRAPH_GRAPH_DETAIL`` (the projection's must
+        be the same)."""
         self.driver, self.source, self.feedback, self.rings = driver, source, feedback, rings
         self.config, self.topic, self.wait_seconds = config, topic, wait_seconds
+        self.detail = detail
         graph, rules = config.graph, config.rules
         device, ip = rules.shared_device, rules.shared_ip
         self.thresholds = detect.Thresholds(
@@ -158,6 +167,7 @@ class GraphView:
         may lie before the batch's own transactions, and before those published beside
         them in other partitions."""
         progress = detect.projection_progress(self.driver, self.topic)
+        self._same_detail(progress)
         if time.monotonic() - self._ends_at >= ENDS_EVERY_SECONDS:
             self._look_at_ends()
         complete = INFINITY
@@ -175,6 +185,18 @@ class GraphView:
             complete = min(complete, done.event_ms - 1 if done.event_ms is not None
                            else -INFINITY)
         return complete
+
+    def _same_detail(self, progress: dict[int, detect.PartitionProgress]) -> None:
+        other = sorted({p.detail for p in progress.values() if p.detail is not None}
+                       - {self.detail})
+        if other:
+            raise ConfigError(
+                f"the projection of topic {self.topic!r} writes with "
+                f"FRAUDGRAPH_GRAPH_DETAIL={other[0]} and this daemon runs with "
+                f"{self.detail}: flagged transactions' nodes would be "
+                f"{'written by neither' if self.detail == 'all' else 'written twice'}; "
+                f"give the projector and the daemon the same FRAUDGRAPH_GRAPH_DETAIL "
+                f"and start them again")
 
     def _look_at_ends(self) -> None:
         self._ends, self._ends_at = self.source.end_offsets(), time.monotonic()

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from detectors.config import DetectorConfig
+from fraudgraph.errors import ConfigError
 from fraudgraph.stream.graph_view import GraphView
 from graph import detect
 from graph.detect import PartitionProgress
@@ -63,4 +64,19 @@ def test_no_partition_projected_means_nothing_is_known(
     graph = view(Ends({0: 4}))
     assert graph.complete_ms(time.monotonic()) == float("-inf")
     progress[0] = PartitionProgress(3, 500)
+    assert graph.complete_ms(time.monotonic()) == float("inf")
+
+
+def test_a_projection_writing_with_another_detail_setting_stops_the_daemon(
+        progress: dict[int, PartitionProgress]) -> None:
+    graph = view(Ends({0: 4, 1: 4}))  # the daemon's setting: all (the default)
+    progress.update({0: PartitionProgress(3, 500, "all"), 1: PartitionProgress(3, 600, None)})
+    assert graph.complete_ms(time.monotonic()) == float("inf")  # None: not recorded
+    progress[1] = PartitionProgress(3, 600, "flagged")
+    with pytest.raises(ConfigError, match=r"FRAUDGRAPH_GRAPH_DETAIL=flagged and this daemon "
+                                          r"runs with all: .* written by neither; give the "
+                                          r"projector and the daemon the same"):
+        graph.complete_ms(time.monotonic())
+    graph.detail = "flagged"
+    progress[0] = PartitionProgress(3, 500, "flagged")
     assert graph.complete_ms(time.monotonic()) == float("inf")
