@@ -20,6 +20,7 @@ import pytest
 
 from fraudgraph.settings import Settings
 from fraudgraph.stream import projector
+from graph import detect
 from graph import driver as neo4j_driver
 from graph.projection import Cursor, GraphWriter, clear_graph
 from ingest import kafka
@@ -147,6 +148,9 @@ def test_projection_equals_the_oracle_and_replays_change_nothing(
     assert (stats.consumed, stats.projected, stats.duplicates) == (COUNT, COUNT, 0)
     assert graph_state(driver) == expected
     assert detail_ids(driver) == {tx.transaction_id for tx in transactions}
+    # the cursors say which detail setting wrote them (a daemon checks its own against it)
+    progress = detect.projection_progress(driver, settings.topics.transactions)
+    assert {p.detail for p in progress.values()} == {"all"}
 
     # Same group from the beginning: skipped by transaction id (the detail is there).
     again = run_projector(settings, f"proj-{unique}", from_beginning=True)
@@ -180,6 +184,8 @@ def test_with_flagged_detail_the_projection_writes_the_aggregates_alone(
     assert (stats.consumed, stats.projected, stats.duplicates) == (COUNT + 5000, COUNT, 5000)
     assert_same_graph(graph_state(driver), oracle(transactions))
     assert detail_count(driver) == 0
+    progress = detect.projection_progress(driver, settings.topics.transactions)
+    assert {p.detail for p in progress.values()} == {"flagged"}
     again = run_projector(settings, f"bare-{unique}", from_beginning=True)
     assert (again.consumed, again.projected, again.duplicates) == (COUNT + 5000, 0, COUNT + 5000)
     assert_same_graph(graph_state(driver), oracle(transactions))
