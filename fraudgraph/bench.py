@@ -91,6 +91,7 @@ class BenchResult:
     #: batches decided before the graph held their time (the wait ran out): their graph
     #: checks saw less than as of their time, and the rate is not the as-of rate
     graph_behind: int = 0
+    graph_wait_limit: float | None = 60.0  # the daemon's --graph-wait (None: forever)
     #: the daemon's Neo4j calls (graph.detect): function -> (calls, wall seconds)
     neo4j_calls: dict[str, tuple[int, float]] = field(default_factory=dict)
     one_at_a_time: Reference | None = None
@@ -142,6 +143,7 @@ class BenchResult:
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "graph_wait_seconds": {k: round(v, 3) for k, v in self.graph_wait_on.items()},
             "batches_decided_before_the_graph": self.graph_behind,
+            "graph_wait_limit_seconds": self.graph_wait_limit,
             "model": None if self.model_version is None else {
                 "version": self.model_version, "seconds": round(self.model_seconds, 3),
                 "share_of_batch_time": round(self.model_share, 4)},
@@ -172,7 +174,8 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         projection: bool, scratch: Path, report: Callable[[str], None],
         batch_timeout: float = daemon.DaemonOptions.batch_timeout,
         one_at_a_time: int = 5_000, trace_memory: bool = False,
-        model_count: int = 0, quix: bool = False, promote: bool = True) -> BenchResult:
+        model_count: int = 0, quix: bool = False, promote: bool = True,
+        graph_wait: float | None = 60.0) -> BenchResult:
     """One bench run as the module docstring describes, in this order:
 
     1. fresh topics (and a blocklist schema) for the run;
@@ -189,13 +192,15 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
     With ``model_count``, first a learned model is trained and promoted in the run's
     registry (:func:`_warm_model`), so the measured daemon scores with it; with
     ``promote`` False it is trained and left unpromoted, so the rules decide on the same
-    warm graph (the baseline of the model's cost).
+    warm graph (the baseline of the model's cost).  ``graph_wait``: the daemon's
+    longest wait for the projection (None: forever).
     """
     if model_count and not config.model.enabled:
         raise ConfigError(f"--model needs a config whose [model] is enabled ({config.name} "
                           "turns it off: its daemon logs no feature vectors to train on)")
     fresh = fresh_run(settings, scratch)
     result = BenchResult(count, rate, projection, settings.neo4j.detail)
+    result.graph_wait_limit = graph_wait
     ready = threading.Event()  # set by the daemon once it has joined its consumer group
     producer: threading.Thread | None = None
     projector: _Projector | None = None
@@ -219,7 +224,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         report("deciding")
         decisions = _decide(fresh, config, count, batch_timeout, projection, trace_memory,
                             ready, result, keep=quix, until_idle=OFFERED_IDLE_S if rate > 0
-                            else BACKLOG_IDLE_S)
+                            else BACKLOG_IDLE_S, graph_wait=graph_wait)
         if producer is not None:
             producer.join()
         if projector is not None:
@@ -347,7 +352,7 @@ class _Projector:
 def _decide(fresh: Fresh, config: DetectorConfig, count: int, batch_timeout: float,
             projection: bool, trace_memory: bool, ready: threading.Event,
             result: BenchResult, keep: bool = False,
-            until_idle: float = 5.0) -> dict[str, str]:
+            until_idle: float = 5.0, graph_wait: float | None = 60.0) -> dict[str, str]:
     """Run the daemon over the run's input until it is idle for ``until_idle`` seconds
     (or has decided ``count``), sampling memory and lag meanwhile; its figures, CPU
     seconds, samples and (``trace_memory``) memory growth go to ``result``; returns its
@@ -357,7 +362,7 @@ def _decide(fresh: Fresh, config: DetectorConfig, count: int, batch_timeout: flo
     options = daemon.DaemonOptions(group=f"bench-detector-{fresh.run_id}",
                                    until_idle=until_idle, max_messages=count,
                                    batch_timeout=batch_timeout,
-                                   graph_wait=10.0 if projection else 0.0,
+                                   graph_wait=graph_wait if projection else 0.0,
                                    keep_decisions=keep)
     cpu_started = time.process_time()
     sampling = threading.Event()

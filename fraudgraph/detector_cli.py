@@ -74,7 +74,7 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
         until_idle=until_idle / 1000 if until_idle is not None else None,
         metrics_port=metrics_port, labels=not no_labels, keep_decisions=truth is not None,
         checkpoint_every=checkpoint_every / 1000 if checkpoint_every else None,
-        graph_wait=_wait_seconds(graph_wait))
+        graph_wait=wait_seconds(graph_wait))
     with progress_bar("deciding", None) as advance:
         stats = daemon.run(settings, config, options, decoder_config(settings), advance)
     out.print(table(f"detector daemon ({config.name})", ["", "value"], _summary(stats)))
@@ -82,7 +82,7 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
         _print_quality(stats, truth)
 
 
-def _wait_seconds(text: str) -> float | None:
+def wait_seconds(text: str) -> float | None:
     """``--graph-wait``: a duration, or ``forever`` (None)."""
     if text.strip().lower() == "forever":
         return None

@@ -38,6 +38,7 @@ def test_bench_runs_daemon_projection_and_both_references(stack: Settings,
     assert "daemon's Neo4j calls" in result.stdout
     assert isinstance(figures["batches_decided_before_the_graph"], int)
     assert set(figures["graph_wait_seconds"]) == {"projection", "labels"}
+    assert figures["graph_wait_limit_seconds"] == 60.0  # the bench's default
     assert figures["graph_detail"] == "all"
     assert set(figures["cpu_seconds"]) >= {"detector daemon", "projector", "kafka", "neo4j",
                                            "postgres"}

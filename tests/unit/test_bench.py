@@ -172,7 +172,7 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
     (tmp_path / "scratch" / "abcdef12.jsonl").write_text("{}\n")  # the generator's labels
     reports: list[str] = []
     result = run(fake.settings, DetectorConfig(), 100, 0.0, 7, True, tmp_path / "scratch",
-                 reports.append, one_at_a_time=40, quix=True)
+                 reports.append, one_at_a_time=40, quix=True, graph_wait=None)
     assert fake.events == [
         ("ensure_topics", TOPICS),
         ("start", "generate", "-n", "100", "--rate", "0.0", "--seed", "7", "--labels",
@@ -180,7 +180,7 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
         ("generated", 100),
         ("start", "project", "--until-idle", "5s", "--metrics-port", "0", "--group",
          "bench-projection-abcdef12", TOPICS[0]),
-        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000,
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, None, 5000,
          5.0),
         ("lag", "bench-projection-abcdef12", TOPICS[0]),
         ("waited", "project"),
@@ -215,6 +215,7 @@ def test_a_backlog_run_produces_first_then_decides_measures_and_cleans_up(
     assert figures["checkpoints"] == {"written": 2, "longest_pause_ms": 4.0}
     assert figures["daemon_neo4j_calls"] == {"batch_features": {"calls": 4, "seconds": 0.25}}
     assert figures["quix_peer"]["ratio"] == 0.8 and figures["one_at_a_time"]["ratio"] == 1.0
+    assert figures["graph_wait_limit_seconds"] is None  # forever
 
 
 def test_an_offered_load_starts_when_the_daemon_is_ready_and_a_failure_still_cleans_up(
@@ -229,7 +230,7 @@ def test_an_offered_load_starts_when_the_daemon_is_ready_and_a_failure_still_cle
             reports.append)
     assert reports == ["offering 100 transactions at 50/s", "deciding"]
     daemon_at = fake.events.index(  # an offered load: 30 s to the first message
-        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 10.0, 5000,
+        ("daemon", TOPICS[0], "bench_abcdef12", "bench-detector-abcdef12", 100, 60.0, 5000,
          30.0))
     generated_at = fake.events.index(("generated", 101))
     assert fake.events[0][0] == "ensure_topics" and fake.events[1][1] == "project"
