@@ -51,6 +51,10 @@ from detectors.features import NAMES
 from detectors.pipeline import certain, model_thresholds
 from fraudgraph import connect, model_service
 from fraudgraph import evaluate as ev
+from fraudgraph.backtest_protocol import (
+    OPTIONAL_FIELDS,
+    Variant,
+)
 from fraudgraph.errors import ConfigError
 from fraudgraph.settings import Settings
 from fraudgraph.stream import daemon, projector
@@ -79,28 +83,6 @@ _DECISION = msgspec.json.Decoder(DecisionRecord)
 _LINE = msgspec.json.Encoder()
 
 
-@dataclass(frozen=True)
-class Variant:
-    """What decides: a detector config, with or without the GNN's entity scores, with or
-    without the learned model retrained on schedule inside the replay."""
-
-    name: str
-    config: str
-    gnn: bool = False
-    model: bool = False
-
-
-#: The seeds of the evaluation protocol (detectors/presets/README.md): weights,
-#: thresholds and model choices may look at the tuning seeds only; every figure the
-#: README reports comes from the held-out seeds.
-TUNING_SEEDS = (1, 2, 3, 42)
-HELD_OUT_SEEDS = (101, 202, 303)
-
-VARIANTS = {"rules": Variant("rules", "default"),
-            "rules+gnn": Variant("rules+gnn", "default", gnn=True),
-            "model": Variant("model", "default", model=True),
-            "model+gnn": Variant("model+gnn", "default", gnn=True, model=True),
-            "legacy": Variant("legacy", "legacy")}
 #: what the offline replay of a model run's logged vectors adds (same run, same vectors:
 #: the model's decisions never change the state the vectors are computed from)
 ABLATION = "model-nograph"
@@ -116,11 +98,6 @@ class History:
     labels: list[tuple[int, str, bytes]]  # (reported ms, transaction id, record), in order
     truth: Path
     frauds: dict[str, int] = field(default_factory=dict)  # fraud: transaction id -> reported
-
-
-#: optional fields a generated history can go without (``--without``): a history with
-#: only card, user, site, amount and time, as many external datasets are
-OPTIONAL_FIELDS = {"device": "device_id", "ip": "ip_address"}
 
 
 def generated(seed: int, count: int, folder: Path, without: tuple[str, ...] = ()) -> History:

@@ -5,20 +5,23 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraudgraph import backtest as bt
+from fraudgraph import backtest_protocol as protocol
 from fraudgraph.errors import ConfigError
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import require_secret
 from fraudgraph.ui import DURATION, env_epilog, out, settings_from, table
 from ingest.transaction import DecoderConfig
 
+if TYPE_CHECKING:
+    from fraudgraph.backtest import History
+
 
 def _seeds(text: str) -> tuple[int, ...]:
-    named = {"held-out": bt.HELD_OUT_SEEDS, "tuning": bt.TUNING_SEEDS}
+    named = {"held-out": protocol.HELD_OUT_SEEDS, "tuning": protocol.TUNING_SEEDS}
     if text in named:
         return named[text]
     try:
@@ -30,8 +33,9 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 _OPTIONS = [
     click.option("--seeds", default="held-out", show_default=True,
-                 help=f"Generated histories: seeds, `held-out` ({bt.HELD_OUT_SEEDS}) or `tuning` "
-                      f"({bt.TUNING_SEEDS}). Tune on tuning seeds only; report held-out ones."),
+                 help=f"Generated histories: seeds, `held-out` ({protocol.HELD_OUT_SEEDS}) or "
+                      f"`tuning` ({protocol.TUNING_SEEDS}). Tune on tuning seeds only; report "
+                      "held-out ones."),
     click.option("-n", "--count", type=click.IntRange(min=1000), default=100_000,
                  show_default=True, help="Transactions per generated history."),
     click.option("--input", "input_path", type=click.Path(exists=True, dir_okay=False,
@@ -43,13 +47,13 @@ _OPTIONS = [
                       "reported_at (else --label-delay after the transaction), optional "
                       "scenario)."),
     click.option("--variant", "variants", multiple=True, default=("rules", "model", "legacy"),
-                 type=click.Choice(list(bt.VARIANTS)), show_default=True,
+                 type=click.Choice(list(protocol.VARIANTS)), show_default=True,
                  help="What decides (repeat): the default rules; the learned model retrained "
                       "every --model-every (its run also gives the model without graph "
                       "features, model-nograph); either with the GNN's scores (rules+gnn: "
                       "trained at the cut; model+gnn: at every retrain); the legacy system's "
                       "three rules."),
-    click.option("--without", type=click.Choice(sorted(bt.OPTIONAL_FIELDS)), multiple=True,
+    click.option("--without", type=click.Choice(sorted(protocol.OPTIONAL_FIELDS)), multiple=True,
                  help="Generate the histories without this field (repeat): e.g. --without "
                       "device --without ip leaves card, user, site, amount and time."),
     click.option("--label-delay", type=DURATION, default="7d", show_default=True,
@@ -99,6 +103,8 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
     evaluated on the window from the cut to the end (and on the whole history);
     summary.md has the table.  The graph is emptied once per history and variant.
     """
+    from fraudgraph import backtest as bt  # the machinery: not for every command's start
+
     settings = settings_from(ctx)
     require_secret(settings.neo4j.password, "FRAUDGRAPH_NEO4J_PASSWORD")
     if (input_path is None) != (labels_path is None):
@@ -129,14 +135,14 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
         history = _history(name, count, without, input_path, labels_path, decoder,
                            out_dir, label_delay)
         for variant in variants:
-            outcomes.extend(runner.run(history, bt.VARIANTS[variant]))
+            outcomes.extend(runner.run(history, protocol.VARIANTS[variant]))
     context = {"histories": ", ".join(names),
                "transactions per history": count if input_path is None else "from --input",
                "window": f"from {cut:.0%} of each history to its end",
                "without": ", ".join(without) or "-",
                "label delay": f"{label_delay / 86_400_000:g} d",
                "model every": f"{model_every / 86_400_000:g} d",
-               "configs": ", ".join(f"{v}: {bt.VARIANTS[v].config}" for v in variants),
+               "configs": ", ".join(f"{v}: {protocol.VARIANTS[v].config}" for v in variants),
                "commit": commit, "k": k}
     _print_summary(bt.write_summary(out_dir, outcomes, context),
                    bt.summary(outcomes, context)[1], k)
@@ -144,8 +150,10 @@ def backtest(ctx: click.Context, seeds: str, count: int, input_path: Path | None
 
 def _history(name: str, count: int, without: tuple[str, ...], input_path: Path | None,
              labels_path: Path | None, decoder: DecoderConfig, out_dir: Path,
-             label_delay: int) -> bt.History:
+             label_delay: int) -> History:
     """A generated history (``seed N``) or the user's files."""
+    from fraudgraph import backtest as bt
+
     if input_path is None or labels_path is None:
         return bt.generated(int(name.removeprefix("seed ")), count, out_dir / bt.slug(name),
                             without)
@@ -157,11 +165,13 @@ def _history(name: str, count: int, without: tuple[str, ...], input_path: Path |
 
 
 def _print_summary(written: Path, data: dict[str, Any], k: int) -> None:
+    from fraudgraph.backtest import fmt
+
     keys = ["recall", "flag_precision", "block_precision", "auc", "ap", "card_precision"]
     out.print(table("backtest: mean over the histories, evaluation window (per scenario: "
                     "summary.md)",
                     ["variant", "recall", "P flag", "P block", "AUC-ROC", "AP", f"CP@{k}"],
-                    [[variant, *(bt.fmt(figures.get(key)) for key in keys)]
+                    [[variant, *(fmt(figures.get(key)) for key in keys)]
                      for variant, figures in data["mean"].items()]))
     out.print(f"wrote {written} (per history lines, JSON and every report beside it)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
@@ -13,8 +14,10 @@ from detectors.quality import measure, percentile
 from fraudgraph.errors import ConfigError
 from fraudgraph.ingest_cli import decoder_config
 from fraudgraph.settings import require_secret
-from fraudgraph.stream import daemon
 from fraudgraph.ui import DURATION, env_epilog, out, progress_bar, settings_from, table
+
+if TYPE_CHECKING:
+    from fraudgraph.stream import daemon
 
 RUN_ENV = env_epilog("FRAUDGRAPH_KAFKA_BOOTSTRAP", "FRAUDGRAPH_TOPIC", "FRAUDGRAPH_NEO4J",
                      "FRAUDGRAPH_POSTGRES")
@@ -63,6 +66,8 @@ def run(ctx: click.Context, config_ref: str, group: str, batch_size: int, batch_
     in PostgreSQL, then commit.  Fraud labels and the ring sweep run between
     batches.  Runs until Ctrl-C / SIGTERM (or --until-idle).
     """
+    from fraudgraph.stream import daemon  # the stream and the model: not for --help
+
     settings = settings_from(ctx)
     require_secret(settings.neo4j.password, "FRAUDGRAPH_NEO4J_PASSWORD")  # before any output
     if settings.postgres.managed:
