@@ -52,9 +52,14 @@ def test_java_major_version(output: str, major: int | None) -> None:
 
 def test_running_pid_requires_the_marker(tmp_path: Path) -> None:
     marker = str(tmp_path / "marker-dir")
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import time; print('ready', flush=True); time.sleep(60)", marker],
+                            stdout=subprocess.PIPE, text=True)
     pid_file = tmp_path / "svc.pid"
     try:
+        # until the child has exec'd, /proc/PID/cmdline is still pytest's (a loaded
+        # machine showed it): wait for the child itself to speak
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         pid_file.write_text(f"{proc.pid}\n")
         assert process.running_pid(pid_file, marker) == proc.pid
         assert process.running_pid(pid_file, str(tmp_path / "other")) is None
