@@ -92,17 +92,6 @@ class FlaggedTransaction:
     merchant_category: str | None = None
     card_present: bool | None = None
 
-    def graph_row(self) -> dict[str, Any]:
-        """The row ``graph.detect.record_flagged`` (the node with its decision) and
-        ``set_decisions`` (the decision onto the projected node) write."""
-        return {"id": self.transaction_id, "card_id": self.card_id, "site_id": self.site_id,
-                "device_id": self.device_id, "user_id": self.user_id,
-                "event_ms": self.event_ms, "amount_minor": self.amount_minor,
-                "currency": self.currency, "country": self.country,
-                "ip_address": self.ip_address, "merchant_category": self.merchant_category,
-                "card_present": self.card_present, "decision": self.decision,
-                "score": self.score, "reasons": [r["code"] for r in self.reasons]}
-
 
 @dataclass(frozen=True)
 class LabelRow:

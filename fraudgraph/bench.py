@@ -65,6 +65,9 @@ BACKLOG_IDLE_S, OFFERED_IDLE_S = 5.0, 30.0
 #: the default generator's transactions per day of event time (100,000 span about 14 days)
 WARM_TX_PER_DAY = 7_000
 SAMPLE_EVERY = 10.0  # seconds between memory / lag samples (soak runs)
+#: the measured daemon's longest wait for the projection (`--graph-wait`): above the
+#: daemon's own 10 s, which a freshly started Neo4j's first batches can outlast
+GRAPH_WAIT_S = 60.0
 
 
 @dataclass
@@ -91,7 +94,7 @@ class BenchResult:
     #: batches decided before the graph held their time (the wait ran out): their graph
     #: checks saw less than as of their time, and the rate is not the as-of rate
     graph_behind: int = 0
-    graph_wait_limit: float | None = 60.0  # the daemon's --graph-wait (None: forever)
+    graph_wait_limit: float | None = None  # the daemon's --graph-wait (None: forever)
     #: the daemon's Neo4j calls (graph.detect): function -> (calls, wall seconds)
     neo4j_calls: dict[str, tuple[int, float]] = field(default_factory=dict)
     one_at_a_time: Reference | None = None
@@ -175,7 +178,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         batch_timeout: float = daemon.DaemonOptions.batch_timeout,
         one_at_a_time: int = 5_000, trace_memory: bool = False,
         model_count: int = 0, quix: bool = False, promote: bool = True,
-        graph_wait: float | None = 60.0) -> BenchResult:
+        graph_wait: float | None = GRAPH_WAIT_S) -> BenchResult:
     """One bench run as the module docstring describes, in this order:
 
     1. fresh topics (and a blocklist schema) for the run;
@@ -224,7 +227,7 @@ def run(settings: Settings, config: DetectorConfig, count: int, rate: float, see
         report("deciding")
         decisions = _decide(fresh, config, count, batch_timeout, projection, trace_memory,
                             ready, result, keep=quix, until_idle=OFFERED_IDLE_S if rate > 0
-                            else BACKLOG_IDLE_S, graph_wait=graph_wait)
+                            else BACKLOG_IDLE_S)
         if producer is not None:
             producer.join()
         if projector is not None:
@@ -352,7 +355,7 @@ class _Projector:
 def _decide(fresh: Fresh, config: DetectorConfig, count: int, batch_timeout: float,
             projection: bool, trace_memory: bool, ready: threading.Event,
             result: BenchResult, keep: bool = False,
-            until_idle: float = 5.0, graph_wait: float | None = 60.0) -> dict[str, str]:
+            until_idle: float = 5.0) -> dict[str, str]:
     """Run the daemon over the run's input until it is idle for ``until_idle`` seconds
     (or has decided ``count``), sampling memory and lag meanwhile; its figures, CPU
     seconds, samples and (``trace_memory``) memory growth go to ``result``; returns its
@@ -362,7 +365,7 @@ def _decide(fresh: Fresh, config: DetectorConfig, count: int, batch_timeout: flo
     options = daemon.DaemonOptions(group=f"bench-detector-{fresh.run_id}",
                                    until_idle=until_idle, max_messages=count,
                                    batch_timeout=batch_timeout,
-                                   graph_wait=graph_wait if projection else 0.0,
+                                   graph_wait=result.graph_wait_limit if projection else 0.0,
                                    keep_decisions=keep)
     cpu_started = time.process_time()
     sampling = threading.Event()

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cypher
+from detectors.blocklist import FlaggedTransaction
 from graph.driver import Driver, TransientError
 from ingest.transaction import Transaction
 
@@ -81,6 +82,18 @@ def detail_row(tx: Transaction) -> dict[str, Any]:
             "amount_minor": tx.amount_minor, "currency": tx.currency, "country": tx.country,
             "ip_address": tx.ip_address, "merchant_category": tx.merchant_category,
             "card_present": tx.card_present}
+
+
+def decision_row(f: FlaggedTransaction) -> dict[str, Any]:
+    """A flagged transaction's detail node with its decision, as ``record_flagged``
+    writes it (``set_decisions`` reads the decision alone): :func:`detail_row`'s keys,
+    from the row PostgreSQL keeps, so a start can write what a stopped daemon left."""
+    return {"id": f.transaction_id, "card_id": f.card_id, "site_id": f.site_id,
+            "device_id": f.device_id, "user_id": f.user_id, "event_ms": f.event_ms,
+            "amount_minor": f.amount_minor, "currency": f.currency, "country": f.country,
+            "ip_address": f.ip_address, "merchant_category": f.merchant_category,
+            "card_present": f.card_present, "decision": f.decision, "score": f.score,
+            "reasons": [r["code"] for r in f.reasons]}
 
 
 def plan_batch(transactions: Iterable[Transaction], known: dict[str, set[str]],

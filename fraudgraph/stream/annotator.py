@@ -34,6 +34,7 @@ from fraudgraph import metrics
 from fraudgraph.blocking import Blocker
 from fraudgraph.stream.health import Health, isolating
 from graph import detect
+from graph.projection import decision_row
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class GraphAnnotator:
         if left:
             log.info("%d flagged decisions from before this start are not on the graph "
                      "yet: writing them", len(left))
-            self.to_record.put([f.graph_row() for f in left])
+            self.to_record.put([decision_row(f) for f in left])
             self.resumed = len(left)
 
     def _write(self, service: str, rows: list[Any], write: Callable[[list[Any]], Any]) -> None:

@@ -75,7 +75,7 @@ from fraudgraph.stream.ring_sweep import RingSweep
 from fraudgraph.stream.rule_state import RuleState
 from graph import detect
 from graph.driver import Neo4jError
-from graph.projection import GraphWriter
+from graph.projection import GraphWriter, decision_row
 from ingest import kafka
 from ingest.dlq import dlq_record
 from ingest.label_source import INFINITY, LabelSource
@@ -321,7 +321,7 @@ class _Services:
     def _record_flagged(self, decided: list[Decided]) -> None:
         flagged = [flagged_row(d) for d in decided]
         self.store.record_flagged(flagged)
-        self.annotator.record_decisions([f.graph_row() for f in flagged])
+        self.annotator.record_decisions([decision_row(f) for f in flagged])
 
     def _dead_letter(self, d: Decided, where: tuple[str, int, int],
                      exc: BaseException) -> None:
